@@ -128,12 +128,12 @@ impl ServiceModel {
 
     /// The Rust module tonic-build generates the server into (`greeter_server`).
     pub fn server_module(&self) -> String {
-        format!("{}_server", self.name.to_snake_case())
+        format!("{}_server", tonic_snake_case(&self.name))
     }
 
     /// The Rust module tonic-build generates the client into (`greeter_client`).
     pub fn client_module(&self) -> String {
-        format!("{}_client", self.name.to_snake_case())
+        format!("{}_client", tonic_snake_case(&self.name))
     }
 }
 
@@ -186,4 +186,18 @@ impl MethodModel {
 /// The wire name of a Rust method: `say_hello` → `SayHello`.
 pub fn wire_method_name(rust_name: &str) -> String {
     rust_name.to_upper_camel_case()
+}
+
+/// tonic-build's own module naming (`HTTPService` → `h_t_t_p_service`), which differs from
+/// heck's on runs of capitals; generated code must name the modules exactly as tonic does.
+fn tonic_snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c.to_ascii_lowercase());
+        if chars.peek().is_some_and(|next| next.is_uppercase()) {
+            out.push('_');
+        }
+    }
+    out
 }
