@@ -185,19 +185,36 @@ pub fn decode_frame<U: DeserializeOwned>(frame: &[u8]) -> Result<U, Status> {
             type_name()
         ))
     })?;
-    // rmp-serde's slice reader does not expose its position, so probe for one more value:
-    // only a clean end of input right at the next marker means the frame held exactly one.
-    match serde::de::IgnoredAny::deserialize(&mut deserializer) {
+    // rmp-serde's slice reader does not expose its position, so read one more marker: only a
+    // clean end of input there means the frame held exactly one value.
+    match NoMoreValues::deserialize(&mut deserializer) {
         Err(rmp_serde::decode::Error::InvalidMarkerRead(err))
-            if err.kind() == std::io::ErrorKind::UnexpectedEof => {}
-        _ => {
-            return Err(Status::invalid_argument(format!(
-                "invalid MessagePack for {}: trailing bytes after the value (a message is exactly one MessagePack value)",
-                type_name()
-            )));
+            if err.kind() == io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(value)
         }
+        _ => Err(Status::invalid_argument(format!(
+            "invalid MessagePack for {}: trailing bytes after the value (a message is exactly one MessagePack value)",
+            type_name()
+        ))),
     }
-    Ok(value)
+}
+
+/// Reads one marker and refuses whatever it announces without reading further.
+struct NoMoreValues;
+
+impl<'de> Deserialize<'de> for NoMoreValues {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RejectEverything;
+        impl serde::de::Visitor<'_> for RejectEverything {
+            type Value = NoMoreValues;
+            // Every `visit_*` keeps its default: an error, before any element is read.
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the end of the message")
+            }
+        }
+        deserializer.deserialize_any(RejectEverything)
+    }
 }
 
 /// Encodes `value` as one MessagePack value in the compact layout (structs as arrays).
