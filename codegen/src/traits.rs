@@ -313,7 +313,7 @@ fn parse_method(function: &syn::TraitItemFn) -> syn::Result<(MethodModel, TraitM
                     &arg.ty,
                     format!(
                         "argument `{ident}` is a reference: RPC arguments are decoded per call and must be owned types (write `{}`); only `&MetadataMap` may be borrowed",
-                        reference.elem.to_token_stream()
+                        owned_suggestion(&reference.elem)
                     ),
                 ));
             }
@@ -458,6 +458,15 @@ fn single_generic_arg<'a>(ty: &'a syn::Type, name: &str) -> Option<&'a syn::Type
     match generics.args.iter().collect::<Vec<_>>().as_slice() {
         [syn::GenericArgument::Type(element)] => Some(element),
         _ => None,
+    }
+}
+
+/// The owned type to suggest for a borrowed one: `str` → `String`, `[T]` → `Vec<T>`.
+fn owned_suggestion(borrowed: &syn::Type) -> String {
+    match borrowed {
+        syn::Type::Path(path) if path.path.is_ident("str") => "String".to_owned(),
+        syn::Type::Slice(slice) => format!("Vec<{}>", slice.elem.to_token_stream()),
+        other => other.to_token_stream().to_string(),
     }
 }
 

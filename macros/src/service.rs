@@ -88,7 +88,7 @@ fn generate(trait_item: &syn::ItemTrait, service: &TraitService) -> syn::Result<
     let client_mod = format_ident!("{}", model.client_module());
     let service_ident = format_ident!("{}", model.name);
     let server_ident = format_ident!("{}Server", model.name);
-    let client_ident = format_ident!("{}Client", trait_ident);
+    let client_ident = format_ident!("{}Client", model.name);
 
     let aliases = service.methods.iter().zip(&model.methods).map(|(method, model)| {
         let (request, response) = alias_idents(&model.name);
