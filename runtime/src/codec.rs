@@ -17,6 +17,20 @@ pub trait Format: Send + Sync + 'static + sealed::Sealed {
         writer: W,
         value: &T,
     ) -> Result<(), rmp_serde::encode::Error>;
+
+    /// Appends `value` as one MessagePack value in this layout to `buf`, as the codec does
+    /// with tonic's frame buffer (no intermediate `Vec`).
+    fn encode_buf<B: BufMut, T: Serialize + ?Sized>(
+        buf: &mut B,
+        value: &T,
+    ) -> Result<(), Status> {
+        Self::encode(BufWriter(buf), value).map_err(|err| {
+            Status::internal(format!(
+                "failed to encode {} as MessagePack: {err}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
 }
 
 mod sealed {
@@ -115,19 +129,14 @@ impl<F: Format, T: Serialize> Encoder for MsgPackEncoder<F, T> {
     type Error = Status;
 
     fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        F::encode(FrameWriter(buf), &item).map_err(|err| {
-            Status::internal(format!(
-                "failed to encode {} as MessagePack: {err}",
-                std::any::type_name::<T>()
-            ))
-        })
+        F::encode_buf(buf, &item)
     }
 }
 
-/// `io::Write` over tonic's buffer without the per-call bookkeeping of `BufMut::writer`.
-struct FrameWriter<'a, 'b>(&'a mut EncodeBuf<'b>);
+/// `io::Write` over a `BufMut` without the per-call bookkeeping of `BufMut::writer`.
+struct BufWriter<'a, B>(&'a mut B);
 
-impl io::Write for FrameWriter<'_, '_> {
+impl<B: BufMut> io::Write for BufWriter<'_, B> {
     #[inline]
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.0.put_slice(data);
