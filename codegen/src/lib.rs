@@ -7,6 +7,7 @@
 mod error;
 pub mod model;
 pub mod tonic_gen;
+pub mod trait_gen;
 pub mod traits;
 
 pub use error::Error;

@@ -1,4 +1,6 @@
-//! `#[msgpack_service]`: a Rust trait → tonic server and client speaking MessagePack.
+//! Back end of `#[msgpack_service]`: a Rust trait → tonic server and client speaking
+//! MessagePack. The proc-macro only calls [`expand`]; keeping the expansion here lets it be
+//! snapshot-tested as ordinary code.
 //!
 //! The expansion, for `trait Calculator`:
 //! - the trait itself, with each `async fn` desugared to `fn … -> impl Future<…> + Send`
@@ -13,11 +15,13 @@
 use heck::ToSnakeCase;
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
-use tonic_msgpack_build::model::ServiceModel;
-use tonic_msgpack_build::tonic_gen::{self, TonicOptions};
-use tonic_msgpack_build::traits::{self, TraitMethod, TraitService};
+use crate::model::{MethodModel, ServiceModel};
+use crate::tonic_gen::{self, TonicOptions};
+use crate::traits::{self, TraitMethod, TraitService};
 
-pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+/// Expands `#[msgpack_service(args)]` on `item`. Never fails: errors become `compile_error!`s
+/// next to the trait, so the user sees the real problem and nothing else.
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut trait_item = match syn::parse2::<syn::ItemTrait>(item.clone()) {
         Ok(trait_item) => trait_item,
         Err(_) => {
@@ -299,7 +303,7 @@ fn adapter_method(trait_ident: &syn::Ident, method: &TraitMethod, wire_name: &st
 /// One typed method of the client wrapper.
 fn client_method(
     method: &TraitMethod,
-    model: &tonic_msgpack_build::model::MethodModel,
+    model: &MethodModel,
 ) -> TokenStream {
     let ident = &method.ident;
     let response = &method.response;
