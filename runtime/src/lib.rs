@@ -13,6 +13,7 @@ pub use codec::{
     NamedMsgPackCodec, decode_frame, to_vec, to_vec_named,
 };
 pub use stream::{ServerStream, Streaming};
+#[doc = include_str!("docs/msgpack_service.md")]
 pub use tonic_msgpack_macros::msgpack_service;
 
 /// Re-exports used by generated code. Not a public API.
