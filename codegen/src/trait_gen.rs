@@ -12,12 +12,12 @@
 //! - `CalculatorServer<T>` (tonic's) and a typed `CalculatorClient<T>` whose methods take
 //!   the trait's arguments and return its values.
 
-use heck::ToSnakeCase;
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
 use crate::model::{MethodModel, ServiceModel};
 use crate::tonic_gen::{self, TonicOptions};
 use crate::traits::{self, TraitMethod, TraitService};
+use heck::ToSnakeCase;
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
 
 /// Expands `#[msgpack_service(args)]` on `item`. Never fails: errors become `compile_error!`s
 /// next to the trait, so the user sees the real problem and nothing else.
@@ -33,8 +33,8 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#error #item);
         }
     };
-    let result = traits::parse_trait(&trait_item, args)
-        .and_then(|service| generate(&trait_item, &service));
+    let result =
+        traits::parse_trait(&trait_item, args).and_then(|service| generate(&trait_item, &service));
     match result {
         Ok(generated) => {
             desugar_trait(&mut trait_item);
@@ -61,8 +61,12 @@ fn strip_rpc_attributes(trait_item: &mut syn::ItemTrait) {
 /// `async fn f(&self, …) -> R` → `fn f(&self, …) -> impl Future<Output = R> + Send`.
 fn desugar_trait(trait_item: &mut syn::ItemTrait) {
     strip_rpc_attributes(trait_item);
-    trait_item.supertraits.push(syn::parse_quote!(::core::marker::Send));
-    trait_item.supertraits.push(syn::parse_quote!(::core::marker::Sync));
+    trait_item
+        .supertraits
+        .push(syn::parse_quote!(::core::marker::Send));
+    trait_item
+        .supertraits
+        .push(syn::parse_quote!(::core::marker::Sync));
     trait_item.supertraits.push(syn::parse_quote!('static));
     for item in &mut trait_item.items {
         let syn::TraitItem::Fn(function) = item else {
@@ -94,15 +98,19 @@ fn generate(trait_item: &syn::ItemTrait, service: &TraitService) -> syn::Result<
     let server_ident = format_ident!("{}Server", model.name);
     let client_ident = format_ident!("{}Client", model.name);
 
-    let aliases = service.methods.iter().zip(&model.methods).map(|(method, model)| {
-        let (request, response) = alias_idents(&model.name);
-        let request_type = method.request_type();
-        let response_type = &method.response;
-        quote! {
-            pub type #request = #request_type;
-            pub type #response = #response_type;
-        }
-    });
+    let aliases = service
+        .methods
+        .iter()
+        .zip(&model.methods)
+        .map(|(method, model)| {
+            let (request, response) = alias_idents(&model.name);
+            let request_type = method.request_type();
+            let response_type = &method.response;
+            quote! {
+                pub type #request = #request_type;
+                pub type #response = #response_type;
+            }
+        });
 
     // tonic-build sees the aliases, which resolve in the hidden module's scope.
     let mut tonic_model = ServiceModel {
@@ -301,10 +309,7 @@ fn adapter_method(trait_ident: &syn::Ident, method: &TraitMethod, wire_name: &st
 }
 
 /// One typed method of the client wrapper.
-fn client_method(
-    method: &TraitMethod,
-    model: &MethodModel,
-) -> TokenStream {
+fn client_method(method: &TraitMethod, model: &MethodModel) -> TokenStream {
     let ident = &method.ident;
     let response = &method.response;
     let path = format!("`{}`", model.name);

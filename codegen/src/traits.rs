@@ -238,7 +238,9 @@ pub fn path_variables(path: &str) -> Vec<&str> {
 fn parse_method(function: &syn::TraitItemFn) -> syn::Result<(MethodModel, TraitMethod)> {
     let mut errors = Errors::default();
     let sig = &function.sig;
-    let rpc = errors.take(parse_rpc_options(&function.attrs)).unwrap_or_default();
+    let rpc = errors
+        .take(parse_rpc_options(&function.attrs))
+        .unwrap_or_default();
 
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new_spanned(
@@ -259,7 +261,10 @@ fn parse_method(function: &syn::TraitItemFn) -> syn::Result<(MethodModel, TraitM
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(variadic, "variadic arguments are not supported"));
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "variadic arguments are not supported",
+        ));
     }
     match sig.inputs.first() {
         Some(syn::FnArg::Receiver(receiver))
@@ -322,7 +327,9 @@ fn parse_method(function: &syn::TraitItemFn) -> syn::Result<(MethodModel, TraitM
         if contains_impl_trait(&arg.ty) {
             errors.push(syn::Error::new_spanned(
                 &arg.ty,
-                format!("argument `{ident}` cannot be `impl Trait`: RPC arguments need a concrete type"),
+                format!(
+                    "argument `{ident}` cannot be `impl Trait`: RPC arguments need a concrete type"
+                ),
             ));
             continue;
         }
@@ -337,7 +344,9 @@ fn parse_method(function: &syn::TraitItemFn) -> syn::Result<(MethodModel, TraitM
         args.push((ident, (*arg.ty).clone(), arg.ty.span()));
     }
     if request_stream.is_some() && args.len() > 1 {
-        let span = args.iter().find(|(_, ty, _)| single_generic_arg(ty, sym::STREAMING).is_none());
+        let span = args
+            .iter()
+            .find(|(_, ty, _)| single_generic_arg(ty, sym::STREAMING).is_none());
         if let Some((ident, _, span)) = span {
             errors.push(syn::Error::new(
                 *span,
@@ -517,7 +526,9 @@ fn check_package(value: &syn::LitStr) -> syn::Result<()> {
     } else {
         Err(syn::Error::new_spanned(
             value,
-            format!("invalid package `{package}`: expected dot-separated identifiers such as `demo.v1`"),
+            format!(
+                "invalid package `{package}`: expected dot-separated identifiers such as `demo.v1`"
+            ),
         ))
     }
 }
@@ -605,7 +616,14 @@ mod tests {
         let summary: Vec<_> = model
             .methods
             .iter()
-            .map(|m| (m.name.as_str(), m.input_type.as_str(), m.output_type.as_str(), m.kind))
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.input_type.as_str(),
+                    m.output_type.as_str(),
+                    m.kind,
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -617,10 +635,17 @@ mod tests {
                 ("Ping", "()", "()", CallKind::Unary),
             ]
         );
-        assert_eq!(model.method_path(&model.methods[0]), "/demo.v1.Calculator/Add");
+        assert_eq!(
+            model.method_path(&model.methods[0]),
+            "/demo.v1.Calculator/Add"
+        );
         assert_eq!(
             model.methods[0].http,
-            Some(HttpBinding { method: "GET".into(), path: "/v1/add/{a}/{b}".into(), body: None })
+            Some(HttpBinding {
+                method: "GET".into(),
+                path: "/v1/add/{a}/{b}".into(),
+                body: None
+            })
         );
         assert_eq!(service.methods[2].metadata_position, Some(0));
         assert_eq!(service.methods[2].args.len(), 1);
@@ -670,7 +695,10 @@ mod tests {
 
     #[test]
     fn parses_http_bindings() {
-        assert_eq!(parse_http_binding("post /v1/x").unwrap().body.as_deref(), Some("*"));
+        assert_eq!(
+            parse_http_binding("post /v1/x").unwrap().body.as_deref(),
+            Some("*")
+        );
         assert!(parse_http_binding("GET v1").is_err());
         assert!(parse_http_binding("FETCH /v1").is_err());
         assert_eq!(path_variables("/v1/{a}/x/{b=**}"), vec!["a", "b"]);

@@ -44,7 +44,9 @@ where
 
     let mut group = c.benchmark_group(format!("encode/{}", case.name));
     let mut buf = BytesMut::with_capacity(128 * 1024);
-    group.bench_function("prost", |b| b.iter(|| encode_prost(&mut buf, black_box(&case.value))));
+    group.bench_function("prost", |b| {
+        b.iter(|| encode_prost(&mut buf, black_box(&case.value)))
+    });
     group.bench_function("msgpack_compact", |b| {
         b.iter(|| encode_msgpack::<Compact, _>(&mut buf, black_box(&case.value)))
     });
@@ -54,7 +56,9 @@ where
     group.finish();
 
     let mut group = c.benchmark_group(format!("decode/{}", case.name));
-    group.bench_function("prost", |b| b.iter(|| T::decode(black_box(&proto[..])).expect("decode")));
+    group.bench_function("prost", |b| {
+        b.iter(|| T::decode(black_box(&proto[..])).expect("decode"))
+    });
     group.bench_function("msgpack_compact", |b| {
         b.iter(|| decode_frame::<T>(black_box(&compact)).expect("decode"))
     });
@@ -65,9 +69,27 @@ where
 }
 
 fn criterion_benches(c: &mut Criterion) {
-    bench_case(c, &Case { name: "small", value: data::small() });
-    bench_case(c, &Case { name: "order10", value: data::order() });
-    bench_case(c, &Case { name: "bytes64k", value: data::blob() });
+    bench_case(
+        c,
+        &Case {
+            name: "small",
+            value: data::small(),
+        },
+    );
+    bench_case(
+        c,
+        &Case {
+            name: "order10",
+            value: data::order(),
+        },
+    );
+    bench_case(
+        c,
+        &Case {
+            name: "bytes64k",
+            value: data::blob(),
+        },
+    );
 }
 
 criterion_group!(benches, criterion_benches);
@@ -95,11 +117,25 @@ where
     for _ in 0..30 {
         let timings = [
             min_time(iters, || encode_prost(&mut buf, black_box(&case.value))),
-            min_time(iters, || encode_msgpack::<Compact, _>(&mut buf, black_box(&case.value))),
-            min_time(iters, || encode_msgpack::<Named, _>(&mut buf, black_box(&case.value))),
-            min_time(iters, || drop(black_box(T::decode(black_box(&proto[..])).expect("decode")))),
-            min_time(iters, || drop(black_box(decode_frame::<T>(black_box(&compact)).expect("decode")))),
-            min_time(iters, || drop(black_box(decode_frame::<T>(black_box(&named)).expect("decode")))),
+            min_time(iters, || {
+                encode_msgpack::<Compact, _>(&mut buf, black_box(&case.value))
+            }),
+            min_time(iters, || {
+                encode_msgpack::<Named, _>(&mut buf, black_box(&case.value))
+            }),
+            min_time(iters, || {
+                drop(black_box(T::decode(black_box(&proto[..])).expect("decode")))
+            }),
+            min_time(iters, || {
+                drop(black_box(
+                    decode_frame::<T>(black_box(&compact)).expect("decode"),
+                ))
+            }),
+            min_time(iters, || {
+                drop(black_box(
+                    decode_frame::<T>(black_box(&named)).expect("decode"),
+                ))
+            }),
         ];
         for (best, timing) in best.iter_mut().zip(timings) {
             *best = (*best).min(timing);
@@ -124,13 +160,82 @@ where
     );
 }
 
+/// Runs one contender `ITERS` times, for `valgrind --tool=callgrind` (instruction counts do not
+/// depend on machine noise): `codec --one order10 compact-decode`.
+fn run_one<T>(case: &Case<T>, contender: &str)
+where
+    T: Message + Default + Serialize + DeserializeOwned,
+{
+    const ITERS: u32 = 10_000;
+    let compact = tonic_msgpack::to_vec(&case.value).expect("encode");
+    let named = tonic_msgpack::to_vec_named(&case.value).expect("encode");
+    let proto = case.value.encode_to_vec();
+    let mut buf = BytesMut::with_capacity(128 * 1024);
+    for _ in 0..ITERS {
+        match contender {
+            "prost-encode" => encode_prost(&mut buf, black_box(&case.value)),
+            "compact-encode" => encode_msgpack::<Compact, _>(&mut buf, black_box(&case.value)),
+            "named-encode" => encode_msgpack::<Named, _>(&mut buf, black_box(&case.value)),
+            "prost-decode" => drop(black_box(T::decode(black_box(&proto[..])).expect("decode"))),
+            "compact-decode" => drop(black_box(
+                decode_frame::<T>(black_box(&compact)).expect("decode"),
+            )),
+            "named-decode" => drop(black_box(
+                decode_frame::<T>(black_box(&named)).expect("decode"),
+            )),
+            "none" => {}
+            other => panic!("unknown contender {other}"),
+        }
+    }
+}
+
 fn main() {
-    if std::env::args().any(|arg| arg == "--ratio") {
-        println!("| message   | prost size | compact size (vs prost) | named size | prost encode | compact encode (vs prost) | named encode | prost decode | compact decode (vs prost) | named decode |");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(position) = args.iter().position(|arg| arg == "--one") {
+        let (case, contender) = (&args[position + 1], &args[position + 2]);
+        match case.as_str() {
+            "small" => run_one(
+                &Case {
+                    name: "small",
+                    value: data::small(),
+                },
+                contender,
+            ),
+            "order10" => run_one(
+                &Case {
+                    name: "order10",
+                    value: data::order(),
+                },
+                contender,
+            ),
+            "bytes64k" => run_one(
+                &Case {
+                    name: "bytes64k",
+                    value: data::blob(),
+                },
+                contender,
+            ),
+            other => panic!("unknown case {other}"),
+        }
+        return;
+    }
+    if args.iter().any(|arg| arg == "--ratio") {
+        println!(
+            "| message   | prost size | compact size (vs prost) | named size | prost encode | compact encode (vs prost) | named encode | prost decode | compact decode (vs prost) | named decode |"
+        );
         println!("|---|---|---|---|---|---|---|---|---|---|");
-        ratio_row(&Case { name: "small", value: data::small() });
-        ratio_row(&Case { name: "order10", value: data::order() });
-        ratio_row(&Case { name: "bytes64k", value: data::blob() });
+        ratio_row(&Case {
+            name: "small",
+            value: data::small(),
+        });
+        ratio_row(&Case {
+            name: "order10",
+            value: data::order(),
+        });
+        ratio_row(&Case {
+            name: "bytes64k",
+            value: data::blob(),
+        });
         return;
     }
     benches();

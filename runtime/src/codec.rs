@@ -20,10 +20,7 @@ pub trait Format: Send + Sync + 'static + sealed::Sealed {
 
     /// Appends `value` as one MessagePack value in this layout to `buf`, as the codec does
     /// with tonic's frame buffer (no intermediate `Vec`).
-    fn encode_buf<B: BufMut, T: Serialize + ?Sized>(
-        buf: &mut B,
-        value: &T,
-    ) -> Result<(), Status> {
+    fn encode_buf<B: BufMut, T: Serialize + ?Sized>(buf: &mut B, value: &T) -> Result<(), Status> {
         Self::encode(BufWriter(buf), value).map_err(|err| {
             Status::internal(format!(
                 "failed to encode {} as MessagePack: {err}",
@@ -189,10 +186,7 @@ pub fn decode_frame<U: DeserializeOwned>(frame: &[u8]) -> Result<U, Status> {
     }
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(frame);
     let value = U::deserialize(&mut deserializer).map_err(|err| {
-        Status::invalid_argument(format!(
-            "invalid MessagePack for {}: {err}",
-            type_name()
-        ))
+        Status::invalid_argument(format!("invalid MessagePack for {}: {err}", type_name()))
     })?;
     // rmp-serde's slice reader does not expose its position, so read one more marker: only a
     // clean end of input there means the frame held exactly one value.
@@ -234,9 +228,7 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::en
 }
 
 /// Encodes `value` as one MessagePack value in the named layout (structs as maps).
-pub fn to_vec_named<T: Serialize + ?Sized>(
-    value: &T,
-) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+pub fn to_vec_named<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
     let mut out = Vec::new();
     Named::encode(&mut out, value)?;
     Ok(out)

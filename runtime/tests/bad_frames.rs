@@ -23,15 +23,35 @@ async fn bad_unary_frames_are_invalid_argument_and_the_connection_survives() {
 
     let cases: [(&str, Vec<u8>, &str); 6] = [
         ("empty frame", frame(&[]), "empty message"),
-        ("truncated", frame(&good[..good.len() - 1]), "invalid MessagePack"),
+        (
+            "truncated",
+            frame(&good[..good.len() - 1]),
+            "invalid MessagePack",
+        ),
         ("trailing bytes", frame(&trailing), "trailing bytes"),
-        ("reserved marker 0xc1", frame(&[0xc1]), "invalid MessagePack"),
-        ("wrong shape", frame(&tonic_msgpack::to_vec("two").expect("encode")), "invalid MessagePack"),
-        ("one argument short", frame(&tonic_msgpack::to_vec(&(1i64,)).expect("encode")), "invalid MessagePack"),
+        (
+            "reserved marker 0xc1",
+            frame(&[0xc1]),
+            "invalid MessagePack",
+        ),
+        (
+            "wrong shape",
+            frame(&tonic_msgpack::to_vec("two").expect("encode")),
+            "invalid MessagePack",
+        ),
+        (
+            "one argument short",
+            frame(&tonic_msgpack::to_vec(&(1i64,)).expect("encode")),
+            "invalid MessagePack",
+        ),
     ];
     for (name, body, expected) in cases {
         let response = client.call(ADD, body, &[]).await;
-        assert_eq!(response.grpc_status, Some(INVALID_ARGUMENT), "{name}: {response:?}");
+        assert_eq!(
+            response.grpc_status,
+            Some(INVALID_ARGUMENT),
+            "{name}: {response:?}"
+        );
         assert!(
             response.grpc_message.contains(expected) && response.grpc_message.contains("i64"),
             "{name}: message {:?} should contain {expected:?} and name the type",
@@ -40,7 +60,10 @@ async fn bad_unary_frames_are_invalid_argument_and_the_connection_survives() {
         // The same connection still serves a good call.
         let response = client.call(ADD, frame(&good), &[]).await;
         assert_eq!(response.grpc_status, Some(0), "{name}: {response:?}");
-        assert_eq!(response.messages, vec![tonic_msgpack::to_vec(&5i64).expect("encode")]);
+        assert_eq!(
+            response.messages,
+            vec![tonic_msgpack::to_vec(&5i64).expect("encode")]
+        );
     }
 }
 
@@ -57,7 +80,10 @@ async fn a_bad_frame_ends_a_client_stream_with_invalid_argument() {
     body.extend(frame(&tonic_msgpack::to_vec(&2i64).expect("encode")));
     let response = client.call(SUM, body, &[]).await;
     assert_eq!(response.grpc_status, Some(0), "{response:?}");
-    assert_eq!(response.messages, vec![tonic_msgpack::to_vec(&3i64).expect("encode")]);
+    assert_eq!(
+        response.messages,
+        vec![tonic_msgpack::to_vec(&3i64).expect("encode")]
+    );
 }
 
 #[tokio::test]
@@ -66,7 +92,11 @@ async fn the_server_enforces_grpc_timeout() {
     let started = std::time::Instant::now();
     let body = frame(&tonic_msgpack::to_vec(&5_000u64).expect("encode"));
     let response = client
-        .call("/demo.v1.Calculator/Sleep", body, &[("grpc-timeout", "50m")])
+        .call(
+            "/demo.v1.Calculator/Sleep",
+            body,
+            &[("grpc-timeout", "50m")],
+        )
         .await;
     // tonic 0.14 reports its own server-side timeout as CANCELLED ("Timeout expired") where
     // the gRPC spec says DEADLINE_EXCEEDED; either way the call ends at the deadline.

@@ -28,12 +28,17 @@ struct Geometry;
 
 impl GeometryService for Geometry {
     async fn mirror(&self, point: Point) -> Result<Point, Status> {
-        Ok(Point { x: point.y, y: point.x })
+        Ok(Point {
+            x: point.y,
+            y: point.x,
+        })
     }
 }
 
 async fn serve() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -46,8 +51,13 @@ async fn serve() -> String {
 #[tokio::test]
 async fn named_structs_are_maps_on_the_wire() {
     let addr = serve().await;
-    let mut client = GeometryClient::connect(addr.clone()).await.expect("connect");
-    assert_eq!(client.mirror(Point { x: 1, y: 2 }).await.expect("mirror"), Point { x: 2, y: 1 });
+    let mut client = GeometryClient::connect(addr.clone())
+        .await
+        .expect("connect");
+    assert_eq!(
+        client.mirror(Point { x: 1, y: 2 }).await.expect("mirror"),
+        Point { x: 2, y: 1 }
+    );
 
     // No package: the path is `/Geometry/Mirror` (MagicOnion style).
     let mut raw = RawClient::connect(&addr).await;
@@ -55,5 +65,8 @@ async fn named_structs_are_maps_on_the_wire() {
     let response = raw.call("/Geometry/Mirror", frame(&request), &[]).await;
     assert_eq!(response.grpc_status, Some(0), "{response:?}");
     // {"x": 2, "y": 1}
-    assert_eq!(response.messages[0].as_ref(), &[0x82, 0xa1, b'x', 0x02, 0xa1, b'y', 0x01]);
+    assert_eq!(
+        response.messages[0].as_ref(),
+        &[0x82, 0xa1, b'x', 0x02, 0xa1, b'y', 0x01]
+    );
 }

@@ -10,13 +10,18 @@ use tonic::Code;
 
 #[tokio::test]
 async fn all_four_call_kinds() {
-    let mut client = CalculatorClient::connect(serve().await).await.expect("connect");
+    let mut client = CalculatorClient::connect(serve().await)
+        .await
+        .expect("connect");
 
     assert_eq!(client.add(40, 2).await.expect("add"), 42);
     let overflow = client.add(i64::MAX, 1).await.expect_err("overflow");
     assert_eq!(overflow.code(), Code::OutOfRange);
 
-    let total = client.sum(tokio_stream::iter([1, 2, 3, 4])).await.expect("sum");
+    let total = client
+        .sum(tokio_stream::iter([1, 2, 3, 4]))
+        .await
+        .expect("sum");
     assert_eq!(total, 10);
 
     let countdown: Vec<u32> = client
@@ -42,17 +47,23 @@ async fn all_four_call_kinds() {
 
 #[tokio::test]
 async fn metadata_reaches_the_method() {
-    let mut client = CalculatorClient::connect(serve().await).await.expect("connect");
+    let mut client = CalculatorClient::connect(serve().await)
+        .await
+        .expect("connect");
     assert_eq!(client.who().await.expect("who"), "anonymous");
     let mut request = tonic::Request::new(());
-    request.metadata_mut().insert("x-user", "ada".parse().expect("ascii"));
+    request
+        .metadata_mut()
+        .insert("x-user", "ada".parse().expect("ascii"));
     let response = client.raw().who(request).await.expect("who");
     assert_eq!(response.into_inner(), "ada");
 }
 
 #[tokio::test]
 async fn deadline_exceeded() {
-    let mut client = CalculatorClient::connect(serve().await).await.expect("connect");
+    let mut client = CalculatorClient::connect(serve().await)
+        .await
+        .expect("connect");
 
     // tonic's own client timeout also ends the call (tonic reports it as CANCELLED).
     let mut request = tonic::Request::new(2_000u64);

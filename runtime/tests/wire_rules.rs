@@ -31,7 +31,10 @@ fn rule6_arguments() {
     assert_eq!(hex(&to_vec(&(5u8,)).expect("encode")), "9105");
 
     assert_eq!(decode_frame::<()>(&unhex("c0")).expect("nil"), ());
-    assert_eq!(decode_frame::<(i64, i64)>(&unhex("920102")).expect("pair"), (1, 2));
+    assert_eq!(
+        decode_frame::<(i64, i64)>(&unhex("920102")).expect("pair"),
+        (1, 2)
+    );
     assert_eq!(decode_frame::<i64>(&unhex("d0ff")).expect("int8 -1"), -1);
 }
 
@@ -57,10 +60,15 @@ fn rule6_user_types() {
         "83a2696401a8637573746f6d6572a3616e6ea4626c6f62c401ff"
     );
     // Decoders accept either layout.
-    assert_eq!(decode_frame::<Order>(&unhex("9301a3616e6ec401ff")).expect("array"), order);
     assert_eq!(
-        decode_frame::<Order>(&unhex("83a2696401a8637573746f6d6572a3616e6ea4626c6f62c401ff"))
-            .expect("map"),
+        decode_frame::<Order>(&unhex("9301a3616e6ec401ff")).expect("array"),
+        order
+    );
+    assert_eq!(
+        decode_frame::<Order>(&unhex(
+            "83a2696401a8637573746f6d6572a3616e6ea4626c6f62c401ff"
+        ))
+        .expect("map"),
         order
     );
 }
@@ -118,11 +126,20 @@ proptest! {
 /// Huge length prefixes inside a small frame must not allocate or hang.
 #[test]
 fn huge_declared_lengths_fail_fast() {
-    for bytes in ["dbffffffff", "ddffffffff", "dfffffffff", "c6ffffffff", "9fffff"] {
+    for bytes in [
+        "dbffffffff",
+        "ddffffffff",
+        "dfffffffff",
+        "c6ffffffff",
+        "9fffff",
+    ] {
         let started = std::time::Instant::now();
         let error = decode_frame::<serde_json::Value>(&unhex(bytes)).expect_err(bytes);
         assert_eq!(error.code(), Code::InvalidArgument);
-        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{bytes}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{bytes}"
+        );
     }
 }
 
@@ -134,6 +151,9 @@ fn every_trailing_byte_is_refused() {
         let mut bytes = to_vec(&7i64).expect("encode");
         bytes.push(extra);
         let error = decode_frame::<i64>(&bytes).expect_err("trailing byte");
-        assert!(error.message().contains("trailing bytes"), "{extra:#04x}: {error:?}");
+        assert!(
+            error.message().contains("trailing bytes"),
+            "{extra:#04x}: {error:?}"
+        );
     }
 }

@@ -35,7 +35,8 @@ pub struct Calc;
 
 impl Calculator for Calc {
     async fn add(&self, a: i64, b: i64) -> Result<i64, Status> {
-        a.checked_add(b).ok_or_else(|| Status::out_of_range("overflow"))
+        a.checked_add(b)
+            .ok_or_else(|| Status::out_of_range("overflow"))
     }
 
     async fn sum(&self, mut values: Streaming<i64>) -> Result<i64, Status> {
@@ -78,7 +79,9 @@ impl Calculator for Calc {
 
 /// Serves `Calc` (gzip accepted and sent) and returns its `http://` address.
 pub async fn serve() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -91,4 +94,3 @@ pub async fn serve() -> String {
     );
     format!("http://{addr}")
 }
-

@@ -47,7 +47,12 @@ impl RawClient {
     }
 
     /// Sends `body` (already framed) to `path` and reads the whole response.
-    pub async fn call(&mut self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> RawResponse {
+    pub async fn call(
+        &mut self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> RawResponse {
         let mut request = http::Request::post(format!("http://{}{path}", self.authority))
             .header("content-type", "application/grpc")
             .header("te", "trailers");
