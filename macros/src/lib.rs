@@ -1,5 +1,6 @@
 //! Procedural macros of tonic-msgpack. Use them through the `tonic_msgpack` crate.
 
+mod message;
 mod service;
 
 use proc_macro::TokenStream;
@@ -8,4 +9,10 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn msgpack_service(args: TokenStream, item: TokenStream) -> TokenStream {
     service::expand(args.into(), item.into()).into()
+}
+
+/// `#[derive(Message)]`: MessagePack by field number. See `tonic_msgpack::Message`.
+#[proc_macro_derive(Message, attributes(msgpack, prost))]
+pub fn derive_message(input: TokenStream) -> TokenStream {
+    message::expand(input.into()).into()
 }
