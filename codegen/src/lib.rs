@@ -6,7 +6,12 @@
 
 mod error;
 pub mod model;
+#[cfg(feature = "protos")]
+mod protos;
 pub mod tonic_gen;
+
+#[cfg(feature = "protos")]
+pub use protos::{Builder, KeyCase, compile_protos, configure, load_services};
 
 pub use error::Error;
 pub use model::{CallKind, Format, HttpBinding, MethodModel, ServiceModel};
