@@ -79,6 +79,7 @@ pub struct Builder {
     build_client: bool,
     build_transport: bool,
     emit_rerun_if_changed: bool,
+    bytes: Vec<String>,
 }
 
 impl Default for Builder {
@@ -91,6 +92,7 @@ impl Default for Builder {
             build_client: true,
             build_transport: true,
             emit_rerun_if_changed: true,
+            bytes: Vec::new(),
         }
     }
 }
@@ -131,6 +133,13 @@ impl Builder {
     /// Generate the clients' `connect` (needs tonic's `transport` feature). Default: true.
     pub fn build_transport(mut self, yes: bool) -> Self {
         self.build_transport = yes;
+        self
+    }
+
+    /// Proto paths (prost-build's path syntax, `"."` for all) whose `bytes` fields become
+    /// `bytes::Bytes` instead of `Vec<u8>`. Both are bin on the wire. Default: none.
+    pub fn bytes(mut self, paths: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.bytes.extend(paths.into_iter().map(Into::into));
         self
     }
 
@@ -199,6 +208,7 @@ impl Builder {
                 },
                 failure: Rc::clone(&failure),
             }));
+        config.bytes(&self.bytes);
         if self.format == Format::Named {
             let attr = format!("#[msgpack(key_case = \"{}\")]", self.key_case.as_attr());
             config.type_attribute(".", attr);
@@ -352,10 +362,10 @@ impl Compiled {
                     method_model.input_proto = Some(method.input_type().to_owned());
                     method_model.output_proto = Some(method.output_type().to_owned());
                     method_model.docs = comments(file, &[6, s as i32, 2, m as i32]);
-                    if let (Some(ext), Some(svc)) = (&http, &reflected) {
-                        if let Some(desc) = svc.methods().find(|d| d.name() == method.name()) {
-                            method_model.http = http_binding(&desc.options(), ext);
-                        }
+                    if let (Some(ext), Some(svc)) = (&http, &reflected)
+                        && let Some(desc) = svc.methods().find(|d| d.name() == method.name())
+                    {
+                        method_model.http = http_binding(&desc.options(), ext);
                     }
                     model.methods.push(method_model);
                 }
