@@ -409,12 +409,6 @@ fn proto_error(err: &protox::Error, input: &Path) -> Error {
             }
             location = format!("{location}:{}:{}", span.line() + 1, span.column() + 1);
         }
-        if let Some(text) = label.label().filter(|text| !reason.contains(*text)) {
-            return Error::Proto {
-                location,
-                reason: format!("{reason} ({text})"),
-            };
-        }
     }
     Error::Proto { location, reason }
 }
