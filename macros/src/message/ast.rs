@@ -140,7 +140,7 @@ impl<'a> Container<'a> {
             }
             Body::Enum(_) => {}
         }
-        if let (Body::Struct(fields), None) = (&self.body, self.named) {
+        if let (Body::Struct(_), None) = (&self.body, self.named) {
             let count = seen.len() as u32;
             let max = self.max_tag();
             if max > SPARSE_MIN_SLOTS && max > count.saturating_mul(4) {
@@ -153,7 +153,6 @@ impl<'a> Container<'a> {
                     ),
                 );
             }
-            let _ = fields;
         }
     }
 

@@ -35,7 +35,7 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
 fn dummy(body: TokenStream) -> TokenStream {
     quote! {
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, clippy::all)]
+        #[allow(non_upper_case_globals, unused_mut, unused_qualifications, clippy::all)]
         const _: () = {
             use ::tonic_msgpack::__private as _p;
             #body
