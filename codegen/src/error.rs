@@ -25,6 +25,30 @@ pub enum Error {
         /// The parser's message.
         reason: String,
     },
+    /// A `.proto` file does not parse or check.
+    #[error("{location}: {reason}")]
+    Proto {
+        /// `file:line:col` (or just the file when the position is unknown).
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A compact message would be an array over 4× sparse (wire format rule 3).
+    #[error(
+        "message {message}: field numbers go up to {max_field} for {fields} fields, over 4x sparse for the compact layout; \
+         use `.format(Format::Named)` in build.rs or renumber the fields"
+    )]
+    Sparse {
+        /// Full proto name of the message.
+        message: String,
+        /// Its highest field number.
+        max_field: i32,
+        /// How many fields it has.
+        fields: usize,
+    },
+    /// A build option is missing or inconsistent.
+    #[error("{0}")]
+    Config(String),
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

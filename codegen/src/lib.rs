@@ -6,9 +6,14 @@
 
 mod error;
 pub mod model;
+#[cfg(feature = "protos")]
+mod protos;
 pub mod tonic_gen;
 pub mod trait_gen;
 pub mod traits;
+
+#[cfg(feature = "protos")]
+pub use protos::{Builder, KeyCase, compile_protos, configure, load_services};
 
 pub use error::Error;
 pub use model::{CallKind, Format, HttpBinding, MethodModel, ServiceModel};

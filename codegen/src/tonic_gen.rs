@@ -120,6 +120,7 @@ impl<'a> tonic_build::Service for TonicService<'a> {
 impl tonic_build::Method for TonicMethod<'_> {
     type Comment = String;
 
+    #[allow(clippy::misnamed_getters)] // tonic-build's `name` is the Rust method name
     fn name(&self) -> &str {
         &self.model.rust_name
     }

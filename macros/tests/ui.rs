@@ -1,4 +1,5 @@
-//! Compile-fail cases for `#[msgpack_service]`, one file per mistake, and one that must compile.
+//! Compile-fail cases of `#[msgpack_service]` and `#[derive(Message)]`, one file per mistake,
+//! and passing cases.
 
 #[test]
 fn ui() {

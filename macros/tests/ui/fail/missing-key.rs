@@ -1,0 +1,10 @@
+use tonic_msgpack::Message;
+
+#[derive(Message)]
+struct Point {
+    #[msgpack(key = 0)]
+    x: i32,
+    y: i32,
+}
+
+fn main() {}

@@ -1,0 +1,480 @@
+//! Support code for `#[derive(tonic_msgpack::Message)]`. Not a public API: the names here
+//! change without notice.
+
+#![allow(missing_debug_implementations)] // seeds and wrappers used only by generated code
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+
+pub use serde;
+
+/// How a named layout spells its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCase {
+    /// As written in the schema (the Rust field name for hand-written types).
+    AsWritten,
+    /// `lowerCamelCase` (the proto JSON name).
+    Camel,
+    /// `PascalCase` (MessagePack-CSharp `keyAsPropertyName`).
+    Pascal,
+}
+
+/// Prefixes a decode error with the message and field it happened in.
+#[cold]
+pub fn in_field<E: de::Error>(message: &str, field: &str, err: E) -> E {
+    E::custom(format_args!("{message}.{field}: {err}"))
+}
+
+/// The message name of `expecting`.
+pub fn expecting(f: &mut fmt::Formatter<'_>, message: &str) -> fmt::Result {
+    write!(
+        f,
+        "message {message} (a MessagePack array by field number, a map by field name, or nil)"
+    )
+}
+
+/// Drains the elements of a longer array than the schema (rule 3: extra elements are ignored).
+pub fn drain_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<(), A::Error> {
+    while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// A field that is plain serde: `nil` decodes as the default value.
+pub struct Plain<T>(PhantomData<fn() -> T>);
+
+impl<T> Plain<T> {
+    /// The seed.
+    #[inline]
+    pub fn new() -> Self {
+        Plain(PhantomData)
+    }
+}
+
+impl<T> Default for Plain<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Default> DeserializeSeed<'de> for Plain<T> {
+    type Value = T;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_option(NilOr(PlainSeed::<T>(PhantomData)))
+    }
+}
+
+struct PlainSeed<T>(PhantomData<fn() -> T>);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for PlainSeed<T> {
+    type Value = T;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// A `bytes` field (wire format rule 5: bin, never an array of ints); `nil` decodes as empty.
+pub struct Binary<T>(PhantomData<fn() -> T>);
+
+impl<T> Binary<T> {
+    /// The seed.
+    #[inline]
+    pub fn new() -> Self {
+        Binary(PhantomData)
+    }
+}
+
+impl<T> Default for Binary<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'de, T: BinField + Default> DeserializeSeed<'de> for Binary<T> {
+    type Value = T;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_option(NilOr(BinSeed::<T>(PhantomData)))
+    }
+}
+
+struct BinSeed<T>(PhantomData<fn() -> T>);
+
+impl<'de, T: BinField> DeserializeSeed<'de> for BinSeed<T> {
+    type Value = T;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        T::de(deserializer)
+    }
+}
+
+/// `nil` → `Default`, anything else → the inner seed.
+struct NilOr<S>(S);
+
+impl<'de, S> Visitor<'de> for NilOr<S>
+where
+    S: DeserializeSeed<'de>,
+    S::Value: Default,
+{
+    type Value = S::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value or nil")
+    }
+
+    #[inline]
+    fn visit_none<E: de::Error>(self) -> Result<S::Value, E> {
+        Ok(S::Value::default())
+    }
+
+    #[inline]
+    fn visit_unit<E: de::Error>(self) -> Result<S::Value, E> {
+        Ok(S::Value::default())
+    }
+
+    #[inline]
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(deserializer)
+    }
+}
+
+/// A value whose MessagePack form is bin (`Vec<u8>`, `bytes::Bytes`) or a container of them.
+pub trait BinField: Sized {
+    /// Serializes as bin (or a container of bins).
+    fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    /// Deserializes from bin (also accepts str and arrays of ints).
+    fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+/// Serializes a [`BinField`] by reference.
+pub struct Bin<'a, T>(pub &'a T);
+
+impl<T: BinField> Serialize for Bin<'_, T> {
+    #[inline]
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.ser(serializer)
+    }
+}
+
+impl BinField for Vec<u8> {
+    #[inline]
+    fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self)
+    }
+
+    #[inline]
+    fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_bytes::ByteBuf::deserialize(deserializer).map(serde_bytes::ByteBuf::into_vec)
+    }
+}
+
+impl BinField for bytes::Bytes {
+    #[inline]
+    fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self)
+    }
+
+    #[inline]
+    fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <Vec<u8> as BinField>::de(deserializer).map(bytes::Bytes::from)
+    }
+}
+
+impl<T: BinField> BinField for Option<T> {
+    fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Some(value) => value.ser(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OptionVisitor<T>(PhantomData<fn() -> T>);
+        impl<'de, T: BinField> Visitor<'de> for OptionVisitor<T> {
+            type Value = Option<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bin or nil")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                T::de(d).map(Some)
+            }
+        }
+        deserializer.deserialize_option(OptionVisitor(PhantomData))
+    }
+}
+
+macro_rules! bin_containers {
+    ($($bin:ty),*) => {$(
+        impl BinField for Vec<$bin> {
+            fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.len()))?;
+                for item in self {
+                    seq.serialize_element(&Bin(item))?;
+                }
+                seq.end()
+            }
+
+            fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct SeqVisitor;
+                impl<'de> Visitor<'de> for SeqVisitor {
+                    type Value = Vec<$bin>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("an array of bin")
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                        while let Some(item) = seq.next_element_seed(Binary::<$bin>::new())? {
+                            out.push(item);
+                        }
+                        Ok(out)
+                    }
+                }
+                deserializer.deserialize_seq(SeqVisitor)
+            }
+        }
+
+        impl<K: Serialize + for<'a> Deserialize<'a> + Eq + Hash> BinField for HashMap<K, $bin> {
+            fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.len()))?;
+                for (key, value) in self {
+                    map.serialize_entry(key, &Bin(value))?;
+                }
+                map.end()
+            }
+
+            fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_map(BinMapVisitor::<Self, K>(PhantomData))
+            }
+        }
+
+        impl<K: Serialize + for<'a> Deserialize<'a> + Ord> BinField for BTreeMap<K, $bin> {
+            fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.len()))?;
+                for (key, value) in self {
+                    map.serialize_entry(key, &Bin(value))?;
+                }
+                map.end()
+            }
+
+            fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_map(BinMapVisitor::<Self, K>(PhantomData))
+            }
+        }
+
+        impl<K> BinMap<K> for HashMap<K, $bin> where K: Eq + Hash {
+            type Value = $bin;
+            fn with_capacity(n: usize) -> Self { HashMap::with_capacity(n) }
+            fn put(&mut self, key: K, value: $bin) { self.insert(key, value); }
+        }
+
+        impl<K> BinMap<K> for BTreeMap<K, $bin> where K: Ord {
+            type Value = $bin;
+            fn with_capacity(_: usize) -> Self { BTreeMap::new() }
+            fn put(&mut self, key: K, value: $bin) { self.insert(key, value); }
+        }
+    )*};
+}
+
+bin_containers!(Vec<u8>, bytes::Bytes);
+
+/// A map whose values are bin.
+pub trait BinMap<K> {
+    /// The bin value type.
+    type Value: BinField + Default;
+    /// An empty map.
+    fn with_capacity(n: usize) -> Self;
+    /// Inserts an entry.
+    fn put(&mut self, key: K, value: Self::Value);
+}
+
+struct BinMapVisitor<M, K>(PhantomData<fn() -> (M, K)>);
+
+impl<'de, M: BinMap<K>, K: for<'a> Deserialize<'a>> Visitor<'de> for BinMapVisitor<M, K> {
+    type Value = M;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map with bin values")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<M, A::Error> {
+        let mut out = M::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+        while let Some(key) = map.next_key::<K>()? {
+            let value = map.next_value_seed(Binary::<M::Value>::new())?;
+            out.put(key, value);
+        }
+        Ok(out)
+    }
+}
+
+/// The derived side of a proto `oneof`: each member has its own field number.
+pub trait Oneof: Sized {
+    /// The field number of the member that is set.
+    fn tag(&self) -> u32;
+    /// The member's key in a named layout or in JSON.
+    fn key(&self, case: KeyCase) -> &'static str;
+    /// The field number for a key in any spelling (name, JSON name, PascalCase).
+    fn tag_of(key: &str) -> Option<u32>;
+    /// Serializes the member's value (without the tag).
+    fn serialize_value<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    /// Deserializes the member with field number `tag`; `None` for a tag of another oneof.
+    fn deserialize_value<'de, D: Deserializer<'de>>(
+        tag: u32,
+        deserializer: D,
+    ) -> Result<Option<Self>, D::Error>;
+}
+
+/// Serializes the value of a oneof member.
+pub struct OneofValue<'a, T>(pub &'a T);
+
+impl<T: Oneof> Serialize for OneofValue<'_, T> {
+    #[inline]
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_value(serializer)
+    }
+}
+
+/// Deserializes the oneof member with a given field number; `nil` → not set.
+pub struct OneofSeed<T> {
+    tag: u32,
+    marker: PhantomData<fn() -> T>,
+}
+
+impl<T> OneofSeed<T> {
+    /// The seed for field number `tag`.
+    #[inline]
+    pub fn new(tag: u32) -> Self {
+        OneofSeed {
+            tag,
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Oneof> DeserializeSeed<'de> for OneofSeed<T> {
+    type Value = Option<T>;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de, T: Oneof> Visitor<'de> for OneofSeed<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a oneof member or nil")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+        T::deserialize_value(self.tag, deserializer)
+    }
+}
+
+/// Deserializes a map key to a field number: by name (any spelling) or by number.
+pub struct KeySeed(pub fn(&str) -> Option<u32>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Option<u32>;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<u32>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Option<u32>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name or number")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<u32>, E> {
+        Ok((self.0)(key).or_else(|| key.parse().ok()))
+    }
+
+    fn visit_bytes<E: de::Error>(self, key: &[u8]) -> Result<Option<u32>, E> {
+        Ok(std::str::from_utf8(key).ok().and_then(self.0))
+    }
+
+    fn visit_u64<E: de::Error>(self, key: u64) -> Result<Option<u32>, E> {
+        Ok(u32::try_from(key).ok())
+    }
+
+    fn visit_i64<E: de::Error>(self, key: i64) -> Result<Option<u32>, E> {
+        Ok(u32::try_from(key).ok())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<u32>, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<u32>, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<u32>, E> {
+        Ok(None)
+    }
+}
+
+/// Deserializes a unit-only enum from an integer or, in JSON, from its name.
+pub struct EnumVisitor<T: 'static> {
+    /// The enum's name, for errors.
+    pub name: &'static str,
+    /// Value → variant.
+    pub from_i64: fn(i64) -> Option<T>,
+    /// Name → variant.
+    pub from_name: fn(&str) -> Option<T>,
+}
+
+impl<'de, T> Visitor<'de> for EnumVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a value of enum {} (an integer)", self.name)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        (self.from_i64)(v)
+            .ok_or_else(|| E::custom(format_args!("{}: unknown enum value {v}", self.name)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => Err(E::custom(format_args!("{}: unknown enum value {v}", self.name))),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.from_name)(v)
+            .ok_or_else(|| E::custom(format_args!("{}: unknown enum name {v:?}", self.name)))
+    }
+}
