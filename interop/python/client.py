@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Python (grpcio + msgpack) interop client for the tonic-msgpack example services.
 
-    python client.py [ADDRESS] [--label NAME]
+    python client.py [ADDRESS] [--label NAME] [--only greeter,calculator,errors]
 
 ADDRESS is host:port (an `http://` prefix is accepted); default $INTEROP_ADDR or
 127.0.0.1:50051. It may be the gateway or the services' own port: the checks are
@@ -104,9 +104,12 @@ def check_reply_bytes(raw: bytes, index: int):
 
 
 class Suite:
-    def __init__(self, address: str, label: str):
+    GROUPS = ("greeter", "calculator", "errors")
+
+    def __init__(self, address: str, label: str, groups=GROUPS):
         self.address = address
         self.label = label
+        self.groups = groups
         self.channel = grpc.insecure_channel(address)
         self.passed = 0
         self.failed = 0
@@ -392,9 +395,8 @@ class Suite:
             print(f"FAIL [{self.label}] cannot connect to {self.address} within {DEADLINE}s", flush=True)
             self.failed += 1
             return False
-        self.greeter()
-        self.calculator()
-        self.errors()
+        for group in self.groups:
+            getattr(self, group)()
         self.channel.close()
         print(f"{self.label}: {self.passed} passed, {self.failed} failed", flush=True)
         return self.failed == 0
@@ -404,14 +406,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="tonic-msgpack Python interop client")
     parser.add_argument("address", nargs="?", default=os.environ.get("INTEROP_ADDR", "127.0.0.1:50051"))
     parser.add_argument("--label", default=None, help="name printed on every line (default: python@ADDRESS)")
+    parser.add_argument(
+        "--only",
+        default=",".join(Suite.GROUPS),
+        help="comma-separated check groups: greeter, calculator, errors (default: all)",
+    )
     args = parser.parse_args(argv)
+    groups = [g.strip() for g in args.only.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in Suite.GROUPS]
+    if unknown:
+        parser.error(f"unknown group(s) {unknown}; choose from {list(Suite.GROUPS)}")
     address = args.address
     for prefix in ("http://", "grpc://"):
         if address.startswith(prefix):
             address = address[len(prefix) :]
     address = address.rstrip("/")
     label = args.label or f"python@{address}"
-    return 0 if Suite(address, label).run() else 1
+    return 0 if Suite(address, label, groups).run() else 1
 
 
 if __name__ == "__main__":
