@@ -149,12 +149,18 @@ suite() {
   local name=$1
   shift
   log "== $name"
-  if timeout "$CALL_TIMEOUT" "$@" </dev/null; then
+  local rc=0
+  timeout "$CALL_TIMEOUT" "$@" </dev/null || rc=$?
+  if [[ $rc -eq 0 ]]; then
     PASSED=$((PASSED + 1))
     RESULTS+=("ok   $name")
   else
     FAILED=$((FAILED + 1))
-    RESULTS+=("FAIL $name (exit $?)")
+    if [[ $rc -eq 124 ]]; then
+      RESULTS+=("FAIL $name (timed out after ${CALL_TIMEOUT}s)")
+    else
+      RESULTS+=("FAIL $name (exit $rc)")
+    fi
   fi
 }
 
