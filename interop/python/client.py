@@ -278,6 +278,9 @@ class Suite:
                 for i, n in enumerate(["Ann", "Bob", "Cy"]):
                     q.put(hello_request(n))
                     check_reply(next(call), f"Hello, {n}!", i)
+            except BaseException:
+                call.cancel()
+                raise
             finally:
                 q.put(None)
             expect_eq(list(call), [], "replies after half-close")
