@@ -221,9 +221,9 @@ impl Builder {
                 );
             }
         }
-        let fds = FileDescriptorSet {
-            file: compiled.user_files().into_iter().cloned().collect(),
-        };
+        // prost-build resolves field types through every file, imports included (it panics on
+        // a message it cannot find); it writes no code for the extern `google.protobuf` types.
+        let fds = compiled.fds.clone();
         config.compile_fds(fds).map_err(|source| Error::Io {
             path: out_dir.clone(),
             source,
