@@ -6,6 +6,8 @@
 #![doc = include_str!("docs/wire-format.md")]
 
 mod codec;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 mod stream;
 
 pub use codec::{
