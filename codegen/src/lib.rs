@@ -6,6 +6,7 @@
 
 mod error;
 pub mod model;
+pub mod routes;
 pub mod tonic_gen;
 
 pub use error::Error;
