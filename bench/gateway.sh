@@ -22,6 +22,7 @@
 #   TARGETS ["direct gateway nginx haproxy_always"]   (add "haproxy" for default http-reuse)
 #   GW_CONNECTIONS [1]  upstream HTTP/2 connections of the gateway
 #   NGINX_KEEPALIVE [1024]  SKIP_INSTALL [0]
+#   PORT_BASE [50150]  ports used: +1 echo, +11 nginx, +21 haproxy, +31 gateway
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,10 +40,11 @@ GW_CONNECTIONS=${GW_CONNECTIONS:-1}
 NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-1024}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
 
-ECHO_PORT=50051
-NGINX_PORT=50061
-HAPROXY_PORT=50071
-GATEWAY_PORT=50081
+PORT_BASE=${PORT_BASE:-50150}
+ECHO_PORT=$((PORT_BASE + 1))
+NGINX_PORT=$((PORT_BASE + 11))
+HAPROXY_PORT=$((PORT_BASE + 21))
+GATEWAY_PORT=$((PORT_BASE + 31))
 UNARY=/echo.Echo/UnaryEcho
 STREAM=/echo.Echo/StreamEcho
 

@@ -2,6 +2,7 @@
 //! fresh by its `--check` test) compiles against this crate and yields the expected table.
 #![cfg(feature = "gateway")]
 
+#[allow(unreachable_pub)]
 mod generated {
     include!("../../codegen/tests/fixtures/gateway_routes.rs");
 }

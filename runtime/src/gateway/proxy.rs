@@ -16,12 +16,11 @@ use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use tonic::{Code, Status};
-use tower::ServiceExt;
 
 use super::GatewayState;
 use super::body::GatewayBody;
 use super::metrics::RouteMetrics;
-use super::pool::{InFlight, Upstream};
+use super::pool::{CallGuard, SendError, Upstream, parse_grpc_timeout};
 
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
@@ -72,18 +71,31 @@ pub(crate) async fn forward(state: Arc<GatewayState>, mut req: Request<Incoming>
         headers.insert(GRPC_TIMEOUT, default.clone());
     }
 
+    let deadline = headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout);
+
     let oversized = Arc::new(AtomicBool::new(false));
-    let req = req.map(|body| {
-        tonic::body::Body::new(LimitedBody {
-            inner: body,
-            scanner: FrameScanner::default(),
-            max: upstream.max_message_size,
-            oversized: oversized.clone(),
-        })
+    let req = req.map(|body| LimitedBody {
+        inner: body,
+        scanner: FrameScanner::default(),
+        max: upstream.max_message_size,
+        oversized: oversized.clone(),
     });
-    let (channel, in_flight) = upstream.pick();
-    match channel.clone().oneshot(req).await {
-        Ok(response) => {
+    let sent = match deadline {
+        Some(deadline) => match tokio::time::timeout(deadline, upstream.send(req)).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                let status = Status::deadline_exceeded(format!(
+                    "upstream `{}` did not answer before the deadline",
+                    upstream.name
+                ));
+                metrics.record(status.code() as u16, start.elapsed());
+                return status.into_http();
+            }
+        },
+        None => upstream.send(req).await,
+    };
+    match sent {
+        Ok((response, guard)) => {
             let header_code = response
                 .headers()
                 .get(GRPC_STATUS)
@@ -100,7 +112,7 @@ pub(crate) async fn forward(state: Arc<GatewayState>, mut req: Request<Incoming>
                     call: Some(CallRecord {
                         metrics,
                         start,
-                        _in_flight: in_flight,
+                        _guard: guard,
                     }),
                 })
             })
@@ -124,19 +136,11 @@ fn too_large(upstream: &Upstream) -> Status {
     ))
 }
 
-fn upstream_error(upstream: &Upstream, err: &(dyn std::error::Error + 'static)) -> Status {
-    let mut source = Some(err);
-    let mut detail = String::new();
+fn upstream_error(upstream: &Upstream, err: &SendError) -> Status {
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(err);
     while let Some(err) = source {
-        if err.is::<tonic::TimeoutExpired>() {
-            return Status::deadline_exceeded(format!(
-                "upstream `{}` did not answer before the deadline",
-                upstream.name
-            ));
-        }
-        if !detail.is_empty() {
-            detail.push_str(": ");
-        }
+        detail.push_str(": ");
         detail.push_str(&err.to_string());
         source = err.source();
     }
@@ -187,7 +191,7 @@ impl FrameScanner {
 }
 
 /// The client's request body on its way upstream, failing on an oversized message.
-struct LimitedBody {
+pub(crate) struct LimitedBody {
     inner: Incoming,
     scanner: FrameScanner,
     max: usize,
@@ -235,12 +239,12 @@ impl HttpBody for LimitedBody {
 struct CallRecord {
     metrics: Arc<RouteMetrics>,
     start: Instant,
-    _in_flight: Option<InFlight>,
+    _guard: CallGuard,
 }
 
 /// The upstream's response body on its way to the client.
 pub(crate) struct ProxyBody {
-    inner: Option<tonic::body::Body>,
+    inner: Option<Incoming>,
     scanner: FrameScanner,
     max: usize,
     oversized: Arc<AtomicBool>,
@@ -322,7 +326,7 @@ impl HttpBody for ProxyBody {
                 let status = if this.oversized.load(Relaxed) {
                     Status::resource_exhausted("request message larger than the gateway's limit")
                 } else {
-                    Status::unavailable(format!("upstream stream failed: {}", err.message()))
+                    Status::unavailable(format!("upstream stream failed: {err}"))
                 };
                 let trailers = this.fail(&status);
                 Poll::Ready(Some(Ok(Frame::trailers(trailers))))

@@ -14,6 +14,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
+use futures_util::future::Either;
 
 use super::GatewayState;
 use super::body::GatewayBody;
@@ -43,16 +44,19 @@ fn is_grpc<B>(req: &Request<B>) -> bool {
         })
 }
 
-async fn dispatch(
-    state: Arc<GatewayState>,
+async fn http(
     router: axum::Router,
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
-    if is_grpc(&req) {
-        return Ok(super::proxy::forward(state, req).await);
-    }
     let response = router.oneshot(req).await?;
     Ok(response.map(GatewayBody::Http))
+}
+
+async fn grpc(
+    state: Arc<GatewayState>,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
+    Ok(super::proxy::forward(state, req).await)
 }
 
 pub(crate) async fn serve(
@@ -82,7 +86,13 @@ pub(crate) async fn serve(
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 let router = router.clone();
-                let service = service_fn(move |req| dispatch(state.clone(), router.clone(), req));
+                let service = service_fn(move |req: Request<Incoming>| {
+                    if is_grpc(&req) {
+                        Either::Left(grpc(state.clone(), req))
+                    } else {
+                        Either::Right(http(router.clone(), req))
+                    }
+                });
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
