@@ -120,6 +120,8 @@ impl<'a> tonic_build::Service for TonicService<'a> {
 impl tonic_build::Method for TonicMethod<'_> {
     type Comment = String;
 
+    // tonic-build's `Method::name` is the Rust method name; `identifier` is the wire name.
+    #[allow(clippy::misnamed_getters)]
     fn name(&self) -> &str {
         &self.model.rust_name
     }

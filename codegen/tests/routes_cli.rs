@@ -45,17 +45,42 @@ fn routes_writes_then_check_catches_a_stale_file() {
     let original = std::fs::read_to_string(fixtures().join("services.rs")).expect("fixture");
     std::fs::write(&traits, &original).expect("write traits");
 
-    let output = run(bin().arg("routes").arg("--traits").arg(&traits).arg("--out").arg(&out));
+    let output = run(bin()
+        .arg("routes")
+        .arg("--traits")
+        .arg(&traits)
+        .arg("--out")
+        .arg(&out));
     assert!(output.status.success(), "{}", stderr(&output));
     let written = std::fs::read_to_string(&out).expect("routes file");
     assert!(written.starts_with("// @generated"), "{written}");
-    assert!(written.contains("Route::new(\"demo.v1.Calculator\", \"Countdown\", CallKind::ServerStreaming)"), "{written}");
-    assert!(written.contains("Route::new(\"demo.v1.Calculator\", \"Echo\", CallKind::Bidirectional)"), "{written}");
+    assert!(
+        written.contains(
+            "Route::new(\"demo.v1.Calculator\", \"Countdown\", CallKind::ServerStreaming)"
+        ),
+        "{written}"
+    );
+    assert!(
+        written.contains("Route::new(\"demo.v1.Calculator\", \"Echo\", CallKind::Bidirectional)"),
+        "{written}"
+    );
     assert!(!written.contains("Helper"), "{written}");
 
-    let check = || run(bin().arg("routes").arg("--traits").arg(&traits).arg("--out").arg(&out).arg("--check"));
+    let check = || {
+        run(bin()
+            .arg("routes")
+            .arg("--traits")
+            .arg(&traits)
+            .arg("--out")
+            .arg(&out)
+            .arg("--check"))
+    };
     let output = check();
-    assert!(output.status.success(), "fresh file passes: {}", stderr(&output));
+    assert!(
+        output.status.success(),
+        "fresh file passes: {}",
+        stderr(&output)
+    );
 
     // A new method makes the committed file stale: non-zero exit and a diff naming it.
     let changed = original.replace(
@@ -66,22 +91,41 @@ fn routes_writes_then_check_catches_a_stale_file() {
     let output = check();
     assert!(!output.status.success());
     let diff = stderr(&output);
-    assert!(diff.contains("+") && diff.contains("\"Multiply\""), "{diff}");
+    assert!(
+        diff.contains("+") && diff.contains("\"Multiply\""),
+        "{diff}"
+    );
     assert!(diff.contains("stale"), "{diff}");
-    assert_eq!(std::fs::read_to_string(&out).expect("unchanged"), written, "--check never writes");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("unchanged"),
+        written,
+        "--check never writes"
+    );
 
     // A missing file is stale too.
-    let output = run(bin().arg("routes").arg("--traits").arg(&traits).arg("--out").arg(dir.path().join("missing.rs")).arg("--check"));
+    let output = run(bin()
+        .arg("routes")
+        .arg("--traits")
+        .arg(&traits)
+        .arg("--out")
+        .arg(dir.path().join("missing.rs"))
+        .arg("--check"));
     assert!(!output.status.success());
     assert!(stderr(&output).contains("does not exist"));
 }
 
 #[test]
 fn list_prints_paths_and_kinds() {
-    let output = run(bin().arg("list").arg("--traits").arg(fixtures().join("services.rs")));
+    let output = run(bin()
+        .arg("list")
+        .arg("--traits")
+        .arg(fixtures().join("services.rs")));
     assert!(output.status.success(), "{}", stderr(&output));
     let listing = String::from_utf8_lossy(&output.stdout);
-    assert!(listing.contains("demo.v1.Calculator (compact, 4 methods)"), "{listing}");
+    assert!(
+        listing.contains("demo.v1.Calculator (compact, 4 methods)"),
+        "{listing}"
+    );
     assert!(listing.contains("/demo.v1.Calculator/Sum"), "{listing}");
     assert!(listing.contains("client_streaming"), "{listing}");
     assert!(listing.contains("Greeter (named, 1 method)"), "{listing}");
@@ -92,18 +136,39 @@ fn list_prints_paths_and_kinds() {
 fn bad_inputs_are_errors_not_panics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broken = dir.path().join("broken.rs");
-    std::fs::write(&broken, "#[msgpack_service]\npub trait Oops {\n    fn x(&self) -> ;\n}\n").expect("write");
+    std::fs::write(
+        &broken,
+        "#[msgpack_service]\npub trait Oops {\n    fn x(&self) -> ;\n}\n",
+    )
+    .expect("write");
     for args in [
         vec!["list".to_owned()],
-        vec!["list".into(), "--traits".into(), dir.path().join("nope.rs").display().to_string()],
-        vec!["list".into(), "--traits".into(), broken.display().to_string()],
+        vec![
+            "list".into(),
+            "--traits".into(),
+            dir.path().join("nope.rs").display().to_string(),
+        ],
+        vec![
+            "list".into(),
+            "--traits".into(),
+            broken.display().to_string(),
+        ],
     ] {
         let output = run(bin().args(&args));
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
         let message = stderr(&output);
         assert!(message.starts_with("error: "), "{args:?}: {message}");
         assert!(!message.contains("panicked"), "{message}");
     }
     let output = run(bin().arg("list").arg("--traits").arg(&broken));
-    assert!(stderr(&output).contains("broken.rs:3:"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("broken.rs:3:"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -49,9 +49,8 @@ where
             "/echo.Echo/StreamEcho" => Box::pin(async move {
                 let method = tower::service_fn(|req: Request<String>| async move {
                     let message = req.into_inner();
-                    let stream: MessageStream = Box::pin(tokio_stream::iter(
-                        std::iter::repeat_n(message, 10).map(Ok),
-                    ));
+                    let stream: MessageStream =
+                        Box::pin(tokio_stream::iter(std::iter::repeat_n(message, 10).map(Ok)));
                     Ok::<_, Status>(Response::new(stream))
                 });
                 let mut grpc = Grpc::new(MsgPackCodec::<String, String>::default());
@@ -64,7 +63,10 @@ where
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:50051".into()).parse()?;
+    let addr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:50051".into())
+        .parse()?;
     let threads: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)

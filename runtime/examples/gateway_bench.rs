@@ -7,7 +7,9 @@ use tonic_msgpack::gateway::{CallKind, Config, Gateway, Route, RouteTable};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: gateway_bench CONFIG.toml [THREADS]")?;
+    let path = args
+        .next()
+        .ok_or("usage: gateway_bench CONFIG.toml [THREADS]")?;
     let threads: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let config = Config::from_file(&path)?;
     let routes = RouteTable::from_routes([
@@ -19,8 +21,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        eprintln!("gateway listening on {} with {threads} worker thread(s)", config.listen);
-        Gateway::builder().config(config).routes(routes).serve().await
+        eprintln!(
+            "gateway listening on {} with {threads} worker thread(s)",
+            config.listen
+        );
+        Gateway::builder()
+            .config(config)
+            .routes(routes)
+            .serve()
+            .await
     })?;
     Ok(())
 }

@@ -11,7 +11,11 @@ use tonic::{Code, Request};
 #[tokio::test]
 async fn upstream_killed_mid_call_then_restarted() {
     let mut upstream = Upstream::start().await;
-    let gw = gateway(&two_services(&upstream.uri(), "connect_timeout = \"500ms\""), routes()).await;
+    let gw = gateway(
+        &two_services(&upstream.uri(), "connect_timeout = \"500ms\""),
+        routes(),
+    )
+    .await;
     let channel = channel(&gw.uri()).await;
 
     let mut client = tonic::client::Grpc::new(channel.clone());
@@ -29,8 +33,13 @@ async fn upstream_killed_mid_call_then_restarted() {
     .expect("stream starts")
     .into_inner();
     for i in 0..2 {
-        let tick = tokio::time::timeout(LIMIT, ticks.message()).await.expect("in time");
-        assert_eq!(tick.expect("tick").as_deref(), Some(format!("tick {i}").as_str()));
+        let tick = tokio::time::timeout(LIMIT, ticks.message())
+            .await
+            .expect("in time");
+        assert_eq!(
+            tick.expect("tick").as_deref(),
+            Some(format!("tick {i}").as_str())
+        );
     }
     upstream.kill();
     let err = tokio::time::timeout(LIMIT, async {
@@ -48,18 +57,28 @@ async fn upstream_killed_mid_call_then_restarted() {
 
     // While it is down: UNAVAILABLE within the connect timeout, no hang.
     let started = Instant::now();
-    let err = unary(&channel, "/test.Alpha/Unary", Request::new("x".into())).await.expect_err("down");
+    let err = unary(&channel, "/test.Alpha/Unary", Request::new("x".into()))
+        .await
+        .expect_err("down");
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     upstream.restart().await;
     let response = unary(&channel, "/test.Alpha/Unary", Request::new("back".into()))
         .await
         .expect("succeeds once the upstream is back");
     assert_eq!(response.get_ref(), "test.Alpha:back");
-    let messages = server_streaming(&channel, "/test.Beta/ServerStream", Request::new("b".into()))
-        .await
-        .expect("streams work again");
+    let messages = server_streaming(
+        &channel,
+        "/test.Beta/ServerStream",
+        Request::new("b".into()),
+    )
+    .await
+    .expect("streams work again");
     assert_eq!(messages.len(), 5);
     gw.shutdown().await;
 }
@@ -71,14 +90,23 @@ async fn upstream_down_at_start_is_unavailable_and_not_ready() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let gw = gateway(&two_services(&format!("http://127.0.0.1:{port}"), "connect_timeout = \"300ms\""), routes()).await;
+    let gw = gateway(
+        &two_services(
+            &format!("http://127.0.0.1:{port}"),
+            "connect_timeout = \"300ms\"",
+        ),
+        routes(),
+    )
+    .await;
     let (status, body) = http_get(gw.addr, "/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("test.Alpha"), "{body}");
     let channel = channel(&gw.uri()).await;
     for _ in 0..3 {
         let started = Instant::now();
-        let err = unary(&channel, "/test.Alpha/Unary", Request::new("x".into())).await.expect_err("down");
+        let err = unary(&channel, "/test.Alpha/Unary", Request::new("x".into()))
+            .await
+            .expect_err("down");
         assert_eq!(err.code(), Code::Unavailable, "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -88,7 +116,10 @@ async fn upstream_down_at_start_is_unavailable_and_not_ready() {
 #[tokio::test]
 async fn deadlines_propagate() {
     let upstream = Upstream::start().await;
-    let alpha = format!("[upstreams.\"test.Alpha\"]\nendpoints = [\"{}\"]\n", upstream.uri());
+    let alpha = format!(
+        "[upstreams.\"test.Alpha\"]\nendpoints = [\"{}\"]\n",
+        upstream.uri()
+    );
     let beta = format!(
         "[upstreams.\"test.Beta\"]\nendpoints = [\"{}\"]\ndefault_timeout = \"300ms\"\n",
         upstream.uri()
@@ -99,34 +130,63 @@ async fn deadlines_propagate() {
     // The client's deadline reaches the upstream.
     let mut request = Request::new("x".to_owned());
     request.set_timeout(Duration::from_secs(7));
-    let seen = unary(&channel, "/test.Alpha/Deadline", request).await.expect("deadline call");
+    let seen = unary(&channel, "/test.Alpha/Deadline", request)
+        .await
+        .expect("deadline call");
     assert_ne!(seen.get_ref(), "none");
     // No client deadline: none upstream, or the upstream's default.
-    let seen = unary(&channel, "/test.Alpha/Deadline", Request::new("x".into())).await.expect("call");
+    let seen = unary(&channel, "/test.Alpha/Deadline", Request::new("x".into()))
+        .await
+        .expect("call");
     assert_eq!(seen.get_ref(), "none");
-    let seen = unary(&channel, "/test.Beta/Deadline", Request::new("x".into())).await.expect("call");
+    let seen = unary(&channel, "/test.Beta/Deadline", Request::new("x".into()))
+        .await
+        .expect("call");
     assert_eq!(seen.get_ref(), "300m");
     // The default deadline is enforced.
     let started = Instant::now();
-    let err = unary(&channel, "/test.Beta/Sleep", Request::new("3000".into())).await.expect_err("too slow");
+    let err = unary(&channel, "/test.Beta/Sleep", Request::new("3000".into()))
+        .await
+        .expect_err("too slow");
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     gw.shutdown().await;
 }
 
 #[tokio::test]
 async fn oversized_messages_are_resource_exhausted() {
     let upstream = Upstream::start().await;
-    let gw = gateway(&two_services(&upstream.uri(), "max_message_size = 1024"), routes()).await;
+    let gw = gateway(
+        &two_services(&upstream.uri(), "max_message_size = 1024"),
+        routes(),
+    )
+    .await;
     let channel = channel(&gw.uri()).await;
-    let err = unary(&channel, "/test.Alpha/Unary", Request::new("x".repeat(4000))).await.expect_err("big request");
+    let err = unary(
+        &channel,
+        "/test.Alpha/Unary",
+        Request::new("x".repeat(4000)),
+    )
+    .await
+    .expect_err("big request");
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-    let err = unary(&channel, "/test.Alpha/Big", Request::new("4000".into())).await.expect_err("big response");
+    let err = unary(&channel, "/test.Alpha/Big", Request::new("4000".into()))
+        .await
+        .expect_err("big response");
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-    let ok = unary(&channel, "/test.Alpha/Big", Request::new("1000".into())).await.expect("under the limit");
+    let ok = unary(&channel, "/test.Alpha/Big", Request::new("1000".into()))
+        .await
+        .expect("under the limit");
     assert_eq!(ok.get_ref().len(), 1000);
     let (_, metrics) = http_get(gw.addr, "/metrics").await;
-    assert!(metrics.contains("route=\"/test.Alpha/Big\",code=\"RESOURCE_EXHAUSTED\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("route=\"/test.Alpha/Big\",code=\"RESOURCE_EXHAUSTED\"} 1"),
+        "{metrics}"
+    );
     gw.shutdown().await;
 }
 
@@ -144,5 +204,8 @@ async fn shutdown_lets_in_flight_calls_finish() {
     gw.shutdown().await;
     let response = call.await.expect("task").expect("in-flight call finished");
     assert_eq!(response.get_ref(), "slept");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "stopped accepting");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "stopped accepting"
+    );
 }

@@ -22,9 +22,13 @@ async fn two_hundred_clients_share_the_configured_pool() {
             // Each client has its own HTTP/2 connection to the gateway.
             let channel = channel(&uri).await;
             for call in 0..5 {
-                let response = unary(&channel, "/test.Alpha/Unary", Request::new(format!("{client}-{call}")))
-                    .await
-                    .expect("call through the pool");
+                let response = unary(
+                    &channel,
+                    "/test.Alpha/Unary",
+                    Request::new(format!("{client}-{call}")),
+                )
+                .await
+                .expect("call through the pool");
                 assert_eq!(response.get_ref(), &format!("test.Alpha:{client}-{call}"));
             }
         });
@@ -32,10 +36,19 @@ async fn two_hundred_clients_share_the_configured_pool() {
     while let Some(result) = clients.join_next().await {
         result.expect("client task");
     }
-    assert_eq!(upstream.accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(
+        upstream.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
     let (_, metrics) = http_get(gw.addr, "/metrics").await;
-    assert!(metrics.contains("gateway_calls_total{route=\"/test.Alpha/Unary\"} 1000"), "{metrics}");
-    assert!(metrics.contains("gateway_upstream_connections{upstream=\"test.Alpha\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("gateway_calls_total{route=\"/test.Alpha/Unary\"} 1000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_upstream_connections{upstream=\"test.Alpha\"} 3"),
+        "{metrics}"
+    );
     gw.shutdown().await;
 }
 

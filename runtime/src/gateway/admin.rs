@@ -33,7 +33,11 @@ pub(crate) async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
 }
 
 async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok\n")
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "ok\n",
+    )
 }
 
 async fn readyz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
@@ -49,7 +53,11 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
         .map(|upstream| upstream.name.as_str())
         .collect();
     if waiting.is_empty() {
-        (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ready\n".to_owned())
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "ready\n".to_owned(),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -64,7 +72,12 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
         .targets
         .iter()
         .map(|target| &*target.metrics)
-        .chain(state.prefix_targets.iter().map(|(_, target)| &*target.metrics))
+        .chain(
+            state
+                .prefix_targets
+                .iter()
+                .map(|(_, target)| &*target.metrics),
+        )
         .chain(std::iter::once(&state.unmatched));
     let upstreams = state.upstreams.iter().map(|upstream| &*upstream.metrics);
     (

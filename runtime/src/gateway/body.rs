@@ -13,6 +13,8 @@ use super::proxy::ProxyBody;
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Every body the gateway answers with.
+// The proxy variant is the hot path: boxing it would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Default)]
 pub(crate) enum GatewayBody {
     /// An upstream's gRPC response.

@@ -293,10 +293,7 @@ fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
         }
         let connections = merged.connections.unwrap_or(base.connections);
         if connections == 0 {
-            return Err(invalid(
-                key("connections"),
-                "must be at least 1".into(),
-            ));
+            return Err(invalid(key("connections"), "must be at least 1".into()));
         }
         if merged.concurrency_limit == Some(0) {
             return Err(invalid(
@@ -317,9 +314,7 @@ fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
                 endpoints: uris,
                 connections,
                 balance: merged.balance.unwrap_or(base.balance),
-                connect_timeout: merged
-                    .connect_timeout
-                    .map_or(base.connect_timeout, |d| d.0),
+                connect_timeout: merged.connect_timeout.map_or(base.connect_timeout, |d| d.0),
                 keepalive_interval: merged.keepalive_interval.map(|d| d.0),
                 keepalive_timeout: merged.keepalive_timeout.map(|d| d.0),
                 concurrency_limit: merged.concurrency_limit,
@@ -333,13 +328,17 @@ fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
         if !prefix.starts_with('/') {
             return Err(invalid(
                 key,
-                "a route prefix is a gRPC path prefix and starts with `/`, e.g. \"/demo.v1.\"".into(),
+                "a route prefix is a gRPC path prefix and starts with `/`, e.g. \"/demo.v1.\""
+                    .into(),
             ));
         }
         if !upstreams.contains_key(upstream) {
             return Err(invalid(
                 key,
-                format!("no upstream named `{upstream}`; add [upstreams.{}]", quote_key(upstream)),
+                format!(
+                    "no upstream named `{upstream}`; add [upstreams.{}]",
+                    quote_key(upstream)
+                ),
             ));
         }
     }
@@ -424,8 +423,12 @@ mod tests {
         let err = |text: &str| Config::from_toml(text).expect_err("invalid").to_string();
         let e = err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconections = 2\n");
         assert!(e.contains("conections"), "{e}");
-        let e = err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconnect_timeout = \"5 parsecs\"\n");
-        assert!(e.contains("connect_timeout") && e.contains("duration"), "{e}");
+        let e =
+            err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconnect_timeout = \"5 parsecs\"\n");
+        assert!(
+            e.contains("connect_timeout") && e.contains("duration"),
+            "{e}"
+        );
         let e = err("[upstreams.a]\nendpoints = [\"x:1\"]\n");
         assert!(e.contains("upstreams.a.endpoints[0]"), "{e}");
         let e = err("[upstreams.a]\nendpoints = []\n");

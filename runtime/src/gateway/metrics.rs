@@ -114,13 +114,23 @@ fn render_into<'a>(
     routes: impl Iterator<Item = &'a RouteMetrics> + Clone,
     upstreams: impl Iterator<Item = &'a UpstreamMetrics> + Clone,
 ) -> std::fmt::Result {
-    writeln!(out, "# HELP gateway_calls_total gRPC calls finished, by route.")?;
+    writeln!(
+        out,
+        "# HELP gateway_calls_total gRPC calls finished, by route."
+    )?;
     writeln!(out, "# TYPE gateway_calls_total counter")?;
     for route in routes.clone() {
         let label = escape(&route.label);
-        writeln!(out, "gateway_calls_total{{route=\"{label}\"}} {}", route.calls.load(Relaxed))?;
+        writeln!(
+            out,
+            "gateway_calls_total{{route=\"{label}\"}} {}",
+            route.calls.load(Relaxed)
+        )?;
     }
-    writeln!(out, "# HELP gateway_call_errors_total gRPC calls that ended with a non-OK status, by route and code.")?;
+    writeln!(
+        out,
+        "# HELP gateway_call_errors_total gRPC calls that ended with a non-OK status, by route and code."
+    )?;
     writeln!(out, "# TYPE gateway_call_errors_total counter")?;
     for route in routes.clone() {
         let label = escape(&route.label);
@@ -135,7 +145,10 @@ fn render_into<'a>(
             }
         }
     }
-    writeln!(out, "# HELP gateway_call_duration_seconds Time from request headers to the end of the response, by route.")?;
+    writeln!(
+        out,
+        "# HELP gateway_call_duration_seconds Time from request headers to the end of the response, by route."
+    )?;
     writeln!(out, "# TYPE gateway_call_duration_seconds histogram")?;
     for route in routes {
         let label = escape(&route.label);
@@ -149,15 +162,24 @@ fn render_into<'a>(
             )?;
         }
         let calls = route.calls.load(Relaxed);
-        writeln!(out, "gateway_call_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {calls}")?;
+        writeln!(
+            out,
+            "gateway_call_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {calls}"
+        )?;
         writeln!(
             out,
             "gateway_call_duration_seconds_sum{{route=\"{label}\"}} {}",
             route.sum_us.load(Relaxed) as f64 / 1e6
         )?;
-        writeln!(out, "gateway_call_duration_seconds_count{{route=\"{label}\"}} {calls}")?;
+        writeln!(
+            out,
+            "gateway_call_duration_seconds_count{{route=\"{label}\"}} {calls}"
+        )?;
     }
-    writeln!(out, "# HELP gateway_upstream_connections Open HTTP/2 connections to an upstream.")?;
+    writeln!(
+        out,
+        "# HELP gateway_upstream_connections Open HTTP/2 connections to an upstream."
+    )?;
     writeln!(out, "# TYPE gateway_upstream_connections gauge")?;
     for upstream in upstreams.clone() {
         writeln!(
@@ -167,7 +189,10 @@ fn render_into<'a>(
             upstream.open.load(Relaxed)
         )?;
     }
-    writeln!(out, "# HELP gateway_upstream_connects_total TCP connections opened to an upstream.")?;
+    writeln!(
+        out,
+        "# HELP gateway_upstream_connects_total TCP connections opened to an upstream."
+    )?;
     writeln!(out, "# TYPE gateway_upstream_connects_total counter")?;
     for upstream in upstreams.clone() {
         writeln!(
@@ -177,7 +202,10 @@ fn render_into<'a>(
             upstream.connects.load(Relaxed)
         )?;
     }
-    writeln!(out, "# HELP gateway_upstream_connect_errors_total Failed connection attempts to an upstream.")?;
+    writeln!(
+        out,
+        "# HELP gateway_upstream_connect_errors_total Failed connection attempts to an upstream."
+    )?;
     writeln!(out, "# TYPE gateway_upstream_connect_errors_total counter")?;
     for upstream in upstreams {
         writeln!(
@@ -202,10 +230,16 @@ mod tests {
         assert_eq!(route.calls(), 2);
         let upstream = UpstreamMetrics::new("a.B".into());
         let text = render([&route].into_iter(), [&upstream].into_iter());
-        assert!(text.contains("gateway_calls_total{route=\"/a.B/C\"} 2"), "{text}");
+        assert!(
+            text.contains("gateway_calls_total{route=\"/a.B/C\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("code=\"UNAVAILABLE\"} 1"), "{text}");
         assert!(text.contains("le=\"0.0005\"} 1"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
-        assert!(text.contains("gateway_upstream_connections{upstream=\"a.B\"} 0"), "{text}");
+        assert!(
+            text.contains("gateway_upstream_connections{upstream=\"a.B\"} 0"),
+            "{text}"
+        );
     }
 }

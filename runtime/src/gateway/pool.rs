@@ -90,9 +90,7 @@ impl Upstream {
             .iter()
             .map(|uri| EndpointPool {
                 connections: (0..config.connections)
-                    .map(|_| {
-                        Arc::new(Connection::new(uri, settings.clone(), metrics.clone()))
-                    })
+                    .map(|_| Arc::new(Connection::new(uri, settings.clone(), metrics.clone())))
                     .collect(),
                 in_flight: Arc::new(AtomicUsize::new(0)),
                 next: AtomicUsize::new(0),
@@ -178,7 +176,6 @@ struct Settings {
     limit: Option<usize>,
 }
 
-
 impl Settings {
     fn new(config: &UpstreamConfig) -> Self {
         Settings {
@@ -222,12 +219,21 @@ impl Connection {
     }
 
     fn live(&self) -> Option<SendRequest<LimitedBody>> {
-        let current = self.current.read().unwrap_or_else(|poison| poison.into_inner());
-        current.as_ref().filter(|sender| !sender.is_closed()).cloned()
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        current
+            .as_ref()
+            .filter(|sender| !sender.is_closed())
+            .cloned()
     }
 
     fn forget_if_closed(&self) {
-        let mut current = self.current.write().unwrap_or_else(|poison| poison.into_inner());
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
         if current.as_ref().is_some_and(SendRequest::is_closed) {
             *current = None;
         }
@@ -246,21 +252,25 @@ impl Connection {
             endpoint: self.endpoint.clone(),
             reason,
         };
-        let sender = match tokio::time::timeout(self.settings.connect_timeout, self.handshake()).await {
-            Ok(Ok(sender)) => sender,
-            Ok(Err(err)) => {
-                self.metrics.connect_errors.fetch_add(1, Relaxed);
-                return Err(connect_error(err.to_string()));
-            }
-            Err(_) => {
-                self.metrics.connect_errors.fetch_add(1, Relaxed);
-                return Err(connect_error(format!(
-                    "timed out after {:?}",
-                    self.settings.connect_timeout
-                )));
-            }
-        };
-        *self.current.write().unwrap_or_else(|poison| poison.into_inner()) = Some(sender.clone());
+        let sender =
+            match tokio::time::timeout(self.settings.connect_timeout, self.handshake()).await {
+                Ok(Ok(sender)) => sender,
+                Ok(Err(err)) => {
+                    self.metrics.connect_errors.fetch_add(1, Relaxed);
+                    return Err(connect_error(err.to_string()));
+                }
+                Err(_) => {
+                    self.metrics.connect_errors.fetch_add(1, Relaxed);
+                    return Err(connect_error(format!(
+                        "timed out after {:?}",
+                        self.settings.connect_timeout
+                    )));
+                }
+            };
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(sender.clone());
         Ok(sender)
     }
 

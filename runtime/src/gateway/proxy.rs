@@ -36,24 +36,24 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 ];
 
 /// Forwards one gRPC call to its upstream.
-pub(crate) async fn forward(state: Arc<GatewayState>, mut req: Request<Incoming>) -> Response<GatewayBody> {
+pub(crate) async fn forward(
+    state: Arc<GatewayState>,
+    mut req: Request<Incoming>,
+) -> Response<GatewayBody> {
     let start = Instant::now();
     let Some(target) = state.target(req.uri().path()) else {
-        let status = Status::unimplemented(format!(
-            "no route for {} on this gateway",
-            req.uri().path()
-        ));
-        state.unmatched.record(Code::Unimplemented as u16, start.elapsed());
+        let status =
+            Status::unimplemented(format!("no route for {} on this gateway", req.uri().path()));
+        state
+            .unmatched
+            .record(Code::Unimplemented as u16, start.elapsed());
         return status.into_http();
     };
     let metrics = target.metrics.clone();
     let Some(upstream) = target.upstream.and_then(|index| state.upstreams.get(index)) else {
         metrics.record(Code::Unavailable as u16, start.elapsed());
-        return Status::unavailable(format!(
-            "no upstream configured for {}",
-            req.uri().path()
-        ))
-        .into_http();
+        return Status::unavailable(format!("no upstream configured for {}", req.uri().path()))
+            .into_http();
     };
 
     let headers = req.headers_mut();
@@ -144,7 +144,10 @@ fn upstream_error(upstream: &Upstream, err: &SendError) -> Status {
         detail.push_str(&err.to_string());
         source = err.source();
     }
-    Status::unavailable(format!("upstream `{}` unavailable: {detail}", upstream.name))
+    Status::unavailable(format!(
+        "upstream `{}` unavailable: {detail}",
+        upstream.name
+    ))
 }
 
 /// Tracks gRPC frame boundaries (1 flag byte + 4 length bytes + payload) across chunks.

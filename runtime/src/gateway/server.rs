@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -14,7 +15,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
-use futures_util::future::Either;
 
 use super::GatewayState;
 use super::body::GatewayBody;
@@ -108,8 +108,13 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
-    tracing::info!("shutting down: no new connections, waiting up to {grace:?} for in-flight calls");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    tracing::info!(
+        "shutting down: no new connections, waiting up to {grace:?} for in-flight calls"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("grace period over; closing the remaining connections");
     }
     connections.abort_all();

@@ -78,7 +78,10 @@ impl Transcoder {
     }
 }
 
-struct Typed<F, Req, Resp>(PhantomData<fn() -> (F, Req, Resp)>);
+/// A marker owning no data, so `Send + Sync` whatever the types.
+type Marker<F, Req, Resp> = fn() -> (F, Req, Resp);
+
+struct Typed<F, Req, Resp>(PhantomData<Marker<F, Req, Resp>>);
 
 impl<F, Req, Resp> Transcode for Typed<F, Req, Resp>
 where

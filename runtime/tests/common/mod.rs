@@ -137,16 +137,14 @@ where
                     // One message every 50 ms, `n` of them: long enough to kill the upstream mid-call.
                     let svc = tower::service_fn(|req: Request<String>| async move {
                         let n: u64 = req.get_ref().parse().unwrap_or(0);
-                        let stream: MessageStream = Box::pin(futures_util::stream::unfold(
-                            0u64,
-                            move |i| async move {
+                        let stream: MessageStream =
+                            Box::pin(futures_util::stream::unfold(0u64, move |i| async move {
                                 if i == n {
                                     return None;
                                 }
                                 tokio::time::sleep(Duration::from_millis(50)).await;
                                 Some((Ok(format!("tick {i}")), i + 1))
-                            },
-                        ));
+                            }));
                         Ok::<_, Status>(Response::new(stream))
                     });
                     grpc.server_streaming(svc, req).await
@@ -162,7 +160,11 @@ where
                             let mut response = Response::new(format!("{name}:{}", parts.join(",")));
                             response.metadata_mut().insert(
                                 "x-count",
-                                parts.len().to_string().parse().map_err(|_| Status::internal("count"))?,
+                                parts
+                                    .len()
+                                    .to_string()
+                                    .parse()
+                                    .map_err(|_| Status::internal("count"))?,
                             );
                             Ok::<_, Status>(response)
                         },
@@ -198,7 +200,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start() -> Upstream {
-        Upstream::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(AtomicUsize::new(0))).await
+        Upstream::start_at(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Arc::new(AtomicUsize::new(0)),
+        )
+        .await
     }
 
     async fn start_at(addr: SocketAddr, accepted: Arc<AtomicUsize>) -> Upstream {
@@ -311,7 +317,9 @@ pub async fn gateway(config_toml: &str, routes: RouteTable) -> RunningGateway {
         .build()
         .await
         .expect("gateway builds");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
     let addr = listener.local_addr().expect("gateway addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -337,30 +345,49 @@ pub fn two_services(upstream: &str, extra: &str) -> String {
 }
 
 pub async fn channel(uri: &str) -> Channel {
-    tokio::time::timeout(LIMIT, Endpoint::from_shared(uri.to_owned()).expect("uri").connect())
-        .await
-        .expect("connect within the limit")
-        .expect("connect")
+    tokio::time::timeout(
+        LIMIT,
+        Endpoint::from_shared(uri.to_owned())
+            .expect("uri")
+            .connect(),
+    )
+    .await
+    .expect("connect within the limit")
+    .expect("connect")
 }
 
 pub fn path(path: &str) -> PathAndQuery {
     PathAndQuery::try_from(path).expect("path")
 }
 
-pub async fn unary(channel: &Channel, method: &str, request: Request<String>) -> Result<Response<String>, Status> {
+pub async fn unary(
+    channel: &Channel,
+    method: &str,
+    request: Request<String>,
+) -> Result<Response<String>, Status> {
     let mut client = tonic::client::Grpc::new(channel.clone());
     tokio::time::timeout(LIMIT, async {
-        client.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        client
+            .ready()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         client.unary(request, path(method), Codec::default()).await
     })
     .await
     .expect("call ends within the limit")
 }
 
-pub async fn server_streaming(channel: &Channel, method: &str, request: Request<String>) -> Result<Vec<String>, Status> {
+pub async fn server_streaming(
+    channel: &Channel,
+    method: &str,
+    request: Request<String>,
+) -> Result<Vec<String>, Status> {
     let mut client = tonic::client::Grpc::new(channel.clone());
     tokio::time::timeout(LIMIT, async {
-        client.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        client
+            .ready()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         let mut stream = client
             .server_streaming(request, path(method), Codec::default())
             .await?

@@ -24,8 +24,8 @@ pub(crate) fn load_proto_dir(dir: &Path) -> anyhow::Result<Vec<ServiceModel>> {
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read directory {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?;
     for entry in entries {
         let path = entry
             .with_context(|| format!("cannot read directory {}", dir.display()))?
@@ -45,7 +45,9 @@ fn load_protos(protos: &[PathBuf], _includes: &[PathBuf]) -> anyhow::Result<Vec<
     bail!(
         "{}: reading .proto files needs the proto front end, which this build of tonic-msgpack \
          does not include yet; use --traits",
-        protos.first().map_or_else(String::new, |p| p.display().to_string())
+        protos
+            .first()
+            .map_or_else(String::new, |p| p.display().to_string())
     )
 }
 
@@ -55,7 +57,12 @@ pub(crate) fn load_traits(file: &Path) -> anyhow::Result<Vec<ServiceModel>> {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let ast = syn::parse_file(&text).map_err(|err| {
         let start = err.span().start();
-        anyhow::anyhow!("{}:{}:{}: {err}", file.display(), start.line, start.column + 1)
+        anyhow::anyhow!(
+            "{}:{}:{}: {err}",
+            file.display(),
+            start.line,
+            start.column + 1
+        )
     })?;
     let mut services = Vec::new();
     collect_traits(&ast.items, file, &mut services)?;
@@ -84,7 +91,12 @@ fn collect_traits(
                 };
                 let service = service_from_trait(item, args).map_err(|err| {
                     let start = err.span().start();
-                    anyhow::anyhow!("{}:{}:{}: {err}", file.display(), start.line, start.column + 1)
+                    anyhow::anyhow!(
+                        "{}:{}:{}: {err}",
+                        file.display(),
+                        start.line,
+                        start.column + 1
+                    )
                 })?;
                 out.push(service);
             }
@@ -148,7 +160,8 @@ fn service_from_trait(item: &syn::ItemTrait, args: TokenStream) -> syn::Result<S
                 quote::quote!((#(#many),*)).to_string()
             }
         };
-        let output_type = output.map_or_else(|| "()".to_owned(), |ty| quote::quote!(#ty).to_string());
+        let output_type =
+            output.map_or_else(|| "()".to_owned(), |ty| quote::quote!(#ty).to_string());
         let mut method = MethodModel::new(
             function.sig.ident.to_string().to_upper_camel_case(),
             input_type,

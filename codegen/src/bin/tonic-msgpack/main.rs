@@ -18,7 +18,11 @@ use tonic_msgpack_build::ServiceModel;
 use tonic_msgpack_build::routes::{self, RoutesOptions};
 
 #[derive(Parser)]
-#[command(name = "tonic-msgpack", version, about = "gRPC with MessagePack: code generation tools")]
+#[command(
+    name = "tonic-msgpack",
+    version,
+    about = "gRPC with MessagePack: code generation tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +77,10 @@ impl Inputs {
         let mut seen = std::collections::HashSet::new();
         for service in &services {
             if !seen.insert(service.full_name()) {
-                bail!("service `{}` is defined twice in the inputs", service.full_name());
+                bail!(
+                    "service `{}` is defined twice in the inputs",
+                    service.full_name()
+                );
             }
         }
         Ok(services)
