@@ -6,6 +6,7 @@
 
 mod error;
 pub mod model;
+pub mod routes;
 #[cfg(feature = "protos")]
 mod protos;
 pub mod tonic_gen;

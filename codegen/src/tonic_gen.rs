@@ -120,7 +120,8 @@ impl<'a> tonic_build::Service for TonicService<'a> {
 impl tonic_build::Method for TonicMethod<'_> {
     type Comment = String;
 
-    #[allow(clippy::misnamed_getters)] // tonic-build's `name` is the Rust method name
+    // tonic-build's `Method::name` is the Rust method name; `identifier` is the wire name.
+    #[allow(clippy::misnamed_getters)]
     fn name(&self) -> &str {
         &self.model.rust_name
     }

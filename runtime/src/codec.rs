@@ -68,7 +68,7 @@ impl Format for Named {
 ///
 /// Use it through the aliases [`MsgPackCodec`] (compact) and [`NamedMsgPackCodec`]: tonic-build's
 /// `codec_path` needs a type generic over exactly `<T, U>`.
-#[allow(clippy::type_complexity)] // a plain PhantomData marker
+#[allow(clippy::type_complexity)] // a plain marker: no data, `Send + Sync` whatever the types
 pub struct FormatCodec<F, T, U>(PhantomData<fn() -> (F, T, U)>);
 
 /// The compact MessagePack codec: structs as arrays. The default of every generated service.

@@ -12,6 +12,8 @@ mod codec;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 mod stream;
 pub mod wkt;
 

@@ -1,0 +1,158 @@
+//! `tonic-msgpack`: gateway route stubs and service listings from `.proto` files and
+//! `#[msgpack_service]` traits.
+//!
+//! ```text
+//! tonic-msgpack routes --proto proto/ --traits src/calc.rs --out src/gateway_routes.rs
+//! tonic-msgpack routes --proto proto/ --traits src/calc.rs --out src/gateway_routes.rs --check
+//! tonic-msgpack list --proto proto/ --traits src/calc.rs
+//! ```
+
+mod frontends;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use tonic_msgpack_build::ServiceModel;
+use tonic_msgpack_build::routes::{self, RoutesOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "tonic-msgpack",
+    version,
+    about = "gRPC with MessagePack: code generation tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate gateway route stubs (`pub fn table() -> RouteTable`).
+    Routes {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// The Rust file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Do not write: fail with a diff when FILE is not what would be generated (for CI).
+        #[arg(long)]
+        check: bool,
+        /// Attach typed JSON transcoders (the file must be included where the message types are
+        /// in scope).
+        #[arg(long)]
+        typed_transcoders: bool,
+    },
+    /// Print services and methods with their paths and call kinds.
+    List {
+        #[command(flatten)]
+        inputs: Inputs,
+    },
+}
+
+#[derive(Args)]
+struct Inputs {
+    /// A directory of .proto files (searched recursively; also the include path). Repeatable.
+    #[arg(long = "proto", value_name = "DIR")]
+    protos: Vec<PathBuf>,
+    /// A Rust file with `#[msgpack_service]` traits. Repeatable.
+    #[arg(long = "traits", value_name = "FILE")]
+    traits: Vec<PathBuf>,
+}
+
+impl Inputs {
+    fn load(&self) -> anyhow::Result<Vec<ServiceModel>> {
+        if self.protos.is_empty() && self.traits.is_empty() {
+            bail!("nothing to read: give at least one --proto DIR or --traits FILE");
+        }
+        let mut services = Vec::new();
+        for dir in &self.protos {
+            services.extend(frontends::load_proto_dir(dir)?);
+        }
+        for file in &self.traits {
+            services.extend(frontends::load_traits(file)?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for service in &services {
+            if !seen.insert(service.full_name()) {
+                bail!(
+                    "service `{}` is defined twice in the inputs",
+                    service.full_name()
+                );
+            }
+        }
+        Ok(services)
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Routes {
+            inputs,
+            out,
+            check,
+            typed_transcoders,
+        } => {
+            let services = inputs.load()?;
+            let options = RoutesOptions { typed_transcoders };
+            let text = routes::generate_file(&services, &options)?;
+            if check {
+                check_file(&out, &text)
+            } else {
+                std::fs::write(&out, text)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                let count: usize = services.iter().map(|s| s.methods.len()).sum();
+                eprintln!("wrote {} ({count} routes)", out.display());
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        Command::List { inputs } => {
+            print!("{}", routes::listing(&inputs.load()?));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Compares `path` with the freshly generated `text`; prints a diff and fails when they differ.
+fn check_file(path: &Path, text: &str) -> anyhow::Result<ExitCode> {
+    let current = match std::fs::read_to_string(path) {
+        Ok(current) => current,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "{} does not exist; run `tonic-msgpack routes` without --check to create it",
+                path.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if current == text {
+        eprintln!("{} is up to date", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let diff = similar::TextDiff::from_lines(current.as_str(), text);
+    let shown = path.display().to_string();
+    eprint!(
+        "{}",
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&shown, &format!("{shown} (generated)"))
+    );
+    eprintln!(
+        "{} is stale; run `tonic-msgpack routes` without --check to update it",
+        path.display()
+    );
+    Ok(ExitCode::FAILURE)
+}

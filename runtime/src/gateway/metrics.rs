@@ -1,0 +1,245 @@
+//! Lock-free call and connection metrics, rendered as Prometheus text.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// gRPC status code names, indexed by code.
+pub(crate) const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// Upper bounds of the latency histogram, in microseconds.
+const BUCKETS_US: [u64; 14] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 10_000_000,
+];
+
+/// Calls, status codes and latency of one route.
+#[derive(Debug)]
+pub(crate) struct RouteMetrics {
+    label: String,
+    calls: AtomicU64,
+    codes: [AtomicU64; 17],
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    sum_us: AtomicU64,
+}
+
+impl RouteMetrics {
+    pub(crate) fn new(label: String) -> Self {
+        RouteMetrics {
+            label,
+            calls: AtomicU64::new(0),
+            codes: Default::default(),
+            buckets: Default::default(),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one finished call.
+    pub(crate) fn record(&self, code: u16, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.calls.fetch_add(1, Relaxed);
+        self.codes[usize::from(code).min(16)].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(micros, Relaxed);
+        if let Some(bucket) = BUCKETS_US.iter().position(|&bound| micros <= bound) {
+            self.buckets[bucket].fetch_add(1, Relaxed);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls.load(Relaxed)
+    }
+}
+
+/// Connection counters of one upstream.
+#[derive(Debug)]
+pub(crate) struct UpstreamMetrics {
+    pub(crate) name: String,
+    pub(crate) open: AtomicI64,
+    pub(crate) connects: AtomicU64,
+    pub(crate) connect_errors: AtomicU64,
+    pub(crate) has_connected: AtomicBool,
+}
+
+impl UpstreamMetrics {
+    pub(crate) fn new(name: String) -> Self {
+        UpstreamMetrics {
+            name,
+            open: AtomicI64::new(0),
+            connects: AtomicU64::new(0),
+            connect_errors: AtomicU64::new(0),
+            has_connected: AtomicBool::new(false),
+        }
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders every metric in the Prometheus text exposition format.
+pub(crate) fn render<'a>(
+    routes: impl Iterator<Item = &'a RouteMetrics> + Clone,
+    upstreams: impl Iterator<Item = &'a UpstreamMetrics> + Clone,
+) -> String {
+    let mut out = String::with_capacity(4096);
+    // Writing to a String cannot fail.
+    let _ = render_into(&mut out, routes, upstreams);
+    out
+}
+
+fn render_into<'a>(
+    out: &mut String,
+    routes: impl Iterator<Item = &'a RouteMetrics> + Clone,
+    upstreams: impl Iterator<Item = &'a UpstreamMetrics> + Clone,
+) -> std::fmt::Result {
+    writeln!(
+        out,
+        "# HELP gateway_calls_total gRPC calls finished, by route."
+    )?;
+    writeln!(out, "# TYPE gateway_calls_total counter")?;
+    for route in routes.clone() {
+        let label = escape(&route.label);
+        writeln!(
+            out,
+            "gateway_calls_total{{route=\"{label}\"}} {}",
+            route.calls.load(Relaxed)
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP gateway_call_errors_total gRPC calls that ended with a non-OK status, by route and code."
+    )?;
+    writeln!(out, "# TYPE gateway_call_errors_total counter")?;
+    for route in routes.clone() {
+        let label = escape(&route.label);
+        for (code, count) in route.codes.iter().enumerate().skip(1) {
+            let count = count.load(Relaxed);
+            if count > 0 {
+                writeln!(
+                    out,
+                    "gateway_call_errors_total{{route=\"{label}\",code=\"{}\"}} {count}",
+                    CODE_NAMES[code]
+                )?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "# HELP gateway_call_duration_seconds Time from request headers to the end of the response, by route."
+    )?;
+    writeln!(out, "# TYPE gateway_call_duration_seconds histogram")?;
+    for route in routes {
+        let label = escape(&route.label);
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS_US.iter().zip(&route.buckets) {
+            cumulative += count.load(Relaxed);
+            writeln!(
+                out,
+                "gateway_call_duration_seconds_bucket{{route=\"{label}\",le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            )?;
+        }
+        let calls = route.calls.load(Relaxed);
+        writeln!(
+            out,
+            "gateway_call_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {calls}"
+        )?;
+        writeln!(
+            out,
+            "gateway_call_duration_seconds_sum{{route=\"{label}\"}} {}",
+            route.sum_us.load(Relaxed) as f64 / 1e6
+        )?;
+        writeln!(
+            out,
+            "gateway_call_duration_seconds_count{{route=\"{label}\"}} {calls}"
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP gateway_upstream_connections Open HTTP/2 connections to an upstream."
+    )?;
+    writeln!(out, "# TYPE gateway_upstream_connections gauge")?;
+    for upstream in upstreams.clone() {
+        writeln!(
+            out,
+            "gateway_upstream_connections{{upstream=\"{}\"}} {}",
+            escape(&upstream.name),
+            upstream.open.load(Relaxed)
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP gateway_upstream_connects_total TCP connections opened to an upstream."
+    )?;
+    writeln!(out, "# TYPE gateway_upstream_connects_total counter")?;
+    for upstream in upstreams.clone() {
+        writeln!(
+            out,
+            "gateway_upstream_connects_total{{upstream=\"{}\"}} {}",
+            escape(&upstream.name),
+            upstream.connects.load(Relaxed)
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP gateway_upstream_connect_errors_total Failed connection attempts to an upstream."
+    )?;
+    writeln!(out, "# TYPE gateway_upstream_connect_errors_total counter")?;
+    for upstream in upstreams {
+        writeln!(
+            out,
+            "gateway_upstream_connect_errors_total{{upstream=\"{}\"}} {}",
+            escape(&upstream.name),
+            upstream.connect_errors.load(Relaxed)
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_histogram_and_codes() {
+        let route = RouteMetrics::new("/a.B/C".into());
+        route.record(0, Duration::from_micros(300));
+        route.record(14, Duration::from_millis(20));
+        assert_eq!(route.calls(), 2);
+        let upstream = UpstreamMetrics::new("a.B".into());
+        let text = render([&route].into_iter(), [&upstream].into_iter());
+        assert!(
+            text.contains("gateway_calls_total{route=\"/a.B/C\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("code=\"UNAVAILABLE\"} 1"), "{text}");
+        assert!(text.contains("le=\"0.0005\"} 1"), "{text}");
+        assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
+        assert!(
+            text.contains("gateway_upstream_connections{upstream=\"a.B\"} 0"),
+            "{text}"
+        );
+    }
+}
