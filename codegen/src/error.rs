@@ -49,6 +49,14 @@ pub enum Error {
     /// A build option is missing or inconsistent.
     #[error("{0}")]
     Config(String),
+    /// A Rust source file with `#[msgpack_service]` traits did not parse or check.
+    #[error("{location}: {reason}")]
+    Trait {
+        /// `file:line:col`.
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -6,9 +6,9 @@
 
 mod error;
 pub mod model;
-pub mod routes;
 #[cfg(feature = "protos")]
 mod protos;
+pub mod routes;
 pub mod tonic_gen;
 pub mod trait_gen;
 pub mod traits;

@@ -81,6 +81,65 @@ pub fn service_from_trait(item: &syn::ItemTrait, args: TokenStream) -> syn::Resu
     parse_trait(item, args).map(|service| service.model)
 }
 
+/// Every `#[msgpack_service]` trait in the Rust file `path`, inline modules included (for the
+/// CLI and `build.rs` route generation).
+///
+/// # Errors
+///
+/// The file cannot be read, does not parse, or a trait is invalid: `file:line:col: reason`.
+pub fn services_in_file(path: &std::path::Path) -> Result<Vec<ServiceModel>, crate::Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    services_in_source(&text, &path.display().to_string())
+}
+
+/// Every `#[msgpack_service]` trait in Rust source `text`; `file` names it in errors.
+///
+/// # Errors
+///
+/// The text does not parse, or a trait is invalid: `file:line:col: reason`.
+pub fn services_in_source(text: &str, file: &str) -> Result<Vec<ServiceModel>, crate::Error> {
+    let located = |error: syn::Error| {
+        let start = error.span().start();
+        crate::Error::Trait {
+            location: format!("{file}:{}:{}", start.line, start.column + 1),
+            reason: error.to_string(),
+        }
+    };
+    let ast = syn::parse_file(text).map_err(located)?;
+    let mut services = Vec::new();
+    let mut pending = vec![ast.items.as_slice()];
+    while let Some(items) = pending.pop() {
+        for item in items {
+            match item {
+                syn::Item::Trait(item) => {
+                    let Some(attr) = item.attrs.iter().find(|attr| {
+                        attr.path()
+                            .segments
+                            .last()
+                            .is_some_and(|segment| segment.ident == "msgpack_service")
+                    }) else {
+                        continue;
+                    };
+                    let args = match &attr.meta {
+                        syn::Meta::List(list) => list.tokens.clone(),
+                        _ => TokenStream::new(),
+                    };
+                    services.push(service_from_trait(item, args).map_err(located)?);
+                }
+                syn::Item::Mod(syn::ItemMod {
+                    content: Some((_, items)),
+                    ..
+                }) => pending.push(items),
+                _ => {}
+            }
+        }
+    }
+    Ok(services)
+}
+
 /// Parses and checks a `#[msgpack_service]` trait, reporting every problem at once.
 pub fn parse_trait(item: &syn::ItemTrait, args: TokenStream) -> syn::Result<TraitService> {
     let mut errors = Errors::default();
@@ -691,6 +750,30 @@ mod tests {
         .err()
         .expect("an error");
         assert!(error.to_string().contains("has no argument `c`"), "{error}");
+    }
+
+    #[test]
+    fn finds_traits_in_source_files() {
+        let source = r#"
+            use tonic_msgpack::msgpack_service;
+            #[msgpack_service(package = "a.v1")]
+            pub trait First { async fn one(&self) -> Result<(), Status>; }
+            mod inner {
+                #[tonic_msgpack::msgpack_service]
+                pub trait Second { async fn two(&self, x: u8) -> Result<u8, Status>; }
+            }
+            pub trait NotAService { fn three(&self); }
+        "#;
+        let services = services_in_source(source, "lib.rs").expect("valid source");
+        let names: Vec<_> = services.iter().map(ServiceModel::full_name).collect();
+        assert_eq!(names, ["a.v1.First", "Second"]);
+
+        let error = services_in_source(
+            "#[msgpack_service]\ntrait Bad {\n    fn sync(&self) -> Result<(), Status>;\n}",
+            "bad.rs",
+        )
+        .expect_err("not async");
+        assert!(error.to_string().starts_with("bad.rs:3:5: "), "{error}");
     }
 
     #[test]

@@ -25,9 +25,9 @@ pub trait Calculator {
 pub struct CalculatorService;
 
 fn checked_add(total: i64, value: i64) -> Result<i64, Status> {
-    total
-        .checked_add(value)
-        .ok_or_else(|| Status::out_of_range(format!("{total} + {value} overflows a 64-bit integer")))
+    total.checked_add(value).ok_or_else(|| {
+        Status::out_of_range(format!("{total} + {value} overflows a 64-bit integer"))
+    })
 }
 
 impl Calculator for CalculatorService {

@@ -1,5 +1,371 @@
-//! tonic-msgpack example: services, gateway and a client in one process.
+//! tonic-msgpack example.
+//!
+//! - `cargo run -p example-app`: starts both services and the gateway on free loopback ports,
+//!   calls every method through the gateway (all four call kinds, an error, REST), prints what
+//!   happens and exits.
+//! - `cargo run -p example-app -- serve --listen 127.0.0.1:50051`: runs the gateway on
+//!   `--listen` and the services on `--services-listen` until Ctrl-C.
+//! - `cargo run -p example-app -- check-greeter http://127.0.0.1:50060`: calls all four Greeter
+//!   kinds on any server with the Greeter contract (the interop suite points it at Python).
 
-fn main() {
-    println!("tonic-msgpack example-app");
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use clap::{Parser, Subcommand};
+use example_app::calculator::CalculatorClient;
+use example_app::proto::HelloRequest;
+use example_app::proto::greeter_client::GreeterClient;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic_msgpack::gateway::{Config, Gateway, UpstreamConfig};
+
+#[derive(Debug, Parser)]
+#[command(about = "tonic-msgpack example: a proto service, a trait service and the gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the services and the gateway until Ctrl-C.
+    Serve {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        /// Where both services listen (directly, without the gateway).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        services_listen: SocketAddr,
+        /// A gateway config (TOML); its upstreams replace the built-in ones.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Call all four Greeter kinds on ADDR and check the answers; exits non-zero on a mismatch.
+    CheckGreeter {
+        /// The server, e.g. `http://127.0.0.1:50060`.
+        addr: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        None => demo().await,
+        Some(Command::Serve {
+            listen,
+            services_listen,
+            config,
+        }) => serve(listen, services_listen, config).await,
+        Some(Command::CheckGreeter { addr }) => check_greeter(&addr).await,
+    }
+}
+
+/// The gateway config for services at `services`: one upstream per service.
+fn gateway_config(listen: SocketAddr, services: SocketAddr) -> anyhow::Result<Config> {
+    let endpoint: http::Uri = format!("http://{services}").parse()?;
+    let mut config = Config {
+        listen,
+        grace_period: Duration::from_secs(5),
+        ..Config::default()
+    };
+    for service in ["demo.v1.Greeter", "demo.v1.Calculator"] {
+        config = config.upstream(service, UpstreamConfig::new([endpoint.clone()]));
+    }
+    Ok(config)
+}
+
+async fn start_gateway(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let gateway = Gateway::builder()
+        .config(config)
+        .routes(example_app::routes::table())
+        .build()
+        .await
+        .context("cannot build the gateway")?;
+    let listener = gateway.bind().await.context("cannot bind the gateway")?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(error) = gateway.serve_on(listener, shutdown).await {
+            eprintln!("gateway stopped: {error}");
+        }
+    });
+    Ok((addr, task))
+}
+
+async fn serve(
+    listen: SocketAddr,
+    services_listen: SocketAddr,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let services = example_app::spawn_services(services_listen)
+        .await
+        .with_context(|| format!("cannot listen on {services_listen}"))?;
+    println!("services (Greeter, Calculator) listening on {services}");
+    let config = match config {
+        Some(path) => {
+            let mut config = Config::from_file(&path)?;
+            config.listen = listen;
+            config
+        }
+        None => gateway_config(listen, services)?,
+    };
+    let (addr, gateway) = start_gateway(config, shutdown_signal()).await?;
+    println!("gateway listening on {addr} (gRPC, REST, gRPC-Web, /healthz, /metrics, /routes)");
+    gateway.await?;
+    println!("gateway stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn hello(name: &str, count: u32) -> HelloRequest {
+    HelloRequest {
+        name: name.to_owned(),
+        count,
+    }
+}
+
+async fn demo() -> anyhow::Result<()> {
+    let services = example_app::spawn_services("127.0.0.1:0".parse()?).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = gateway_config("127.0.0.1:0".parse()?, services)?;
+    let (gateway, gateway_task) = start_gateway(config, async {
+        let _ = stopped.await;
+    })
+    .await?;
+    println!(
+        "services on {services}, gateway on {gateway}; every call below goes through the gateway\n"
+    );
+
+    let channel = Channel::from_shared(format!("http://{gateway}"))?
+        .connect()
+        .await
+        .context("cannot connect to the gateway")?;
+    let mut greeter = GreeterClient::new(channel.clone());
+    let mut calculator = CalculatorClient::new(channel);
+
+    println!("demo.v1.Greeter (from greeter.proto)");
+    let reply = greeter.say_hello(hello("Ada", 0)).await?.into_inner();
+    println!(
+        "  unary            SayHello(Ada)            -> {:?} #{}",
+        reply.message, reply.index
+    );
+    let mut stream = greeter
+        .stream_greetings(hello("Grace", 3))
+        .await?
+        .into_inner();
+    while let Some(reply) = stream.message().await? {
+        println!(
+            "  server streaming StreamGreetings(Grace, 3) -> {:?} #{}",
+            reply.message, reply.index
+        );
+    }
+    let names = ["Alan", "Barbara", "Edsger"].map(|name| hello(name, 0));
+    let reply = greeter
+        .collect_names(tokio_stream::iter(names))
+        .await?
+        .into_inner();
+    println!(
+        "  client streaming CollectNames(3 names)     -> {:?} #{}",
+        reply.message, reply.index
+    );
+    let requests = ["Ken", "Dennis"].map(|name| hello(name, 0));
+    let mut chat = greeter
+        .chat(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    while let Some(reply) = chat.message().await? {
+        println!(
+            "  bidirectional    Chat                      -> {:?} #{}",
+            reply.message, reply.index
+        );
+    }
+    let error = greeter
+        .say_hello(hello("", 0))
+        .await
+        .expect_err("empty name");
+    println!(
+        "  error            SayHello(\"\")             -> {:?}: {}",
+        error.code(),
+        error.message()
+    );
+
+    println!("\ndemo.v1.Calculator (from a Rust trait)");
+    println!(
+        "  unary            add(40, 2)               -> {}",
+        calculator.add(40, 2).await?
+    );
+    let sum = calculator.sum(tokio_stream::iter([1, 2, 3, 4])).await?;
+    println!("  client streaming sum(1, 2, 3, 4)          -> {sum}");
+    let countdown: Vec<u32> = calculator
+        .countdown(3)
+        .await?
+        .map(|n| n.unwrap_or_default())
+        .collect()
+        .await;
+    println!("  server streaming countdown(3)             -> {countdown:?}");
+    let mut totals = calculator
+        .running_total(tokio_stream::iter([5, 10, -3]))
+        .await?;
+    let mut seen = Vec::new();
+    while let Some(total) = totals.message().await? {
+        seen.push(total);
+    }
+    println!("  bidirectional    running_total(5, 10, -3) -> {seen:?}");
+    calculator.ping().await?;
+    println!("  unary            ping()                   -> ()");
+    let error = calculator.add(i64::MAX, 1).await.expect_err("overflow");
+    println!(
+        "  error            add(i64::MAX, 1)         -> {:?}: {}",
+        error.code(),
+        error.message()
+    );
+
+    rest_calls(gateway).await?;
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), gateway_task)
+        .await
+        .context("the gateway did not stop within 10 s")??;
+    println!("\ndone: every call kind worked through the gateway");
+    Ok(())
+}
+
+/// REST/JSON through the same port: the gateway transcodes JSON ⇄ MessagePack.
+async fn rest_calls(gateway: SocketAddr) -> anyhow::Result<()> {
+    println!("\nREST/JSON through the gateway");
+    let (status, body) = http_get(gateway, "/healthz").await?;
+    println!("  GET  /healthz -> {status} {body}");
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection (the example needs no HTTP client crate).
+async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .context("no HTTP response within 10 s")??;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("malformed HTTP status line")?;
+    Ok((status, body.trim().to_owned()))
+}
+
+/// Calls all four Greeter kinds on `addr` and checks every answer.
+async fn check_greeter(addr: &str) -> anyhow::Result<()> {
+    let mut client = GreeterClient::connect(addr.to_owned())
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let now = std::time::SystemTime::now();
+    let recent = |at: Option<tonic_msgpack::wkt::Timestamp>| -> anyhow::Result<()> {
+        let at: std::time::SystemTime = at.context("reply without `at`")?.into();
+        let skew = at
+            .duration_since(now)
+            .or_else(|e| Ok::<_, anyhow::Error>(e.duration()))?;
+        ensure!(
+            skew < Duration::from_secs(60),
+            "`at` is {skew:?} away from now"
+        );
+        Ok(())
+    };
+
+    let reply = client.say_hello(hello("Ada", 0)).await?.into_inner();
+    ensure!(
+        reply.message == "Hello, Ada!" && reply.index == 0,
+        "SayHello: {reply:?}"
+    );
+    recent(reply.at)?;
+    println!("ok   SayHello");
+
+    let mut stream = client.stream_greetings(hello("Bob", 3)).await?.into_inner();
+    let mut indexes = Vec::new();
+    while let Some(reply) = stream.message().await? {
+        ensure!(reply.message == "Hello, Bob!", "StreamGreetings: {reply:?}");
+        recent(reply.at)?;
+        indexes.push(reply.index);
+    }
+    ensure!(indexes == [0, 1, 2], "StreamGreetings indexes: {indexes:?}");
+    println!("ok   StreamGreetings");
+
+    let names = ["Ann", "Ben", "Cy"].map(|name| hello(name, 0));
+    let reply = client
+        .collect_names(tokio_stream::iter(names))
+        .await?
+        .into_inner();
+    ensure!(
+        reply.message == "Ann, Ben, Cy" && reply.index == 3,
+        "CollectNames: {reply:?}"
+    );
+    println!("ok   CollectNames");
+
+    let requests = ["X", "Y"].map(|name| hello(name, 0));
+    let mut chat = client
+        .chat(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut replies = Vec::new();
+    while let Some(reply) = chat.message().await? {
+        replies.push((reply.message, reply.index));
+    }
+    let expected = vec![("Hello, X!".to_owned(), 0), ("Hello, Y!".to_owned(), 1)];
+    ensure!(replies == expected, "Chat: {replies:?}");
+    println!("ok   Chat");
+
+    let error = match client.say_hello(hello("", 0)).await {
+        Ok(reply) => bail!("SayHello(\"\") answered {reply:?}"),
+        Err(error) => error,
+    };
+    ensure!(
+        error.code() == tonic::Code::InvalidArgument,
+        "SayHello(\"\"): {error:?}"
+    );
+    let error = match client.stream_greetings(hello("Z", 1001)).await {
+        Ok(mut stream) => match stream.get_mut().message().await {
+            Err(error) => error,
+            Ok(reply) => bail!("StreamGreetings(count 1001) answered {reply:?}"),
+        },
+        Err(error) => error,
+    };
+    ensure!(
+        error.code() == tonic::Code::InvalidArgument,
+        "count 1001: {error:?}"
+    );
+    println!("ok   errors (empty name, count over 1000)");
+    println!("check-greeter: all checks passed against {addr}");
+    Ok(())
 }

@@ -325,11 +325,7 @@ pub(crate) fn cased(name: &str, case: KeyCase) -> String {
 
 /// Every spelling a decoder accepts for a field name.
 pub(crate) fn spellings(name: &str) -> Vec<String> {
-    let mut out = vec![
-        name.to_owned(),
-        json_name(name),
-        name.to_upper_camel_case(),
-    ];
+    let mut out = vec![name.to_owned(), json_name(name), name.to_upper_camel_case()];
     out.dedup();
     out
 }
