@@ -392,13 +392,13 @@ fn parse_method(function: &syn::TraitItemFn) -> syn::Result<(MethodModel, TraitM
             ));
             continue;
         }
-        if let Some(element) = single_generic_arg(&arg.ty, sym::STREAMING) {
-            if request_stream.replace(element.clone()).is_some() {
-                errors.push(syn::Error::new_spanned(
-                    &arg.ty,
-                    "only one `Streaming<T>` argument is allowed",
-                ));
-            }
+        if let Some(element) = single_generic_arg(&arg.ty, sym::STREAMING)
+            && request_stream.replace(element.clone()).is_some()
+        {
+            errors.push(syn::Error::new_spanned(
+                &arg.ty,
+                "only one `Streaming<T>` argument is allowed",
+            ));
         }
         args.push((ident, (*arg.ty).clone(), arg.ty.span()));
     }
@@ -724,8 +724,7 @@ mod tests {
             },
             quote::quote!(format = "fancy"),
         )
-        .err()
-        .expect("errors");
+        .expect_err("errors");
         let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
         assert_eq!(messages.len(), 6, "{messages:#?}");
         assert!(messages[0].contains("unknown format"));
@@ -747,8 +746,7 @@ mod tests {
             },
             TokenStream::new(),
         )
-        .err()
-        .expect("an error");
+        .expect_err("an error");
         assert!(error.to_string().contains("has no argument `c`"), "{error}");
     }
 
