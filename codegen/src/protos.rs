@@ -16,7 +16,9 @@ use std::rc::Rc;
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
-use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
+use protox::file::{
+    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
+};
 
 use crate::Error;
 use crate::model::{CallKind, Format, HttpBinding, MethodModel, ServiceModel};
@@ -182,9 +184,13 @@ impl Builder {
 
         let out_dir = match &self.out_dir {
             Some(dir) => dir.clone(),
-            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or_else(|| {
-                Error::Config("OUT_DIR is not set: call this from build.rs or set .out_dir(...)".into())
-            })?,
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    Error::Config(
+                        "OUT_DIR is not set: call this from build.rs or set .out_dir(...)".into(),
+                    )
+                })?,
         };
         std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
             path: out_dir.clone(),
@@ -196,8 +202,14 @@ impl Builder {
         config
             .out_dir(&out_dir)
             .type_attribute(".", "#[derive(::tonic_msgpack::Message)]")
-            .extern_path(".google.protobuf.Timestamp", "::tonic_msgpack::wkt::Timestamp")
-            .extern_path(".google.protobuf.Duration", "::tonic_msgpack::wkt::Duration")
+            .extern_path(
+                ".google.protobuf.Timestamp",
+                "::tonic_msgpack::wkt::Timestamp",
+            )
+            .extern_path(
+                ".google.protobuf.Duration",
+                "::tonic_msgpack::wkt::Duration",
+            )
             .extern_path(".google.protobuf.Any", "::tonic_msgpack::wkt::Any")
             .service_generator(Box::new(Generator {
                 models,
@@ -221,13 +233,21 @@ impl Builder {
                 );
             }
         }
-        let fds = FileDescriptorSet {
-            file: compiled.user_files().into_iter().cloned().collect(),
-        };
-        config.compile_fds(fds).map_err(|source| Error::Io {
-            path: out_dir.clone(),
-            source,
-        })?;
+        // prost-build needs every descriptor (it looks imported messages up), so it also
+        // writes files for the built-in google packages: remove those nobody asked for.
+        let builtin_only = compiled.builtin_only_packages();
+        config
+            .compile_fds(compiled.fds.clone())
+            .map_err(|source| Error::Io {
+                path: out_dir.clone(),
+                source,
+            })?;
+        for package in builtin_only {
+            let path = out_dir.join(format!("{package}.rs"));
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(|source| Error::Io { path, source })?;
+            }
+        }
         if let Some(err) = failure.borrow_mut().take() {
             return Err(err);
         }
@@ -338,6 +358,17 @@ impl Compiled {
             .collect()
     }
 
+    /// Packages whose every file is a built-in google one (no generated code wanted).
+    fn builtin_only_packages(&self) -> BTreeSet<String> {
+        let user: BTreeSet<&str> = self.user_files().iter().map(|f| f.package()).collect();
+        self.fds
+            .file
+            .iter()
+            .filter(|file| is_builtin(file.name()) && !user.contains(file.package()))
+            .map(|file| file.package().to_owned())
+            .collect()
+    }
+
     fn services(&self) -> Result<Vec<ServiceModel>, Error> {
         let http = self.pool.get_extension_by_name("google.api.http");
         let mut out = Vec::new();
@@ -377,7 +408,9 @@ impl Compiled {
 }
 
 fn is_builtin(name: &str) -> bool {
-    name.starts_with("google/protobuf/") || name == "google/api/http.proto" || name == "google/api/annotations.proto"
+    name.starts_with("google/protobuf/")
+        || name == "google/api/http.proto"
+        || name == "google/api/annotations.proto"
 }
 
 /// `google/api/{annotations,http}.proto` when the include path has none.
@@ -432,9 +465,17 @@ fn rust_path(package: &str, proto_type: &str) -> String {
         .position(|p| p.starts_with(|c: char| c.is_ascii_uppercase()))
         .unwrap_or(parts.len().saturating_sub(1));
     let (target_pkg, types) = parts.split_at(split);
-    let common = from.iter().zip(target_pkg).take_while(|(a, b)| a == b).count();
+    let common = from
+        .iter()
+        .zip(target_pkg)
+        .take_while(|(a, b)| a == b)
+        .count();
     let mut path = vec!["super".to_owned(); 1 + from.len() - common];
-    path.extend(target_pkg[common..].iter().map(|p| sanitize(&p.to_snake_case())));
+    path.extend(
+        target_pkg[common..]
+            .iter()
+            .map(|p| sanitize(&p.to_snake_case())),
+    );
     if let Some((last, parents)) = types.split_last() {
         path.extend(parents.iter().map(|p| sanitize(&p.to_snake_case())));
         path.push(sanitize(&last.to_upper_camel_case()));
@@ -513,7 +554,11 @@ fn message_and_enum_names(file: &FileDescriptorProto) -> Vec<String> {
             }
         }
         for e in &message.enum_type {
-            out.push(format!("{name}.{}", e.name()).trim_start_matches('.').to_owned());
+            out.push(
+                format!("{name}.{}", e.name())
+                    .trim_start_matches('.')
+                    .to_owned(),
+            );
         }
         out.push(name.trim_start_matches('.').to_owned());
     }
@@ -527,7 +572,11 @@ fn message_and_enum_names(file: &FileDescriptorProto) -> Vec<String> {
         walk(&prefix, message, &mut out);
     }
     for e in &file.enum_type {
-        out.push(format!("{prefix}.{}", e.name()).trim_start_matches('.').to_owned());
+        out.push(
+            format!("{prefix}.{}", e.name())
+                .trim_start_matches('.')
+                .to_owned(),
+        );
     }
     out
 }
@@ -571,12 +620,18 @@ mod tests {
 
     #[test]
     fn rust_paths_are_relative_to_the_generated_modules() {
-        assert_eq!(rust_path("demo.v1", ".demo.v1.HelloRequest"), "super::HelloRequest");
+        assert_eq!(
+            rust_path("demo.v1", ".demo.v1.HelloRequest"),
+            "super::HelloRequest"
+        );
         assert_eq!(
             rust_path("demo.v1", ".other.v1.Msg"),
             "super::super::super::other::v1::Msg"
         );
-        assert_eq!(rust_path("demo.v1", ".demo.v1.Outer.Inner"), "super::outer::Inner");
+        assert_eq!(
+            rust_path("demo.v1", ".demo.v1.Outer.Inner"),
+            "super::outer::Inner"
+        );
         assert_eq!(rust_path("demo", ".demo.v1.Msg"), "super::v1::Msg");
         assert_eq!(rust_path("", ".Msg"), "super::Msg");
         assert_eq!(rust_path("demo.v1", ".google.protobuf.Empty"), "()");

@@ -181,10 +181,7 @@ pub fn decode_frame<U: DeserializeOwned>(frame: &[u8]) -> Result<U, Status> {
     }
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(frame);
     let value = U::deserialize(&mut deserializer).map_err(|err| {
-        Status::invalid_argument(format!(
-            "invalid MessagePack for {}: {err}",
-            type_name()
-        ))
+        Status::invalid_argument(format!("invalid MessagePack for {}: {err}", type_name()))
     })?;
     // rmp-serde's slice reader does not expose its position, so probe for one more value:
     // only a clean end of input right at the next marker means the frame held exactly one.
@@ -209,9 +206,7 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::en
 }
 
 /// Encodes `value` as one MessagePack value in the named layout (structs as maps).
-pub fn to_vec_named<T: Serialize + ?Sized>(
-    value: &T,
-) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+pub fn to_vec_named<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
     let mut out = Vec::new();
     Named::encode(&mut out, value)?;
     Ok(out)

@@ -8,10 +8,10 @@
 // The derive names `::tonic_msgpack::…`, also inside this crate (`wkt::Any`).
 extern crate self as tonic_msgpack;
 
-mod codec;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod codec;
 mod stream;
 pub mod wkt;
 

@@ -469,7 +469,10 @@ impl<'de, T> Visitor<'de> for EnumVisitor<T> {
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
         match i64::try_from(v) {
             Ok(v) => self.visit_i64(v),
-            Err(_) => Err(E::custom(format_args!("{}: unknown enum value {v}", self.name))),
+            Err(_) => Err(E::custom(format_args!(
+                "{}: unknown enum value {v}",
+                self.name
+            ))),
         }
     }
 

@@ -275,7 +275,10 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("a timestamp (MessagePack ext -1 or an RFC 3339 string)")
             }
 
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Timestamp, D::Error> {
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Timestamp, D::Error> {
                 let (tag, data) = <(i8, serde_bytes::ByteBuf)>::deserialize(d)?;
                 if tag != TIMESTAMP_EXT {
                     return Err(de::Error::custom(format_args!(
@@ -286,9 +289,8 @@ impl<'de> Deserialize<'de> for Timestamp {
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
-                Timestamp::parse_rfc3339(text).ok_or_else(|| {
-                    E::custom(format_args!("{text:?} is not an RFC 3339 timestamp"))
-                })
+                Timestamp::parse_rfc3339(text)
+                    .ok_or_else(|| E::custom(format_args!("{text:?} is not an RFC 3339 timestamp")))
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Timestamp, A::Error> {
@@ -301,7 +303,8 @@ impl<'de> Deserialize<'de> for Timestamp {
         if deserializer.is_human_readable() {
             deserializer.deserialize_any(TimestampVisitor)
         } else {
-            deserializer.deserialize_newtype_struct(rmp_serde::MSGPACK_EXT_STRUCT_NAME, TimestampVisitor)
+            deserializer
+                .deserialize_newtype_struct(rmp_serde::MSGPACK_EXT_STRUCT_NAME, TimestampVisitor)
         }
     }
 }
@@ -387,8 +390,9 @@ impl<'de> Deserialize<'de> for Duration {
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-                parse_duration(text)
-                    .ok_or_else(|| E::custom(format_args!("{text:?} is not a duration like \"1.5s\"")))
+                parse_duration(text).ok_or_else(|| {
+                    E::custom(format_args!("{text:?} is not a duration like \"1.5s\""))
+                })
             }
         }
         deserializer.deserialize_any(DurationVisitor)

@@ -196,7 +196,10 @@ fn rule5_timestamp_uses_the_smallest_of_three_forms() {
         seconds: 1_700_000_000,
         nanos: 500,
     };
-    assert_eq!(hex(&to_vec(&ts64).unwrap()), "d7 ff 00 00 07 d0 65 53 f1 00");
+    assert_eq!(
+        hex(&to_vec(&ts64).unwrap()),
+        "d7 ff 00 00 07 d0 65 53 f1 00"
+    );
     let ts96 = Timestamp {
         seconds: -1,
         nanos: 0,

@@ -8,7 +8,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     configure()
         .bytes([".demo.v1.Everything.shared"])
         .compile_protos(
-            &["proto/demo/everything.proto", "proto/demo/admin.proto", "proto/evo/v1.proto", "proto/evo/v2.proto"],
+            &[
+                "proto/demo/everything.proto",
+                "proto/demo/admin.proto",
+                "proto/evo/v1.proto",
+                "proto/evo/v2.proto",
+            ],
             &["proto", "proto-common"],
         )?;
 

@@ -89,12 +89,24 @@ impl<'a> Container<'a> {
                 }
                 Body::Enum(data.variants.iter().map(|v| &v.ident).collect())
             }
-            Data::Enum(data) => Body::Oneof(
-                data.variants
-                    .iter()
-                    .filter_map(|variant| Variant::from_ast(variant, &mut errors))
-                    .collect(),
-            ),
+            Data::Enum(data) => {
+                let is_member = |v: &syn::Variant| matches!(&v.fields, Fields::Unnamed(f) if f.unnamed.len() == 1);
+                if let Some(bad) = data.variants.iter().find(|v| !is_member(v)) {
+                    errors.spanned(
+                        &bad.ident,
+                        "#[derive(Message)] on an enum needs unit variants (an enumeration) or \
+                         one-field tuple variants (a oneof), not a mix",
+                    );
+                    Body::Oneof(Vec::new())
+                } else {
+                    Body::Oneof(
+                        data.variants
+                            .iter()
+                            .filter_map(|variant| Variant::from_ast(variant, &mut errors))
+                            .collect(),
+                    )
+                }
+            }
             Data::Union(_) => {
                 errors.spanned(&input.ident, "#[derive(Message)] does not support unions");
                 Body::Struct(Vec::new())
@@ -185,6 +197,7 @@ impl<'a> Field<'a> {
             let tag = match (attrs.key, attrs.prost_tag) {
                 (Some((key, _)), _) => key + 1,
                 (None, Some(tag)) => tag,
+                (None, None) if attrs.key_seen => return None,
                 (None, None) => {
                     errors.spanned(
                         member,
@@ -240,6 +253,7 @@ impl<'a> Variant<'a> {
         let tag = match (attrs.key, attrs.prost_tag) {
             (Some((key, _)), _) => key + 1,
             (None, Some(tag)) => tag,
+            (None, None) if attrs.key_seen => return None,
             (None, None) => {
                 errors.spanned(
                     &variant.ident,
@@ -325,11 +339,7 @@ pub(crate) fn cased(name: &str, case: KeyCase) -> String {
 
 /// Every spelling a decoder accepts for a field name.
 pub(crate) fn spellings(name: &str) -> Vec<String> {
-    let mut out = vec![
-        name.to_owned(),
-        json_name(name),
-        name.to_upper_camel_case(),
-    ];
+    let mut out = vec![name.to_owned(), json_name(name), name.to_upper_camel_case()];
     out.dedup();
     out
 }

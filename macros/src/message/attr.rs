@@ -32,7 +32,11 @@ impl Errors {
         }
     }
 
-    pub(crate) fn spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+    pub(crate) fn spanned(
+        &mut self,
+        tokens: impl quote::ToTokens,
+        message: impl std::fmt::Display,
+    ) {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
@@ -144,6 +148,8 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
 pub(crate) struct FieldAttrs {
     /// `#[msgpack(key = N)]`: 0-based.
     pub(crate) key: Option<(u32, LitInt)>,
+    /// A `key` was written, valid or not (no second "needs a key" error).
+    pub(crate) key_seen: bool,
     pub(crate) skip: bool,
     pub(crate) bytes: bool,
     /// `#[prost(tag = "N")]`.
@@ -161,10 +167,14 @@ pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors, what: &str) -> Fie
         let result = if attr.path().is_ident(sym::MSGPACK) {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident(sym::KEY) {
+                    out.key_seen = true;
                     let lit: LitInt = meta.value()?.parse()?;
                     match lit.base10_parse::<u32>() {
                         Ok(n) if n < u32::MAX >> 3 => key.set(errors, &meta, (n, lit)),
-                        _ => errors.spanned(&lit, "`key` must be a small non-negative integer (0-based field index)"),
+                        _ => errors.spanned(
+                            &lit,
+                            "`key` must be a small non-negative integer (0-based field index)",
+                        ),
                     }
                 } else if meta.path.is_ident(sym::SKIP) {
                     skip.set(errors, &meta, ());
@@ -192,7 +202,9 @@ pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors, what: &str) -> Fie
                         .split(',')
                         .map(|t| t.trim().parse::<u32>())
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|_| syn::Error::new_spanned(&lit, "prost `tags` are not field numbers"))?;
+                        .map_err(|_| {
+                            syn::Error::new_spanned(&lit, "prost `tags` are not field numbers")
+                        })?;
                     out.prost_oneof = Some(tags);
                 } else if meta.path.is_ident(sym::BYTES) {
                     out.bytes = true;

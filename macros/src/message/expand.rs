@@ -337,9 +337,18 @@ fn expand_oneof(container: &Container<'_>, variants: &[Variant<'_>]) -> TokenStr
     let ident = container.ident;
     let idents: Vec<_> = variants.iter().map(|v| v.ident).collect();
     let tags: Vec<_> = variants.iter().map(|v| v.tag).collect();
-    let as_written: Vec<_> = variants.iter().map(|v| ast::cased(&v.name, KeyCase::AsWritten)).collect();
-    let camel: Vec<_> = variants.iter().map(|v| ast::cased(&v.name, KeyCase::Camel)).collect();
-    let pascal: Vec<_> = variants.iter().map(|v| ast::cased(&v.name, KeyCase::Pascal)).collect();
+    let as_written: Vec<_> = variants
+        .iter()
+        .map(|v| ast::cased(&v.name, KeyCase::AsWritten))
+        .collect();
+    let camel: Vec<_> = variants
+        .iter()
+        .map(|v| ast::cased(&v.name, KeyCase::Camel))
+        .collect();
+    let pascal: Vec<_> = variants
+        .iter()
+        .map(|v| ast::cased(&v.name, KeyCase::Pascal))
+        .collect();
     let mut seen = BTreeSet::new();
     let name_arms = variants.iter().filter_map(|v| {
         let mut names = ast::spellings(&v.name);

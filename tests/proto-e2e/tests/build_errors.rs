@@ -36,7 +36,9 @@ fn missing_import_is_named() {
 
 #[test]
 fn sparse_compact_message_asks_for_named() {
-    let err = compile("syntax = \"proto3\";\npackage s;\nmessage Sparse {\n  int32 a = 1;\n  int32 b = 100;\n}\n");
+    let err = compile(
+        "syntax = \"proto3\";\npackage s;\nmessage Sparse {\n  int32 a = 1;\n  int32 b = 100;\n}\n",
+    );
     assert_eq!(
         err,
         "message s.Sparse: field numbers go up to 100 for 2 fields, over 4x sparse for the compact layout; \
@@ -48,7 +50,10 @@ fn sparse_compact_message_asks_for_named() {
 fn services_come_with_kinds_types_docs_and_http_bindings() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let services = load_services(
-        &[root.join("proto/hello.proto"), root.join("proto/demo/everything.proto")],
+        &[
+            root.join("proto/hello.proto"),
+            root.join("proto/demo/everything.proto"),
+        ],
         &[root.join("proto"), root.join("proto-common")],
     )
     .unwrap();
@@ -75,9 +80,23 @@ fn services_come_with_kinds_types_docs_and_http_bindings() {
     assert_eq!(hello.docs, ["Says hello."]);
     assert_eq!(greeter.method_path(hello), "/hello.v1.Greeter/SayHello");
     let http = hello.http.as_ref().unwrap();
-    assert_eq!((http.method.as_str(), http.path.as_str(), http.body.as_deref()), ("POST", "/v1/hello", Some("*")));
+    assert_eq!(
+        (
+            http.method.as_str(),
+            http.path.as_str(),
+            http.body.as_deref()
+        ),
+        ("POST", "/v1/hello", Some("*"))
+    );
     let count = greeter.methods[1].http.as_ref().unwrap();
-    assert_eq!((count.method.as_str(), count.path.as_str(), count.body.as_deref()), ("GET", "/v1/count/{name}", None));
+    assert_eq!(
+        (
+            count.method.as_str(),
+            count.path.as_str(),
+            count.body.as_deref()
+        ),
+        ("GET", "/v1/count/{name}", None)
+    );
     assert_eq!(greeter.methods[2].http, None);
     assert_eq!(greeter.methods[4].input_type, "()");
 
@@ -85,5 +104,8 @@ fn services_come_with_kinds_types_docs_and_http_bindings() {
     let convert = &kitchen.methods[1];
     assert_eq!(convert.input_type, "super::super::super::common::v1::Money");
     let http = convert.http.as_ref().unwrap();
-    assert_eq!((http.method.as_str(), http.path.as_str()), ("HEAD", "/v1/convert"));
+    assert_eq!(
+        (http.method.as_str(), http.path.as_str()),
+        ("HEAD", "/v1/convert")
+    );
 }

@@ -24,14 +24,23 @@ fn reply(message: String, index: i32) -> HelloReply {
 
 #[tonic::async_trait]
 impl Greeter for Hello {
-    async fn say_hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
         let req = request.into_inner();
-        Ok(Response::new(reply(format!("Hello, {}!", req.name), req.count)))
+        Ok(Response::new(reply(
+            format!("Hello, {}!", req.name),
+            req.count,
+        )))
     }
 
     type CountToStream = ReplyStream;
 
-    async fn count_to(&self, request: Request<HelloRequest>) -> Result<Response<ReplyStream>, Status> {
+    async fn count_to(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
         let req = request.into_inner();
         let replies = (1..=req.count).map(move |i| Ok(reply(req.name.clone(), i)));
         Ok(Response::new(Box::pin(tokio_stream::iter(replies))))

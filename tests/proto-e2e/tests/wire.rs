@@ -23,16 +23,19 @@ fn rule3_small_message() {
         count: 2,
     };
     assert_eq!(hex(&to_vec(&req).unwrap()), "92 a1 61 02");
-    assert_eq!(decode_frame::<HelloRequest>(&[0x92, 0xa1, 0x61, 0x02]).unwrap(), req);
+    assert_eq!(
+        decode_frame::<HelloRequest>(&[0x92, 0xa1, 0x61, 0x02]).unwrap(),
+        req
+    );
 }
 
 #[test]
 fn rule3_default_everything_is_41_slots() {
     let bytes = to_vec(&Everything::default()).unwrap();
     let expected = [
-        "dc 00 29", // array16 of 41
+        "dc 00 29",                      // array16 of 41
         "00 00 00 00 00 00 00 00 00 00", // 1-10 integers
-        "ca 00 00 00 00",               // 11 float
+        "ca 00 00 00 00",                // 11 float
         "cb 00 00 00 00 00 00 00 00",    // 12 double
         "c2 a0 c4 00 00",                // 13 bool, 14 string, 15 bytes, 16 enum
         "90 90 90 80 80",                // 17-21 repeated and maps
@@ -44,7 +47,10 @@ fn rule3_default_everything_is_41_slots() {
     ]
     .join(" ");
     assert_eq!(hex(&bytes), expected);
-    assert_eq!(decode_frame::<Everything>(&bytes).unwrap(), Everything::default());
+    assert_eq!(
+        decode_frame::<Everything>(&bytes).unwrap(),
+        Everything::default()
+    );
 }
 
 fn sample() -> Everything {
@@ -164,7 +170,10 @@ fn rule5_every_type_in_its_slot() {
     assert_eq!(decode_frame::<Everything>(&bytes).unwrap(), value);
     // and prost still works on the same struct
     let proto = prost::Message::encode_to_vec(&value);
-    assert_eq!(<Everything as prost::Message>::decode(&proto[..]).unwrap(), value);
+    assert_eq!(
+        <Everything as prost::Message>::decode(&proto[..]).unwrap(),
+        value
+    );
 }
 
 #[test]
@@ -198,7 +207,9 @@ fn rule3_tolerant_decode_of_generated_types() {
     let req = decode_frame::<HelloRequest>(&[0x94, 0xc0, 0x05, 0xc0, 0x81, 0x01, 0x02]).unwrap();
     assert_eq!((req.name.as_str(), req.count), ("", 5));
     // a map by name, JSON name or field number
-    let req = decode_frame::<HelloRequest>(&[0x82, 0xa4, b'n', b'a', b'm', b'e', 0xa1, 0x63, 0x02, 0x09]).unwrap();
+    let req =
+        decode_frame::<HelloRequest>(&[0x82, 0xa4, b'n', b'a', b'm', b'e', 0xa1, 0x63, 0x02, 0x09])
+            .unwrap();
     assert_eq!((req.name.as_str(), req.count), ("c", 9));
 }
 
@@ -214,7 +225,8 @@ fn errors_name_the_proto_message_and_field() {
     let err = decode_frame::<Everything>(&[0x81, 0xa5, b'i', b'n', b'n', b'e', b'r', 0x91, 0xc3])
         .unwrap_err();
     assert!(
-        err.message().contains("demo.v1.Everything.inner: demo.v1.Inner.name: "),
+        err.message()
+            .contains("demo.v1.Everything.inner: demo.v1.Inner.name: "),
         "{}",
         err.message()
     );
