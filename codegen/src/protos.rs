@@ -435,13 +435,13 @@ fn proto_error(err: &protox::Error, input: &Path) -> Error {
         .map(str::to_owned)
         .unwrap_or_else(|| input.display().to_string());
     let label = err.labels().and_then(|mut labels| labels.next());
-    if let (Some(label), Some(source)) = (label, err.source_code()) {
-        if let Ok(span) = source.read_span(label.inner(), 0, 0) {
-            if let Some(name) = span.name() {
-                location = name.to_owned();
-            }
-            location = format!("{location}:{}:{}", span.line() + 1, span.column() + 1);
+    if let (Some(label), Some(source)) = (label, err.source_code())
+        && let Ok(span) = source.read_span(label.inner(), 0, 0)
+    {
+        if let Some(name) = span.name() {
+            location = name.to_owned();
         }
+        location = format!("{location}:{}:{}", span.line() + 1, span.column() + 1);
     }
     Error::Proto { location, reason }
 }
