@@ -170,19 +170,109 @@ impl<T: BinField> Serialize for Bin<'_, T> {
 impl BinField for Vec<u8> {
     #[inline]
     fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self)
+        if serializer.is_human_readable() {
+            // Proto JSON: standard base64 with padding.
+            serializer.serialize_str(&base64_encode(self))
+        } else {
+            serializer.serialize_bytes(self)
+        }
     }
 
     #[inline]
     fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde_bytes::ByteBuf::deserialize(deserializer).map(serde_bytes::ByteBuf::into_vec)
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_any(BytesVisitor)
+        } else {
+            serde_bytes::ByteBuf::deserialize(deserializer).map(serde_bytes::ByteBuf::into_vec)
+        }
     }
+}
+
+/// Bytes from base64 text (JSON), bin, or an array of ints.
+struct BytesVisitor;
+
+impl<'de> Visitor<'de> for BytesVisitor {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("bytes (base64 text, bin, or an array of integers)")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+        base64_decode(text).ok_or_else(|| E::custom("invalid base64 for a bytes field"))
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(bytes.to_vec())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            out.push(byte);
+        }
+        Ok(out)
+    }
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard or URL-safe base64, padding optional.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if bits >= 6 {
+        return None;
+    }
+    Some(out)
 }
 
 impl BinField for bytes::Bytes {
     #[inline]
     fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self)
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&base64_encode(self))
+        } else {
+            serializer.serialize_bytes(self)
+        }
     }
 
     #[inline]
@@ -479,5 +569,28 @@ impl<'de, T> Visitor<'de> for EnumVisitor<T> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
         (self.from_name)(v)
             .ok_or_else(|| E::custom(format_args!("{}: unknown enum name {v:?}", self.name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_roundtrip() {
+        for (data, text) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (&[0xfb, 0xff][..], "+/8="),
+        ] {
+            assert_eq!(base64_encode(data), text);
+            assert_eq!(base64_decode(text).as_deref(), Some(data));
+        }
+        assert_eq!(base64_decode("-_8").as_deref(), Some(&[0xfb, 0xff][..]));
+        assert_eq!(base64_decode("a"), None);
+        assert_eq!(base64_decode("a*bc"), None);
     }
 }

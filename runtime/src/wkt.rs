@@ -7,7 +7,7 @@
 //! | `Timestamp` | [`Timestamp`] | ext −1 (the MessagePack timestamp, 32/64/96-bit) | RFC 3339 string |
 //! | `Duration` | [`Duration`] | `[seconds, nanos]` | `"1.5s"` |
 //! | `StringValue`, `Int32Value`, … (wrappers) | `Option<String>`, `Option<i32>`, … | the value, or `nil` | the value or `null` |
-//! | `BytesValue` | `Option<Vec<u8>>` | bin or `nil` | array of numbers |
+//! | `BytesValue` | `Option<Vec<u8>>` | bin or `nil` | base64 or `null` |
 //! | `Empty` | `()` | `nil` | `null` |
 //! | `Any` | [`Any`] | `[type_url, value]` (value: the packed message's own bytes, bin) | `{"typeUrl", "value"}` |
 //!

@@ -229,9 +229,9 @@ fn rule5_timestamp_uses_the_smallest_of_three_forms() {
 #[test]
 fn rule7_json_uses_field_names() {
     let json = serde_json::to_string(&point()).unwrap();
-    assert_eq!(json, r#"{"x":1,"label":"a","data":[1,2]}"#);
+    assert_eq!(json, r#"{"x":1,"label":"a","data":"AQI="}"#);
     let back: Point =
-        serde_json::from_str(r#"{"x":1,"label":"a","data":[1,2],"unknown":true}"#).unwrap();
+        serde_json::from_str(r#"{"x":1,"label":"a","data":"AQI=","unknown":true}"#).unwrap();
     assert_eq!(
         back,
         Point {
@@ -286,7 +286,9 @@ fn bytes_are_bin_not_arrays_of_ints() {
     let bytes = to_vec(&value).unwrap();
     // bin16 header, not an array
     assert_eq!(&bytes[..7], &[0x94, 0x00, 0xc0, 0xa0, 0xc5, 0x01, 0x2c]);
-    // Decoders also accept an array of ints for bytes.
+    // Decoders also accept an array of ints for bytes (and base64 in JSON).
+    let json: Point = serde_json::from_str(r#"{"data": [1, 2]}"#).unwrap();
+    assert_eq!(json.data, vec![1, 2]);
     let ints = [0x94, 0x00, 0xc0, 0xa0, 0x92, 0x01, 0x02];
     assert_eq!(decode_frame::<Point>(&ints).unwrap().data, vec![1, 2]);
 }

@@ -212,7 +212,7 @@ impl<'a> Field<'a> {
                 errors.spanned(member, "field number 0 is not valid");
                 return None;
             }
-            if attrs.bytes || (attrs.prost_tag.is_none() && is_bytes_type(&field.ty)) {
+            if attrs.bytes || is_bytes_type(&field.ty) {
                 FieldKind::Bin { tag }
             } else {
                 FieldKind::Plain { tag }
@@ -268,7 +268,7 @@ impl<'a> Variant<'a> {
         Some(Variant {
             ident: &variant.ident,
             tag,
-            bin: attrs.bytes || (attrs.prost_tag.is_none() && is_bytes_type(ty)),
+            bin: attrs.bytes || is_bytes_type(ty),
             name: variant.ident.to_string().to_snake_case(),
         })
     }
@@ -290,7 +290,8 @@ fn option_inner(ty: &Type) -> Option<&Type> {
     }
 }
 
-/// `Vec<u8>`, `Bytes`, or an `Option` of them (hand-written types: no prost attribute to read).
+/// `Vec<u8>`, `Bytes`, or an `Option` of them: also prost's `google.protobuf.BytesValue`,
+/// whose attribute says `message`, not `bytes`.
 fn is_bytes_type(ty: &Type) -> bool {
     if let Some(inner) = option_inner(ty) {
         return is_bytes_type(inner);

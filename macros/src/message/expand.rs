@@ -184,9 +184,9 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
         #[automatically_derived]
         impl<'de> _p::serde::Deserialize<'de> for #ident {
             fn deserialize<D: _p::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
-                struct Visitor;
+                struct __Visitor;
 
-                fn tag_of(key: &str) -> ::core::option::Option<u32> {
+                fn __tag_of(key: &str) -> ::core::option::Option<u32> {
                     match key {
                         #( #name_arms )*
                         _ => {
@@ -196,7 +196,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
                     }
                 }
 
-                impl<'de> _p::serde::de::Visitor<'de> for Visitor {
+                impl<'de> _p::serde::de::Visitor<'de> for __Visitor {
                     type Value = #ident;
 
                     fn expecting(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
@@ -224,7 +224,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
                     fn visit_map<A: _p::serde::de::MapAccess<'de>>(self, mut map: A) -> ::core::result::Result<#ident, A::Error> {
                         #declare
                         while let ::core::option::Option::Some(key) =
-                            _p::serde::de::MapAccess::next_key_seed(&mut map, _p::KeySeed(tag_of))?
+                            _p::serde::de::MapAccess::next_key_seed(&mut map, _p::KeySeed(__tag_of))?
                         {
                             match key {
                                 #( #arms )*
@@ -237,7 +237,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
                     }
                 }
 
-                _p::serde::Deserializer::deserialize_any(deserializer, Visitor)
+                _p::serde::Deserializer::deserialize_any(deserializer, __Visitor)
             }
         }
     }
