@@ -534,6 +534,193 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
+/// A unit-only enum with proto value names (derived): JSON shows enum fields by name.
+pub trait ProtoEnum {
+    /// The proto name of a value (`COLOR_RED`), if known.
+    fn name_of(value: i32) -> Option<&'static str>;
+    /// The value of a name in any accepted spelling.
+    fn value_of(name: &str) -> Option<i32>;
+}
+
+/// An `i32` enum field (prost's representation) or a container of them.
+pub trait EnumRepr: Sized {
+    /// Serializes with value names (JSON); unknown values stay integers.
+    fn ser_names<E: ProtoEnum, S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    /// Deserializes from integers or names.
+    fn de_names<'de, E: ProtoEnum, D: Deserializer<'de>>(deserializer: D)
+    -> Result<Self, D::Error>;
+}
+
+struct EnumValueVisitor<E>(PhantomData<fn() -> E>);
+
+impl<'de, E: ProtoEnum> Visitor<'de> for EnumValueVisitor<E> {
+    type Value = i32;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an enum value (integer or name)")
+    }
+
+    fn visit_i64<Er: de::Error>(self, v: i64) -> Result<i32, Er> {
+        i32::try_from(v).map_err(|_| Er::custom(format_args!("enum value {v} out of range")))
+    }
+
+    fn visit_u64<Er: de::Error>(self, v: u64) -> Result<i32, Er> {
+        i32::try_from(v).map_err(|_| Er::custom(format_args!("enum value {v} out of range")))
+    }
+
+    fn visit_str<Er: de::Error>(self, v: &str) -> Result<i32, Er> {
+        E::value_of(v).ok_or_else(|| Er::custom(format_args!("unknown enum name {v:?}")))
+    }
+}
+
+impl EnumRepr for i32 {
+    fn ser_names<E: ProtoEnum, S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match E::name_of(*self) {
+            Some(name) => serializer.serialize_str(name),
+            None => serializer.serialize_i32(*self),
+        }
+    }
+
+    fn de_names<'de, E: ProtoEnum, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EnumValueVisitor::<E>(PhantomData))
+    }
+}
+
+impl EnumRepr for Option<i32> {
+    fn ser_names<E: ProtoEnum, S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Some(value) => value.ser_names::<E, S>(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    fn de_names<'de, E: ProtoEnum, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        struct OptionVisitor<E>(PhantomData<fn() -> E>);
+        impl<'de, E: ProtoEnum> Visitor<'de> for OptionVisitor<E> {
+            type Value = Option<i32>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an enum value or null")
+            }
+            fn visit_none<Er: de::Error>(self) -> Result<Self::Value, Er> {
+                Ok(None)
+            }
+            fn visit_unit<Er: de::Error>(self) -> Result<Self::Value, Er> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                i32::de_names::<E, D>(d).map(Some)
+            }
+        }
+        deserializer.deserialize_option(OptionVisitor::<E>(PhantomData))
+    }
+}
+
+impl EnumRepr for Vec<i32> {
+    fn ser_names<E: ProtoEnum, S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(|v| EnumField::<i32, E>::new(v)))
+    }
+
+    fn de_names<'de, E: ProtoEnum, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        struct SeqVisitor<E>(PhantomData<fn() -> E>);
+        impl<'de, E: ProtoEnum> Visitor<'de> for SeqVisitor<E> {
+            type Value = Vec<i32>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of enum values")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<i32>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(v) = seq.next_element_seed(EnumValueSeed::<E>(PhantomData))? {
+                    out.push(v);
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_seq(SeqVisitor::<E>(PhantomData))
+    }
+}
+
+struct EnumValueSeed<E>(PhantomData<fn() -> E>);
+
+impl<'de, E: ProtoEnum> DeserializeSeed<'de> for EnumValueSeed<E> {
+    type Value = i32;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<i32, D::Error> {
+        i32::de_names::<E, D>(deserializer)
+    }
+}
+
+/// Serializes an enum field with value names in human-readable formats, as ints otherwise.
+pub struct EnumField<'a, T, E>(&'a T, PhantomData<fn() -> E>);
+
+impl<'a, T, E> EnumField<'a, T, E> {
+    /// Wraps a field.
+    #[inline]
+    pub fn new(value: &'a T) -> Self {
+        EnumField(value, PhantomData)
+    }
+}
+
+impl<T: EnumRepr + Serialize, E: ProtoEnum> Serialize for EnumField<'_, T, E> {
+    #[inline]
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            self.0.ser_names::<E, S>(serializer)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+/// Deserializes an enum field (`nil` → default) from ints, or names in human-readable formats.
+pub struct EnumSeed<T, E>(PhantomData<fn() -> (T, E)>);
+
+impl<T, E> EnumSeed<T, E> {
+    /// The seed.
+    #[inline]
+    pub fn new() -> Self {
+        EnumSeed(PhantomData)
+    }
+}
+
+impl<T, E> Default for EnumSeed<T, E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'de, T, E> DeserializeSeed<'de> for EnumSeed<T, E>
+where
+    T: EnumRepr + Deserialize<'de> + Default,
+    E: ProtoEnum,
+{
+    type Value = T;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_option(NilOr(EnumNamesSeed::<T, E>(PhantomData)))
+        } else {
+            deserializer.deserialize_option(NilOr(PlainSeed::<T>(PhantomData)))
+        }
+    }
+}
+
+struct EnumNamesSeed<T, E>(PhantomData<fn() -> (T, E)>);
+
+impl<'de, T: EnumRepr, E: ProtoEnum> DeserializeSeed<'de> for EnumNamesSeed<T, E> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        T::de_names::<E, D>(deserializer)
+    }
+}
+
 /// Deserializes a unit-only enum from an integer or, in JSON, from its name.
 pub struct EnumVisitor<T: 'static> {
     /// The enum's name, for errors.

@@ -121,7 +121,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
         let v = var(field);
         let name = &field.name;
         match &field.kind {
-            FieldKind::Plain { tag } | FieldKind::Bin { tag } => {
+            FieldKind::Plain { tag } | FieldKind::Bin { tag } | FieldKind::Enum { tag, .. } => {
                 let seed = seed(field);
                 arms.push(quote! {
                     ::core::option::Option::Some(#tag) => {
@@ -148,7 +148,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
     let mut name_arms = Vec::new();
     for field in fields {
         let tag = match &field.kind {
-            FieldKind::Plain { tag } | FieldKind::Bin { tag } => *tag,
+            FieldKind::Plain { tag } | FieldKind::Bin { tag } | FieldKind::Enum { tag, .. } => *tag,
             _ => continue,
         };
         let mut names = ast::spellings(&field.name);
@@ -246,8 +246,9 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
 /// The seed that decodes one field, `nil` → default.
 fn seed(field: &Field<'_>) -> TokenStream {
     let ty = field.ty;
-    match field.kind {
+    match &field.kind {
         FieldKind::Bin { .. } => quote!(_p::Binary::<#ty>::new()),
+        FieldKind::Enum { path, .. } => quote!(_p::EnumSeed::<#ty, #path>::new()),
         _ => quote!(_p::Plain::<#ty>::new()),
     }
 }
@@ -255,8 +256,9 @@ fn seed(field: &Field<'_>) -> TokenStream {
 /// The value expression that serializes a field.
 fn ser_value(field: &Field<'_>) -> TokenStream {
     let member = field.member;
-    match field.kind {
+    match &field.kind {
         FieldKind::Bin { .. } => quote!(&_p::Bin(&self.#member)),
+        FieldKind::Enum { path, .. } => quote!(&_p::EnumField::<_, #path>::new(&self.#member)),
         _ => quote!(&self.#member),
     }
 }
@@ -422,14 +424,18 @@ fn expand_oneof(container: &Container<'_>, variants: &[Variant<'_>]) -> TokenStr
 }
 
 /// A unit-only enum: its integer value (JSON: its name).
-fn expand_enum(container: &Container<'_>, variants: &[&syn::Ident]) -> TokenStream {
+fn expand_enum(container: &Container<'_>, values: &[ast::EnumValue<'_>]) -> TokenStream {
     let ident = container.ident;
     let message = &container.name;
-    let names: Vec<_> = variants.iter().map(|v| v.to_string()).collect();
-    let spellings = variants.iter().map(|v| {
-        let names = ast::enum_spellings(v);
-        quote!(#( #names )|*)
-    });
+    let variants: Vec<_> = values.iter().map(|v| v.ident).collect();
+    let names: Vec<_> = values.iter().map(|v| &v.name).collect();
+    let spellings: Vec<_> = values
+        .iter()
+        .map(|v| {
+            let names = ast::enum_spellings(v);
+            quote!(#( #names )|*)
+        })
+        .collect();
     quote! {
         #[automatically_derived]
         impl _p::serde::Serialize for #ident {
@@ -444,6 +450,25 @@ fn expand_enum(container: &Container<'_>, variants: &[&syn::Ident]) -> TokenStre
                         #( #ident::#variants => #ident::#variants as i64, )*
                     };
                     _p::serde::Serializer::serialize_i64(serializer, value)
+                }
+            }
+        }
+
+        #[automatically_derived]
+        impl _p::ProtoEnum for #ident {
+            fn name_of(value: i32) -> ::core::option::Option<&'static str> {
+                #(
+                    if i64::from(value) == #ident::#variants as i64 {
+                        return ::core::option::Option::Some(#names);
+                    }
+                )*
+                ::core::option::Option::None
+            }
+
+            fn value_of(name: &str) -> ::core::option::Option<i32> {
+                match name {
+                    #( #spellings => ::core::option::Option::Some(#ident::#variants as i32), )*
+                    _ => ::core::option::Option::None,
                 }
             }
         }

@@ -262,6 +262,7 @@ fn rule7_json_sees_proto_json_names() {
             seconds: 0,
             nanos: 0,
         }),
+        colors: vec![Color::Red as i32, 99],
         ..Everything::default()
     };
     let json: serde_json::Value = serde_json::to_value(&value).unwrap();
@@ -270,10 +271,23 @@ fn rule7_json_sees_proto_json_names() {
     assert_eq!(json["wrappedText"], "w");
     assert_eq!(json["at"], "1970-01-01T00:00:00Z");
     assert_eq!(json["maybeInt"], serde_json::Value::Null);
+    assert_eq!(json["color"], "COLOR_UNSPECIFIED"); // enums by proto name
+    assert_eq!(json["colors"], serde_json::json!(["COLOR_RED", 99])); // unknown: int
     let back: Everything = serde_json::from_value(json).unwrap();
     assert_eq!(back, value);
     // snake_case names are accepted too
-    let back: Everything = serde_json::from_str(r#"{"choice_number": 4, "i32": 1}"#).unwrap();
+    let back: Everything = serde_json::from_str(
+        r#"{"choice_number": 4, "i32": 1, "color": "COLOR_GREEN", "colors": [1, "Green"]}"#,
+    )
+    .unwrap();
     assert_eq!(back.choice, Some(everything::Choice::ChoiceNumber(4)));
     assert_eq!(back.i32, 1);
+    assert_eq!(back.color, Color::Green as i32);
+    assert_eq!(back.colors, [1, 2]);
+    let err = serde_json::from_str::<Everything>(r#"{"color": "PURPLE"}"#).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("demo.v1.Everything.color: unknown enum name \"PURPLE\""),
+        "{err}"
+    );
 }
