@@ -27,7 +27,8 @@ pub use tonic_msgpack_macros::msgpack_service;
 /// `.proto` builds (`tonic_msgpack_build`) put it on every generated message, enum and oneof;
 /// it reads prost's `#[prost(..., tag = "N")]` attributes. On hand-written types give every
 /// field `#[msgpack(key = N)]` (0-based, like MessagePack-CSharp's `[Key(N)]`: field number
-/// N+1) or `#[msgpack(skip)]`.
+/// N+1) or `#[msgpack(skip)]`. A oneof is an `Option<E>` field with `#[msgpack(oneof = "3, 4")]`
+/// (its members' keys) where `E` is an enum of one-field variants, each with `#[msgpack(key = N)]`.
 ///
 /// - Compact (default): an array where element *i* is field number *i+1*, `nil` in gaps.
 ///   Decoding accepts shorter and longer arrays, `nil` for any field, and maps.

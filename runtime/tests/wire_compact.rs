@@ -292,3 +292,45 @@ fn bytes_are_bin_not_arrays_of_ints() {
     let ints = [0x94, 0x00, 0xc0, 0xa0, 0x92, 0x01, 0x02];
     assert_eq!(decode_frame::<Point>(&ints).unwrap().data, vec![1, 2]);
 }
+
+#[derive(Debug, Clone, PartialEq, Message)]
+enum Shape {
+    #[msgpack(key = 1)]
+    Circle(f64),
+    #[msgpack(key = 2)]
+    Label(String),
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Message)]
+struct Drawing {
+    #[msgpack(key = 0)]
+    id: u32,
+    #[msgpack(oneof = "1, 2")]
+    shape: Option<Shape>,
+}
+
+#[test]
+fn rule3_hand_written_oneof_members_in_their_own_slots() {
+    let drawing = Drawing {
+        id: 1,
+        shape: Some(Shape::Label("x".into())),
+    };
+    let bytes = to_vec(&drawing).unwrap();
+    assert_eq!(hex(&bytes), "93 01 c0 a1 78");
+    assert_eq!(decode_frame::<Drawing>(&bytes).unwrap(), drawing);
+    let circle = Drawing {
+        id: 2,
+        shape: Some(Shape::Circle(0.5)),
+    };
+    let bytes = to_vec(&circle).unwrap();
+    assert_eq!(hex(&bytes), "93 02 cb 3f e0 00 00 00 00 00 00 c0");
+    assert_eq!(decode_frame::<Drawing>(&bytes).unwrap(), circle);
+    assert_eq!(
+        serde_json::to_string(&drawing).unwrap(),
+        r#"{"id":1,"label":"x"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<Drawing>(r#"{"id":1,"label":"x"}"#).unwrap(),
+        drawing
+    );
+}

@@ -191,13 +191,28 @@ pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors, what: &str) -> Fie
                             "`key` must be a small non-negative integer (0-based field index)",
                         ),
                     }
+                } else if meta.path.is_ident(sym::ONEOF) {
+                    // `oneof = "3, 4"`: the 0-based keys of the members, like `key = N`.
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let keys = lit
+                        .value()
+                        .split(',')
+                        .map(|t| t.trim().parse::<u32>().map(|key| key + 1))
+                        .collect::<Result<Vec<_>, _>>();
+                    match keys {
+                        Ok(tags) if !tags.is_empty() => {
+                            out.key_seen = true;
+                            out.prost_oneof = Some(tags);
+                        }
+                        _ => errors.spanned(&lit, "`oneof` takes the members' keys: oneof = \"3, 4\""),
+                    }
                 } else if meta.path.is_ident(sym::SKIP) {
                     skip.set(errors, &meta, ());
                 } else if meta.path.is_ident(sym::BYTES) {
                     bytes.set(errors, &meta, ());
                 } else {
                     errors.push(meta.error(format_args!(
-                        "unknown {what} attribute: expected `key = N`, `skip` or `bytes`"
+                        "unknown {what} attribute: expected `key = N`, `oneof = \"N, M\"`, `skip` or `bytes`"
                     )));
                     skip_value(&meta)?;
                 }
