@@ -291,3 +291,26 @@ fn rule7_json_sees_proto_json_names() {
         "{err}"
     );
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    // Tree { parent: Tree { parent: ... } } nested far deeper than any real message.
+    for depth in [100usize, 300, 2000, 100_000] {
+        let mut bytes = Vec::new();
+        for _ in 0..depth {
+            bytes.extend_from_slice(&[0x93, 0xa0, 0x90]);
+        }
+        bytes.push(0xc0);
+        let result = decode_frame::<Tree>(&bytes);
+        if depth <= 100 {
+            assert!(result.is_ok());
+        } else {
+            let err = result.unwrap_err();
+            assert!(
+                err.message().contains("depth limit exceeded"),
+                "{}",
+                err.message()
+            );
+        }
+    }
+}
