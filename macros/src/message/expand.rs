@@ -28,13 +28,19 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
                 ::core::result::Result::Err(<S::Error as _p::serde::ser::Error>::custom("invalid #[derive(Message)]"))
             }
         }
+
+        #[automatically_derived]
+        impl<'de> _p::serde::Deserialize<'de> for #ident #ty_generics #where_clause {
+            fn deserialize<D: _p::serde::Deserializer<'de>>(_: D) -> ::core::result::Result<Self, D::Error> {
+                ::core::result::Result::Err(<D::Error as _p::serde::de::Error>::custom("invalid #[derive(Message)]"))
+            }
+        }
     })
 }
 
 /// `const _: () = { ... };` with a private alias for the support module (serde's `dummy.rs`).
 fn dummy(body: TokenStream) -> TokenStream {
     quote! {
-        #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_mut, unused_qualifications, clippy::all)]
         const _: () = {
             use ::tonic_msgpack::__private as _p;
