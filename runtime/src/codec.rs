@@ -168,7 +168,7 @@ impl<U: DeserializeOwned> Decoder for MsgPackDecoder<U> {
 }
 
 /// The deepest nesting of arrays and maps a decoded message may have.
-pub const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 256;
 
 /// Decodes `frame` as exactly one MessagePack value of type `U` (wire format rule 2).
 ///
