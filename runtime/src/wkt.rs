@@ -19,7 +19,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::ser::{SerializeTuple, Serializer};
+use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// The MessagePack extension type of timestamps.
@@ -365,10 +365,10 @@ impl Serialize for Duration {
         if serializer.is_human_readable() {
             return serializer.collect_str(self);
         }
-        let mut tuple = serializer.serialize_tuple(2)?;
-        tuple.serialize_element(&self.seconds)?;
-        tuple.serialize_element(&self.nanos)?;
-        tuple.end()
+        let mut seq = serializer.serialize_seq(Some(2))?;
+        seq.serialize_element(&self.seconds)?;
+        seq.serialize_element(&self.nanos)?;
+        seq.end()
     }
 }
 

@@ -334,3 +334,19 @@ fn rule3_hand_written_oneof_members_in_their_own_slots() {
         drawing
     );
 }
+
+#[test]
+fn force_all_bytes_mode_does_not_turn_messages_into_bin() {
+    #[derive(Debug, Default, PartialEq, Message)]
+    struct Small {
+        #[msgpack(key = 0)]
+        a: u8,
+        #[msgpack(key = 1)]
+        b: u8,
+    }
+    let mut out = Vec::new();
+    let mut ser =
+        rmp_serde::Serializer::new(&mut out).with_bytes(rmp_serde::config::BytesMode::ForceAll);
+    serde::Serialize::serialize(&Small { a: 1, b: 2 }, &mut ser).unwrap();
+    assert_eq!(hex(&out), "92 01 02");
+}

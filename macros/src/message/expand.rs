@@ -274,29 +274,31 @@ fn ser_compact(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream {
     let wire = container.fields_on_wire(fields);
     let max = container.max_tag() as usize;
     let elements = (1..=container.max_tag()).map(|tag| match wire.iter().find(|(t, _)| *t == tag) {
-        None => quote!(_p::serde::ser::SerializeTuple::serialize_element(&mut seq, &())?;),
+        None => quote!(_p::serde::ser::SerializeSeq::serialize_element(&mut seq, &())?;),
         Some((tag, field)) => match &field.kind {
             FieldKind::Oneof { .. } => {
                 let member = field.member;
                 quote! {
                     match &self.#member {
                         ::core::option::Option::Some(value) if _p::Oneof::tag(value) == #tag => {
-                            _p::serde::ser::SerializeTuple::serialize_element(&mut seq, &_p::OneofValue(value))?;
+                            _p::serde::ser::SerializeSeq::serialize_element(&mut seq, &_p::OneofValue(value))?;
                         }
-                        _ => _p::serde::ser::SerializeTuple::serialize_element(&mut seq, &())?,
+                        _ => _p::serde::ser::SerializeSeq::serialize_element(&mut seq, &())?,
                     }
                 }
             }
             _ => {
                 let value = ser_value(field);
-                quote!(_p::serde::ser::SerializeTuple::serialize_element(&mut seq, #value)?;)
+                quote!(_p::serde::ser::SerializeSeq::serialize_element(&mut seq, #value)?;)
             }
         },
     });
     quote! {
-        let mut seq = _p::serde::Serializer::serialize_tuple(serializer, #max)?;
+        // A sequence of known length, not a tuple: rmp-serde's `BytesMode::ForceAll` would
+        // turn a tuple of small integers into bin.
+        let mut seq = _p::serde::Serializer::serialize_seq(serializer, ::core::option::Option::Some(#max))?;
         #( #elements )*
-        _p::serde::ser::SerializeTuple::end(seq)
+        _p::serde::ser::SerializeSeq::end(seq)
     }
 }
 
