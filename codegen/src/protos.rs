@@ -232,14 +232,28 @@ impl Builder {
                     format!("#[msgpack(proto_name = \"{name}\")]"),
                 );
             }
+            for (name, values) in enum_values(file) {
+                config.enum_attribute(
+                    format!(".{name}"),
+                    format!("#[msgpack(proto_values = \"{}\")]", values.join(", ")),
+                );
+            }
         }
-        // prost-build resolves field types through every file, imports included (it panics on
-        // a message it cannot find); it writes no code for the extern `google.protobuf` types.
-        let fds = compiled.fds.clone();
-        config.compile_fds(fds).map_err(|source| Error::Io {
-            path: out_dir.clone(),
-            source,
-        })?;
+        // prost-build needs every descriptor (it looks imported messages up), so it also
+        // writes files for the built-in google packages: remove those nobody asked for.
+        let builtin_only = compiled.builtin_only_packages();
+        config
+            .compile_fds(compiled.fds.clone())
+            .map_err(|source| Error::Io {
+                path: out_dir.clone(),
+                source,
+            })?;
+        for package in builtin_only {
+            let path = out_dir.join(format!("{package}.rs"));
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(|source| Error::Io { path, source })?;
+            }
+        }
         if let Some(err) = failure.borrow_mut().take() {
             return Err(err);
         }
@@ -347,6 +361,17 @@ impl Compiled {
             .file
             .iter()
             .filter(|file| !is_builtin(file.name()))
+            .collect()
+    }
+
+    /// Packages whose every file is a built-in google one (no generated code wanted).
+    fn builtin_only_packages(&self) -> BTreeSet<String> {
+        let user: BTreeSet<&str> = self.user_files().iter().map(|f| f.package()).collect();
+        self.fds
+            .file
+            .iter()
+            .filter(|file| is_builtin(file.name()) && !user.contains(file.package()))
+            .map(|file| file.package().to_owned())
             .collect()
     }
 
@@ -558,6 +583,47 @@ fn message_and_enum_names(file: &FileDescriptorProto) -> Vec<String> {
                 .trim_start_matches('.')
                 .to_owned(),
         );
+    }
+    out
+}
+
+/// Every enum of a file (nested ones too) with its value names in the order prost-build
+/// emits the variants (aliases of an earlier number are skipped, as prost-build does).
+fn enum_values(file: &FileDescriptorProto) -> Vec<(String, Vec<String>)> {
+    fn values(prefix: &str, e: &prost_types::EnumDescriptorProto) -> (String, Vec<String>) {
+        let mut seen = BTreeSet::new();
+        let names = e
+            .value
+            .iter()
+            .filter(|v| seen.insert(v.number()))
+            .map(|v| v.name().to_owned())
+            .collect();
+        (
+            format!("{prefix}.{}", e.name())
+                .trim_start_matches('.')
+                .to_owned(),
+            names,
+        )
+    }
+    fn walk(
+        prefix: &str,
+        message: &prost_types::DescriptorProto,
+        out: &mut Vec<(String, Vec<String>)>,
+    ) {
+        let name = format!("{prefix}.{}", message.name());
+        out.extend(message.enum_type.iter().map(|e| values(&name, e)));
+        for nested in &message.nested_type {
+            walk(&name, nested, out);
+        }
+    }
+    let prefix = if file.package().is_empty() {
+        String::new()
+    } else {
+        format!(".{}", file.package())
+    };
+    let mut out: Vec<_> = file.enum_type.iter().map(|e| values(&prefix, e)).collect();
+    for message in &file.message_type {
+        walk(&prefix, message, &mut out);
     }
     out
 }

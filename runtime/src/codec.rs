@@ -173,6 +173,9 @@ impl<U: DeserializeOwned> Decoder for MsgPackDecoder<U> {
     }
 }
 
+/// The deepest nesting of arrays and maps a decoded message may have.
+pub(crate) const MAX_DEPTH: usize = 256;
+
 /// Decodes `frame` as exactly one MessagePack value of type `U` (wire format rule 2).
 ///
 /// An empty frame, malformed MessagePack, a value of the wrong shape or trailing bytes give
@@ -186,6 +189,9 @@ pub fn decode_frame<U: DeserializeOwned>(frame: &[u8]) -> Result<U, Status> {
         )));
     }
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(frame);
+    // rmp-serde's default (1024 nested arrays/maps) overflows a 2 MiB thread stack with
+    // derived messages in debug builds; deeper input is an error, not a crash.
+    deserializer.set_max_depth(MAX_DEPTH);
     let value = U::deserialize(&mut deserializer).map_err(|err| {
         Status::invalid_argument(format!("invalid MessagePack for {}: {err}", type_name()))
     })?;

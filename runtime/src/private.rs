@@ -170,19 +170,109 @@ impl<T: BinField> Serialize for Bin<'_, T> {
 impl BinField for Vec<u8> {
     #[inline]
     fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self)
+        if serializer.is_human_readable() {
+            // Proto JSON: standard base64 with padding.
+            serializer.serialize_str(&base64_encode(self))
+        } else {
+            serializer.serialize_bytes(self)
+        }
     }
 
     #[inline]
     fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde_bytes::ByteBuf::deserialize(deserializer).map(serde_bytes::ByteBuf::into_vec)
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_any(BytesVisitor)
+        } else {
+            serde_bytes::ByteBuf::deserialize(deserializer).map(serde_bytes::ByteBuf::into_vec)
+        }
     }
+}
+
+/// Bytes from base64 text (JSON), bin, or an array of ints.
+struct BytesVisitor;
+
+impl<'de> Visitor<'de> for BytesVisitor {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("bytes (base64 text, bin, or an array of integers)")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+        base64_decode(text).ok_or_else(|| E::custom("invalid base64 for a bytes field"))
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(bytes.to_vec())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            out.push(byte);
+        }
+        Ok(out)
+    }
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard or URL-safe base64, padding optional.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if bits >= 6 {
+        return None;
+    }
+    Some(out)
 }
 
 impl BinField for bytes::Bytes {
     #[inline]
     fn ser<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self)
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&base64_encode(self))
+        } else {
+            serializer.serialize_bytes(self)
+        }
     }
 
     #[inline]
@@ -444,6 +534,193 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
+/// A unit-only enum with proto value names (derived): JSON shows enum fields by name.
+pub trait ProtoEnum {
+    /// The proto name of a value (`COLOR_RED`), if known.
+    fn name_of(value: i32) -> Option<&'static str>;
+    /// The value of a name in any accepted spelling.
+    fn value_of(name: &str) -> Option<i32>;
+}
+
+/// An `i32` enum field (prost's representation) or a container of them.
+pub trait EnumRepr: Sized {
+    /// Serializes with value names (JSON); unknown values stay integers.
+    fn ser_names<E: ProtoEnum, S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    /// Deserializes from integers or names.
+    fn de_names<'de, E: ProtoEnum, D: Deserializer<'de>>(deserializer: D)
+    -> Result<Self, D::Error>;
+}
+
+struct EnumValueVisitor<E>(PhantomData<fn() -> E>);
+
+impl<'de, E: ProtoEnum> Visitor<'de> for EnumValueVisitor<E> {
+    type Value = i32;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an enum value (integer or name)")
+    }
+
+    fn visit_i64<Er: de::Error>(self, v: i64) -> Result<i32, Er> {
+        i32::try_from(v).map_err(|_| Er::custom(format_args!("enum value {v} out of range")))
+    }
+
+    fn visit_u64<Er: de::Error>(self, v: u64) -> Result<i32, Er> {
+        i32::try_from(v).map_err(|_| Er::custom(format_args!("enum value {v} out of range")))
+    }
+
+    fn visit_str<Er: de::Error>(self, v: &str) -> Result<i32, Er> {
+        E::value_of(v).ok_or_else(|| Er::custom(format_args!("unknown enum name {v:?}")))
+    }
+}
+
+impl EnumRepr for i32 {
+    fn ser_names<E: ProtoEnum, S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match E::name_of(*self) {
+            Some(name) => serializer.serialize_str(name),
+            None => serializer.serialize_i32(*self),
+        }
+    }
+
+    fn de_names<'de, E: ProtoEnum, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EnumValueVisitor::<E>(PhantomData))
+    }
+}
+
+impl EnumRepr for Option<i32> {
+    fn ser_names<E: ProtoEnum, S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Some(value) => value.ser_names::<E, S>(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    fn de_names<'de, E: ProtoEnum, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        struct OptionVisitor<E>(PhantomData<fn() -> E>);
+        impl<'de, E: ProtoEnum> Visitor<'de> for OptionVisitor<E> {
+            type Value = Option<i32>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an enum value or null")
+            }
+            fn visit_none<Er: de::Error>(self) -> Result<Self::Value, Er> {
+                Ok(None)
+            }
+            fn visit_unit<Er: de::Error>(self) -> Result<Self::Value, Er> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                i32::de_names::<E, D>(d).map(Some)
+            }
+        }
+        deserializer.deserialize_option(OptionVisitor::<E>(PhantomData))
+    }
+}
+
+impl EnumRepr for Vec<i32> {
+    fn ser_names<E: ProtoEnum, S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(|v| EnumField::<i32, E>::new(v)))
+    }
+
+    fn de_names<'de, E: ProtoEnum, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        struct SeqVisitor<E>(PhantomData<fn() -> E>);
+        impl<'de, E: ProtoEnum> Visitor<'de> for SeqVisitor<E> {
+            type Value = Vec<i32>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of enum values")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<i32>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(v) = seq.next_element_seed(EnumValueSeed::<E>(PhantomData))? {
+                    out.push(v);
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_seq(SeqVisitor::<E>(PhantomData))
+    }
+}
+
+struct EnumValueSeed<E>(PhantomData<fn() -> E>);
+
+impl<'de, E: ProtoEnum> DeserializeSeed<'de> for EnumValueSeed<E> {
+    type Value = i32;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<i32, D::Error> {
+        i32::de_names::<E, D>(deserializer)
+    }
+}
+
+/// Serializes an enum field with value names in human-readable formats, as ints otherwise.
+pub struct EnumField<'a, T, E>(&'a T, PhantomData<fn() -> E>);
+
+impl<'a, T, E> EnumField<'a, T, E> {
+    /// Wraps a field.
+    #[inline]
+    pub fn new(value: &'a T) -> Self {
+        EnumField(value, PhantomData)
+    }
+}
+
+impl<T: EnumRepr + Serialize, E: ProtoEnum> Serialize for EnumField<'_, T, E> {
+    #[inline]
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            self.0.ser_names::<E, S>(serializer)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+/// Deserializes an enum field (`nil` → default) from ints, or names in human-readable formats.
+pub struct EnumSeed<T, E>(PhantomData<fn() -> (T, E)>);
+
+impl<T, E> EnumSeed<T, E> {
+    /// The seed.
+    #[inline]
+    pub fn new() -> Self {
+        EnumSeed(PhantomData)
+    }
+}
+
+impl<T, E> Default for EnumSeed<T, E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'de, T, E> DeserializeSeed<'de> for EnumSeed<T, E>
+where
+    T: EnumRepr + Deserialize<'de> + Default,
+    E: ProtoEnum,
+{
+    type Value = T;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_option(NilOr(EnumNamesSeed::<T, E>(PhantomData)))
+        } else {
+            deserializer.deserialize_option(NilOr(PlainSeed::<T>(PhantomData)))
+        }
+    }
+}
+
+struct EnumNamesSeed<T, E>(PhantomData<fn() -> (T, E)>);
+
+impl<'de, T: EnumRepr, E: ProtoEnum> DeserializeSeed<'de> for EnumNamesSeed<T, E> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        T::de_names::<E, D>(deserializer)
+    }
+}
+
 /// Deserializes a unit-only enum from an integer or, in JSON, from its name.
 pub struct EnumVisitor<T: 'static> {
     /// The enum's name, for errors.
@@ -479,5 +756,28 @@ impl<'de, T> Visitor<'de> for EnumVisitor<T> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
         (self.from_name)(v)
             .ok_or_else(|| E::custom(format_args!("{}: unknown enum name {v:?}", self.name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_roundtrip() {
+        for (data, text) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (&[0xfb, 0xff][..], "+/8="),
+        ] {
+            assert_eq!(base64_encode(data), text);
+            assert_eq!(base64_decode(text).as_deref(), Some(data));
+        }
+        assert_eq!(base64_decode("-_8").as_deref(), Some(&[0xfb, 0xff][..]));
+        assert_eq!(base64_decode("a"), None);
+        assert_eq!(base64_decode("a*bc"), None);
     }
 }

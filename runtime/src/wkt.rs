@@ -7,7 +7,7 @@
 //! | `Timestamp` | [`Timestamp`] | ext −1 (the MessagePack timestamp, 32/64/96-bit) | RFC 3339 string |
 //! | `Duration` | [`Duration`] | `[seconds, nanos]` | `"1.5s"` |
 //! | `StringValue`, `Int32Value`, … (wrappers) | `Option<String>`, `Option<i32>`, … | the value, or `nil` | the value or `null` |
-//! | `BytesValue` | `Option<Vec<u8>>` | bin or `nil` | array of numbers |
+//! | `BytesValue` | `Option<Vec<u8>>` | bin or `nil` | base64 or `null` |
 //! | `Empty` | `()` | `nil` | `null` |
 //! | `Any` | [`Any`] | `[type_url, value]` (value: the packed message's own bytes, bin) | `{"typeUrl", "value"}` |
 //!
@@ -19,7 +19,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::ser::{SerializeTuple, Serializer};
+use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// The MessagePack extension type of timestamps.
@@ -365,10 +365,10 @@ impl Serialize for Duration {
         if serializer.is_human_readable() {
             return serializer.collect_str(self);
         }
-        let mut tuple = serializer.serialize_tuple(2)?;
-        tuple.serialize_element(&self.seconds)?;
-        tuple.serialize_element(&self.nanos)?;
-        tuple.end()
+        let mut seq = serializer.serialize_seq(Some(2))?;
+        seq.serialize_element(&self.seconds)?;
+        seq.serialize_element(&self.nanos)?;
+        seq.end()
     }
 }
 

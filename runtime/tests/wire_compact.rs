@@ -229,9 +229,9 @@ fn rule5_timestamp_uses_the_smallest_of_three_forms() {
 #[test]
 fn rule7_json_uses_field_names() {
     let json = serde_json::to_string(&point()).unwrap();
-    assert_eq!(json, r#"{"x":1,"label":"a","data":[1,2]}"#);
+    assert_eq!(json, r#"{"x":1,"label":"a","data":"AQI="}"#);
     let back: Point =
-        serde_json::from_str(r#"{"x":1,"label":"a","data":[1,2],"unknown":true}"#).unwrap();
+        serde_json::from_str(r#"{"x":1,"label":"a","data":"AQI=","unknown":true}"#).unwrap();
     assert_eq!(
         back,
         Point {
@@ -286,7 +286,67 @@ fn bytes_are_bin_not_arrays_of_ints() {
     let bytes = to_vec(&value).unwrap();
     // bin16 header, not an array
     assert_eq!(&bytes[..7], &[0x94, 0x00, 0xc0, 0xa0, 0xc5, 0x01, 0x2c]);
-    // Decoders also accept an array of ints for bytes.
+    // Decoders also accept an array of ints for bytes (and base64 in JSON).
+    let json: Point = serde_json::from_str(r#"{"data": [1, 2]}"#).unwrap();
+    assert_eq!(json.data, vec![1, 2]);
     let ints = [0x94, 0x00, 0xc0, 0xa0, 0x92, 0x01, 0x02];
     assert_eq!(decode_frame::<Point>(&ints).unwrap().data, vec![1, 2]);
+}
+
+#[derive(Debug, Clone, PartialEq, Message)]
+enum Shape {
+    #[msgpack(key = 1)]
+    Circle(f64),
+    #[msgpack(key = 2)]
+    Label(String),
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Message)]
+struct Drawing {
+    #[msgpack(key = 0)]
+    id: u32,
+    #[msgpack(oneof = "1, 2")]
+    shape: Option<Shape>,
+}
+
+#[test]
+fn rule3_hand_written_oneof_members_in_their_own_slots() {
+    let drawing = Drawing {
+        id: 1,
+        shape: Some(Shape::Label("x".into())),
+    };
+    let bytes = to_vec(&drawing).unwrap();
+    assert_eq!(hex(&bytes), "93 01 c0 a1 78");
+    assert_eq!(decode_frame::<Drawing>(&bytes).unwrap(), drawing);
+    let circle = Drawing {
+        id: 2,
+        shape: Some(Shape::Circle(0.5)),
+    };
+    let bytes = to_vec(&circle).unwrap();
+    assert_eq!(hex(&bytes), "93 02 cb 3f e0 00 00 00 00 00 00 c0");
+    assert_eq!(decode_frame::<Drawing>(&bytes).unwrap(), circle);
+    assert_eq!(
+        serde_json::to_string(&drawing).unwrap(),
+        r#"{"id":1,"label":"x"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<Drawing>(r#"{"id":1,"label":"x"}"#).unwrap(),
+        drawing
+    );
+}
+
+#[test]
+fn force_all_bytes_mode_does_not_turn_messages_into_bin() {
+    #[derive(Debug, Default, PartialEq, Message)]
+    struct Small {
+        #[msgpack(key = 0)]
+        a: u8,
+        #[msgpack(key = 1)]
+        b: u8,
+    }
+    let mut out = Vec::new();
+    let mut ser =
+        rmp_serde::Serializer::new(&mut out).with_bytes(rmp_serde::config::BytesMode::ForceAll);
+    serde::Serialize::serialize(&Small { a: 1, b: 2 }, &mut ser).unwrap();
+    assert_eq!(hex(&out), "92 01 02");
 }

@@ -25,7 +25,13 @@ pub(crate) enum Body<'a> {
     /// A prost `Oneof` enum: every variant is one member with its own field number.
     Oneof(Vec<Variant<'a>>),
     /// A unit-only enum (prost `Enumeration`): an integer on the wire.
-    Enum(Vec<&'a Ident>),
+    Enum(Vec<EnumValue<'a>>),
+}
+
+pub(crate) struct EnumValue<'a> {
+    pub(crate) ident: &'a Ident,
+    /// The proto name (`COLOR_RED`), or the Rust name for hand-written enums.
+    pub(crate) name: String,
 }
 
 pub(crate) struct Field<'a> {
@@ -39,6 +45,8 @@ pub(crate) struct Field<'a> {
 pub(crate) enum FieldKind<'a> {
     /// Plain serde, one slot.
     Plain { tag: u32 },
+    /// A prost enum field (`i32`, `Option<i32>`, `Vec<i32>`): ints, names in JSON.
+    Enum { tag: u32, path: syn::Path },
     /// `bytes`: bin, one slot.
     Bin { tag: u32 },
     /// A oneof (`Option<TheOneofEnum>`): one slot per member.
@@ -87,14 +95,39 @@ impl<'a> Container<'a> {
                 for variant in &data.variants {
                     attr::field(&variant.attrs, &mut errors, "enum variant");
                 }
-                Body::Enum(data.variants.iter().map(|v| &v.ident).collect())
+                let names = attrs
+                    .proto_values
+                    .as_ref()
+                    .filter(|names| names.len() == data.variants.len());
+                Body::Enum(
+                    data.variants
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| EnumValue {
+                            ident: &v.ident,
+                            name: names.map_or_else(|| v.ident.to_string(), |n| n[i].clone()),
+                        })
+                        .collect(),
+                )
             }
-            Data::Enum(data) => Body::Oneof(
-                data.variants
-                    .iter()
-                    .filter_map(|variant| Variant::from_ast(variant, &mut errors))
-                    .collect(),
-            ),
+            Data::Enum(data) => {
+                let is_member = |v: &syn::Variant| matches!(&v.fields, Fields::Unnamed(f) if f.unnamed.len() == 1);
+                if let Some(bad) = data.variants.iter().find(|v| !is_member(v)) {
+                    errors.spanned(
+                        &bad.ident,
+                        "#[derive(Message)] on an enum needs unit variants (an enumeration) or \
+                         one-field tuple variants (a oneof), not a mix",
+                    );
+                    Body::Oneof(Vec::new())
+                } else {
+                    Body::Oneof(
+                        data.variants
+                            .iter()
+                            .filter_map(|variant| Variant::from_ast(variant, &mut errors))
+                            .collect(),
+                    )
+                }
+            }
             Data::Union(_) => {
                 errors.spanned(&input.ident, "#[derive(Message)] does not support unions");
                 Body::Struct(Vec::new())
@@ -185,6 +218,7 @@ impl<'a> Field<'a> {
             let tag = match (attrs.key, attrs.prost_tag) {
                 (Some((key, _)), _) => key + 1,
                 (None, Some(tag)) => tag,
+                (None, None) if attrs.key_seen => return None,
                 (None, None) => {
                     errors.spanned(
                         member,
@@ -199,8 +233,10 @@ impl<'a> Field<'a> {
                 errors.spanned(member, "field number 0 is not valid");
                 return None;
             }
-            if attrs.bytes || (attrs.prost_tag.is_none() && is_bytes_type(&field.ty)) {
+            if attrs.bytes || is_bytes_type(&field.ty) {
                 FieldKind::Bin { tag }
+            } else if let Some(path) = attrs.enumeration {
+                FieldKind::Enum { tag, path }
             } else {
                 FieldKind::Plain { tag }
             }
@@ -216,7 +252,9 @@ impl<'a> Field<'a> {
     /// The field numbers this field occupies.
     pub(crate) fn tags(&self) -> Vec<u32> {
         match &self.kind {
-            FieldKind::Plain { tag } | FieldKind::Bin { tag } => vec![*tag],
+            FieldKind::Plain { tag } | FieldKind::Bin { tag } | FieldKind::Enum { tag, .. } => {
+                vec![*tag]
+            }
             FieldKind::Oneof { tags, .. } => tags.clone(),
             FieldKind::Skip => Vec::new(),
         }
@@ -240,6 +278,7 @@ impl<'a> Variant<'a> {
         let tag = match (attrs.key, attrs.prost_tag) {
             (Some((key, _)), _) => key + 1,
             (None, Some(tag)) => tag,
+            (None, None) if attrs.key_seen => return None,
             (None, None) => {
                 errors.spanned(
                     &variant.ident,
@@ -254,7 +293,7 @@ impl<'a> Variant<'a> {
         Some(Variant {
             ident: &variant.ident,
             tag,
-            bin: attrs.bytes || (attrs.prost_tag.is_none() && is_bytes_type(ty)),
+            bin: attrs.bytes || is_bytes_type(ty),
             name: variant.ident.to_string().to_snake_case(),
         })
     }
@@ -276,7 +315,8 @@ fn option_inner(ty: &Type) -> Option<&Type> {
     }
 }
 
-/// `Vec<u8>`, `Bytes`, or an `Option` of them (hand-written types: no prost attribute to read).
+/// `Vec<u8>`, `Bytes`, or an `Option` of them: also prost's `google.protobuf.BytesValue`,
+/// whose attribute says `message`, not `bytes`.
 fn is_bytes_type(ty: &Type) -> bool {
     if let Some(inner) = option_inner(ty) {
         return is_bytes_type(inner);
@@ -331,9 +371,14 @@ pub(crate) fn spellings(name: &str) -> Vec<String> {
 }
 
 /// Every spelling a decoder accepts for an enum value name.
-pub(crate) fn enum_spellings(ident: &Ident) -> Vec<String> {
-    let name = ident.to_string();
-    let mut out = vec![name.clone(), name.to_shouty_snake_case()];
-    out.dedup();
+pub(crate) fn enum_spellings(value: &EnumValue<'_>) -> Vec<String> {
+    let ident = value.ident.to_string();
+    let mut out = vec![
+        value.name.clone(),
+        ident.clone(),
+        ident.to_shouty_snake_case(),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|n| seen.insert(n.clone()));
     out
 }

@@ -18,6 +18,8 @@ pub(crate) mod sym {
     pub(crate) const ONEOF: &str = "oneof";
     pub(crate) const MAP: &str = "map";
     pub(crate) const BTREE_MAP: &str = "btree_map";
+    pub(crate) const ENUMERATION: &str = "enumeration";
+    pub(crate) const PROTO_VALUES: &str = "proto_values";
 }
 
 /// Collects every error instead of stopping at the first (serde's `Ctxt`).
@@ -99,12 +101,15 @@ pub(crate) struct ContainerAttrs {
     pub(crate) named: Option<KeyCase>,
     /// The proto full name (`demo.v1.HelloRequest`), for errors.
     pub(crate) proto_name: Option<String>,
+    /// Proto names of an enum's values, in declaration order (set by the `.proto` build).
+    pub(crate) proto_values: Option<Vec<String>>,
 }
 
 pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAttrs {
     let mut named = Once::new(sym::NAMED);
     let mut key_case = Once::new(sym::KEY_CASE);
     let mut proto_name: Option<String> = None;
+    let mut proto_values = Once::new(sym::PROTO_VALUES);
     for attr in attrs.iter().filter(|a| a.path().is_ident(sym::MSGPACK)) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(sym::NAMED) {
@@ -123,6 +128,10 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
                 if proto_name.as_ref().is_none_or(|old| old.len() < value.len()) {
                     proto_name = Some(value);
                 }
+            } else if meta.path.is_ident(sym::PROTO_VALUES) {
+                let lit: LitStr = meta.value()?.parse()?;
+                let names = lit.value().split(',').map(|n| n.trim().to_owned()).collect();
+                proto_values.set(errors, &meta, names);
             } else {
                 errors.push(meta.error(
                     "unknown container attribute: expected `named`, `key_case = \"...\"` or `proto_name = \"...\"`",
@@ -140,7 +149,11 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
         (Some(()), None) => Some(KeyCase::AsWritten),
         (None, None) => None,
     };
-    ContainerAttrs { named, proto_name }
+    ContainerAttrs {
+        named,
+        proto_name,
+        proto_values: proto_values.get(),
+    }
 }
 
 /// What the attributes of one field (or oneof variant) say.
@@ -148,12 +161,16 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
 pub(crate) struct FieldAttrs {
     /// `#[msgpack(key = N)]`: 0-based.
     pub(crate) key: Option<(u32, LitInt)>,
+    /// A `key` was written, valid or not (no second "needs a key" error).
+    pub(crate) key_seen: bool,
     pub(crate) skip: bool,
     pub(crate) bytes: bool,
     /// `#[prost(tag = "N")]`.
     pub(crate) prost_tag: Option<u32>,
     /// `#[prost(oneof = "...", tags = "3, 4")]`.
     pub(crate) prost_oneof: Option<Vec<u32>>,
+    /// `#[prost(enumeration = "Color")]`: the enum type of an `i32` field.
+    pub(crate) enumeration: Option<syn::Path>,
 }
 
 pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors, what: &str) -> FieldAttrs {
@@ -165,6 +182,7 @@ pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors, what: &str) -> Fie
         let result = if attr.path().is_ident(sym::MSGPACK) {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident(sym::KEY) {
+                    out.key_seen = true;
                     let lit: LitInt = meta.value()?.parse()?;
                     match lit.base10_parse::<u32>() {
                         Ok(n) if n < u32::MAX >> 3 => key.set(errors, &meta, (n, lit)),
@@ -173,13 +191,28 @@ pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors, what: &str) -> Fie
                             "`key` must be a small non-negative integer (0-based field index)",
                         ),
                     }
+                } else if meta.path.is_ident(sym::ONEOF) {
+                    // `oneof = "3, 4"`: the 0-based keys of the members, like `key = N`.
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let keys = lit
+                        .value()
+                        .split(',')
+                        .map(|t| t.trim().parse::<u32>().map(|key| key + 1))
+                        .collect::<Result<Vec<_>, _>>();
+                    match keys {
+                        Ok(tags) if !tags.is_empty() => {
+                            out.key_seen = true;
+                            out.prost_oneof = Some(tags);
+                        }
+                        _ => errors.spanned(&lit, "`oneof` takes the members' keys: oneof = \"3, 4\""),
+                    }
                 } else if meta.path.is_ident(sym::SKIP) {
                     skip.set(errors, &meta, ());
                 } else if meta.path.is_ident(sym::BYTES) {
                     bytes.set(errors, &meta, ());
                 } else {
                     errors.push(meta.error(format_args!(
-                        "unknown {what} attribute: expected `key = N`, `skip` or `bytes`"
+                        "unknown {what} attribute: expected `key = N`, `oneof = \"N, M\"`, `skip` or `bytes`"
                     )));
                     skip_value(&meta)?;
                 }
@@ -215,6 +248,9 @@ pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors, what: &str) -> Fie
                             out.bytes = true;
                         }
                     }
+                } else if meta.path.is_ident(sym::ENUMERATION) {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    out.enumeration = Some(lit.parse()?);
                 } else if meta.path.is_ident(sym::ONEOF) {
                     skip_value(&meta)?;
                     out.prost_oneof.get_or_insert_with(Vec::new);

@@ -28,13 +28,19 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
                 ::core::result::Result::Err(<S::Error as _p::serde::ser::Error>::custom("invalid #[derive(Message)]"))
             }
         }
+
+        #[automatically_derived]
+        impl<'de> _p::serde::Deserialize<'de> for #ident #ty_generics #where_clause {
+            fn deserialize<D: _p::serde::Deserializer<'de>>(_: D) -> ::core::result::Result<Self, D::Error> {
+                ::core::result::Result::Err(<D::Error as _p::serde::de::Error>::custom("invalid #[derive(Message)]"))
+            }
+        }
     })
 }
 
 /// `const _: () = { ... };` with a private alias for the support module (serde's `dummy.rs`).
 fn dummy(body: TokenStream) -> TokenStream {
     quote! {
-        #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_mut, unused_qualifications, clippy::all)]
         const _: () = {
             use ::tonic_msgpack::__private as _p;
@@ -121,7 +127,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
         let v = var(field);
         let name = &field.name;
         match &field.kind {
-            FieldKind::Plain { tag } | FieldKind::Bin { tag } => {
+            FieldKind::Plain { tag } | FieldKind::Bin { tag } | FieldKind::Enum { tag, .. } => {
                 let seed = seed(field);
                 arms.push(quote! {
                     ::core::option::Option::Some(#tag) => {
@@ -148,7 +154,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
     let mut name_arms = Vec::new();
     for field in fields {
         let tag = match &field.kind {
-            FieldKind::Plain { tag } | FieldKind::Bin { tag } => *tag,
+            FieldKind::Plain { tag } | FieldKind::Bin { tag } | FieldKind::Enum { tag, .. } => *tag,
             _ => continue,
         };
         let mut names = ast::spellings(&field.name);
@@ -184,9 +190,9 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
         #[automatically_derived]
         impl<'de> _p::serde::Deserialize<'de> for #ident {
             fn deserialize<D: _p::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
-                struct Visitor;
+                struct __Visitor;
 
-                fn tag_of(key: &str) -> ::core::option::Option<u32> {
+                fn __tag_of(key: &str) -> ::core::option::Option<u32> {
                     match key {
                         #( #name_arms )*
                         _ => {
@@ -196,7 +202,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
                     }
                 }
 
-                impl<'de> _p::serde::de::Visitor<'de> for Visitor {
+                impl<'de> _p::serde::de::Visitor<'de> for __Visitor {
                     type Value = #ident;
 
                     fn expecting(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
@@ -224,7 +230,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
                     fn visit_map<A: _p::serde::de::MapAccess<'de>>(self, mut map: A) -> ::core::result::Result<#ident, A::Error> {
                         #declare
                         while let ::core::option::Option::Some(key) =
-                            _p::serde::de::MapAccess::next_key_seed(&mut map, _p::KeySeed(tag_of))?
+                            _p::serde::de::MapAccess::next_key_seed(&mut map, _p::KeySeed(__tag_of))?
                         {
                             match key {
                                 #( #arms )*
@@ -237,7 +243,7 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
                     }
                 }
 
-                _p::serde::Deserializer::deserialize_any(deserializer, Visitor)
+                _p::serde::Deserializer::deserialize_any(deserializer, __Visitor)
             }
         }
     }
@@ -246,8 +252,9 @@ fn expand_struct(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream
 /// The seed that decodes one field, `nil` → default.
 fn seed(field: &Field<'_>) -> TokenStream {
     let ty = field.ty;
-    match field.kind {
+    match &field.kind {
         FieldKind::Bin { .. } => quote!(_p::Binary::<#ty>::new()),
+        FieldKind::Enum { path, .. } => quote!(_p::EnumSeed::<#ty, #path>::new()),
         _ => quote!(_p::Plain::<#ty>::new()),
     }
 }
@@ -255,8 +262,9 @@ fn seed(field: &Field<'_>) -> TokenStream {
 /// The value expression that serializes a field.
 fn ser_value(field: &Field<'_>) -> TokenStream {
     let member = field.member;
-    match field.kind {
+    match &field.kind {
         FieldKind::Bin { .. } => quote!(&_p::Bin(&self.#member)),
+        FieldKind::Enum { path, .. } => quote!(&_p::EnumField::<_, #path>::new(&self.#member)),
         _ => quote!(&self.#member),
     }
 }
@@ -266,29 +274,31 @@ fn ser_compact(container: &Container<'_>, fields: &[Field<'_>]) -> TokenStream {
     let wire = container.fields_on_wire(fields);
     let max = container.max_tag() as usize;
     let elements = (1..=container.max_tag()).map(|tag| match wire.iter().find(|(t, _)| *t == tag) {
-        None => quote!(_p::serde::ser::SerializeTuple::serialize_element(&mut seq, &())?;),
+        None => quote!(_p::serde::ser::SerializeSeq::serialize_element(&mut seq, &())?;),
         Some((tag, field)) => match &field.kind {
             FieldKind::Oneof { .. } => {
                 let member = field.member;
                 quote! {
                     match &self.#member {
                         ::core::option::Option::Some(value) if _p::Oneof::tag(value) == #tag => {
-                            _p::serde::ser::SerializeTuple::serialize_element(&mut seq, &_p::OneofValue(value))?;
+                            _p::serde::ser::SerializeSeq::serialize_element(&mut seq, &_p::OneofValue(value))?;
                         }
-                        _ => _p::serde::ser::SerializeTuple::serialize_element(&mut seq, &())?,
+                        _ => _p::serde::ser::SerializeSeq::serialize_element(&mut seq, &())?,
                     }
                 }
             }
             _ => {
                 let value = ser_value(field);
-                quote!(_p::serde::ser::SerializeTuple::serialize_element(&mut seq, #value)?;)
+                quote!(_p::serde::ser::SerializeSeq::serialize_element(&mut seq, #value)?;)
             }
         },
     });
     quote! {
-        let mut seq = _p::serde::Serializer::serialize_tuple(serializer, #max)?;
+        // A sequence of known length, not a tuple: rmp-serde's `BytesMode::ForceAll` would
+        // turn a tuple of small integers into bin.
+        let mut seq = _p::serde::Serializer::serialize_seq(serializer, ::core::option::Option::Some(#max))?;
         #( #elements )*
-        _p::serde::ser::SerializeTuple::end(seq)
+        _p::serde::ser::SerializeSeq::end(seq)
     }
 }
 
@@ -422,14 +432,18 @@ fn expand_oneof(container: &Container<'_>, variants: &[Variant<'_>]) -> TokenStr
 }
 
 /// A unit-only enum: its integer value (JSON: its name).
-fn expand_enum(container: &Container<'_>, variants: &[&syn::Ident]) -> TokenStream {
+fn expand_enum(container: &Container<'_>, values: &[ast::EnumValue<'_>]) -> TokenStream {
     let ident = container.ident;
     let message = &container.name;
-    let names: Vec<_> = variants.iter().map(|v| v.to_string()).collect();
-    let spellings = variants.iter().map(|v| {
-        let names = ast::enum_spellings(v);
-        quote!(#( #names )|*)
-    });
+    let variants: Vec<_> = values.iter().map(|v| v.ident).collect();
+    let names: Vec<_> = values.iter().map(|v| &v.name).collect();
+    let spellings: Vec<_> = values
+        .iter()
+        .map(|v| {
+            let names = ast::enum_spellings(v);
+            quote!(#( #names )|*)
+        })
+        .collect();
     quote! {
         #[automatically_derived]
         impl _p::serde::Serialize for #ident {
@@ -444,6 +458,25 @@ fn expand_enum(container: &Container<'_>, variants: &[&syn::Ident]) -> TokenStre
                         #( #ident::#variants => #ident::#variants as i64, )*
                     };
                     _p::serde::Serializer::serialize_i64(serializer, value)
+                }
+            }
+        }
+
+        #[automatically_derived]
+        impl _p::ProtoEnum for #ident {
+            fn name_of(value: i32) -> ::core::option::Option<&'static str> {
+                #(
+                    if i64::from(value) == #ident::#variants as i64 {
+                        return ::core::option::Option::Some(#names);
+                    }
+                )*
+                ::core::option::Option::None
+            }
+
+            fn value_of(name: &str) -> ::core::option::Option<i32> {
+                match name {
+                    #( #spellings => ::core::option::Option::Some(#ident::#variants as i32), )*
+                    _ => ::core::option::Option::None,
                 }
             }
         }

@@ -5,71 +5,11 @@
 //! lines of each group (a ratio), not absolute numbers.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
-use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use proto_e2e::demo::v1::{Color, Everything, Inner, Tree, everything};
-use proto_e2e::hello::v1::HelloRequest;
+use proto_e2e::samples::{large, medium, small};
 use serde::{Serialize, de::DeserializeOwned};
-use tonic_msgpack::wkt::Timestamp;
-
-fn small() -> HelloRequest {
-    HelloRequest {
-        name: "Ann Example".into(),
-        count: 42,
-    }
-}
-
-fn medium() -> Everything {
-    Everything {
-        i32: -5,
-        i64: 1 << 40,
-        u32: 7,
-        u64: 123_456_789,
-        fl: 1.5,
-        db: 2.25,
-        flag: true,
-        text: "the quick brown fox jumps over the lazy dog".into(),
-        data: vec![7; 64],
-        color: Color::Green as i32,
-        numbers: (0..32).collect(),
-        names: vec!["alpha".into(), "beta".into(), "gamma".into()],
-        counts: HashMap::from([("a".into(), 1), ("b".into(), 2)]),
-        inner: Some(Inner {
-            name: "inner".into(),
-            value: 9,
-        }),
-        inners: (0..8)
-            .map(|i| Inner {
-                name: format!("item-{i}"),
-                value: i,
-            })
-            .collect(),
-        choice: Some(everything::Choice::ChoiceText("chosen".into())),
-        at: Some(Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 123_000_000,
-        }),
-        wrapped_text: Some("wrapped".into()),
-        ..Everything::default()
-    }
-}
-
-fn large() -> Tree {
-    fn tree(depth: u32) -> Tree {
-        Tree {
-            label: format!("node at depth {depth}"),
-            children: if depth == 0 {
-                Vec::new()
-            } else {
-                (0..4).map(|_| tree(depth - 1)).collect()
-            },
-            parent: None,
-        }
-    }
-    tree(4)
-}
 
 fn bench_message<T>(c: &mut Criterion, name: &str, value: &T)
 where

@@ -43,3 +43,5 @@ pub mod named {
         tonic_msgpack::include_proto!("named.v1");
     }
 }
+
+pub mod samples;

@@ -30,10 +30,10 @@ fn rule3_small_message() {
 }
 
 #[test]
-fn rule3_default_everything_is_41_slots() {
+fn rule3_default_everything_is_42_slots() {
     let bytes = to_vec(&Everything::default()).unwrap();
     let expected = [
-        "dc 00 29",                      // array16 of 41
+        "dc 00 2a",                      // array16 of 42
         "00 00 00 00 00 00 00 00 00 00", // 1-10 integers
         "ca 00 00 00 00",                // 11 float
         "cb 00 00 00 00 00 00 00 00",    // 12 double
@@ -43,7 +43,7 @@ fn rule3_default_everything_is_41_slots() {
         "c0 c0 c0 c0",                   // 25-28 oneof slots
         "c0 c0 c0 c0 c0 c0",             // 29-34 wkt, wrappers, cross-package, recursive
         "c0",                            // 35 reserved: a gap
-        "c0 90 80 c0 c4 00 c0",          // 36-41
+        "c0 90 80 c0 c4 00 c0 c0",       // 36-42
     ]
     .join(" ");
     assert_eq!(hex(&bytes), expected);
@@ -107,6 +107,7 @@ fn sample() -> Everything {
         nothing: None,
         shared: bytes::Bytes::from_static(b"sh"),
         maybe_int: Some(0),
+        wrapped_bytes: Some(vec![1]),
         ..Everything::default()
     }
 }
@@ -134,7 +135,7 @@ fn rule5_every_type_in_its_slot() {
     let value = sample();
     let bytes = to_vec(&value).unwrap();
     let slots = slots(&bytes);
-    assert_eq!(slots.len(), 41);
+    assert_eq!(slots.len(), 42);
     let slot = |n: usize| hex(&slots[n - 1]);
     assert_eq!(slot(1), "ff"); // -1: negative fixint
     assert_eq!(slot(2), "cf 00 00 01 00 00 00 00 00"); // smallest int: uint64 here
@@ -167,6 +168,7 @@ fn rule5_every_type_in_its_slot() {
     assert_eq!(slot(39), "c0"); // Empty → nil
     assert_eq!(slot(40), "c4 02 73 68"); // bytes::Bytes → bin
     assert_eq!(slot(41), "00");
+    assert_eq!(slot(42), "c4 01 01"); // BytesValue wrapper → bin
     assert_eq!(decode_frame::<Everything>(&bytes).unwrap(), value);
     // and prost still works on the same struct
     let proto = prost::Message::encode_to_vec(&value);
@@ -260,18 +262,55 @@ fn rule7_json_sees_proto_json_names() {
             seconds: 0,
             nanos: 0,
         }),
+        colors: vec![Color::Red as i32, 99],
         ..Everything::default()
     };
     let json: serde_json::Value = serde_json::to_value(&value).unwrap();
-    assert_eq!(json["blobMap"], serde_json::json!({"1": [8]}));
+    assert_eq!(json["blobMap"], serde_json::json!({"1": "CA=="})); // bytes: base64
     assert_eq!(json["choiceText"], "t");
     assert_eq!(json["wrappedText"], "w");
     assert_eq!(json["at"], "1970-01-01T00:00:00Z");
     assert_eq!(json["maybeInt"], serde_json::Value::Null);
+    assert_eq!(json["color"], "COLOR_UNSPECIFIED"); // enums by proto name
+    assert_eq!(json["colors"], serde_json::json!(["COLOR_RED", 99])); // unknown: int
     let back: Everything = serde_json::from_value(json).unwrap();
     assert_eq!(back, value);
     // snake_case names are accepted too
-    let back: Everything = serde_json::from_str(r#"{"choice_number": 4, "i32": 1}"#).unwrap();
+    let back: Everything = serde_json::from_str(
+        r#"{"choice_number": 4, "i32": 1, "color": "COLOR_GREEN", "colors": [1, "Green"]}"#,
+    )
+    .unwrap();
     assert_eq!(back.choice, Some(everything::Choice::ChoiceNumber(4)));
     assert_eq!(back.i32, 1);
+    assert_eq!(back.color, Color::Green as i32);
+    assert_eq!(back.colors, [1, 2]);
+    let err = serde_json::from_str::<Everything>(r#"{"color": "PURPLE"}"#).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("demo.v1.Everything.color: unknown enum name \"PURPLE\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    // Tree { parent: Tree { parent: ... } } nested far deeper than any real message.
+    for depth in [100usize, 300, 2000, 100_000] {
+        let mut bytes = Vec::new();
+        for _ in 0..depth {
+            bytes.extend_from_slice(&[0x93, 0xa0, 0x90]);
+        }
+        bytes.push(0xc0);
+        let result = decode_frame::<Tree>(&bytes);
+        if depth <= 100 {
+            assert!(result.is_ok());
+        } else {
+            let err = result.unwrap_err();
+            assert!(
+                err.message().contains("depth limit exceeded"),
+                "{}",
+                err.message()
+            );
+        }
+    }
 }

@@ -27,7 +27,7 @@ struct Order {
     lines: Vec<Line>,
     #[msgpack(key = 3, bytes)]
     note: Vec<u8>,
-    #[prost(oneof = "Choice", tags = "5, 6")]
+    #[msgpack(oneof = "4, 5")]
     extra: Option<Choice>,
     #[msgpack(key = 6)]
     attributes: HashMap<String, String>,
