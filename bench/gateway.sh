@@ -17,7 +17,9 @@
 # Env knobs (defaults in brackets):
 #   WORK [/tmp/tonic-msgpack-bench]  scratch dir (configs, logs, results)
 #   DURATION [10]  WARMUP [2]  REPEAT [3]
-#   LOADGEN_CPUS [0]  SUT_CPUS [1]  SERVER_THREADS [1]  GATEWAY_THREADS [1]
+#   LOADGEN_CPUS [0]  SUT_CPUS [1]  SERVER_THREADS [1]
+#   GATEWAY_THREADS [0]  tokio workers of the gateway; 0 = one current-thread runtime (like
+#                        nginx and haproxy nbthread 1: a single event loop)
 #   SCENARIOS ["c50m10 c500m1 stream"]
 #   TARGETS ["direct gateway nginx haproxy_always"]   (add "haproxy" for default http-reuse)
 #   GW_CONNECTIONS [1]  upstream HTTP/2 connections of the gateway
@@ -32,7 +34,7 @@ WARMUP=${WARMUP:-2}
 LOADGEN_CPUS=${LOADGEN_CPUS:-0}
 SUT_CPUS=${SUT_CPUS:-1}
 SERVER_THREADS=${SERVER_THREADS:-1}
-GATEWAY_THREADS=${GATEWAY_THREADS:-1}
+GATEWAY_THREADS=${GATEWAY_THREADS:-0}
 SCENARIOS=${SCENARIOS:-"c50m10 c500m1 stream"}
 TARGETS=${TARGETS:-"direct gateway nginx haproxy_always"}
 REPEAT=${REPEAT:-3}
@@ -317,7 +319,7 @@ done
 # ---------------------------------------------------------------- table
 {
   echo "# tonic-msgpack gateway benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)  host=$(hostname) cores=$(nproc)"
-  echo "# $(nginx -v 2>&1) | $(haproxy -v | head -1) | $(h2load --version | head -1) | tonic $TONIC_VER | gateway: $GATEWAY_THREADS tokio worker(s), $GW_CONNECTIONS upstream conn(s)"
+  echo "# $(nginx -v 2>&1) | $(haproxy -v | head -1) | $(h2load --version | head -1) | tonic $TONIC_VER | gateway: GATEWAY_THREADS=$GATEWAY_THREADS (0 = current-thread runtime), $GW_CONNECTIONS upstream conn(s)"
   echo "# pinning: h2load -t1 on CPU $LOADGEN_CPUS; echo server ($SERVER_THREADS tokio worker) + proxy or gateway on CPU $SUT_CPUS"
   echo "# nginx: upstream keepalive $NGINX_KEEPALIVE; haproxy: nbthread 1, default http-reuse (haproxy_always: http-reuse always)"
   echo "# each run: ${WARMUP}s warm-up + ${DURATION}s measured, fresh server+proxy per run; $REPEAT repeat(s)"

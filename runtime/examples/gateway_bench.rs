@@ -2,6 +2,7 @@
 //! rest from a TOML config.
 //!
 //! `cargo run --release -p tonic-msgpack --features gateway --example gateway_bench -- gateway.toml [THREADS]`
+//! (THREADS: tokio worker threads, default 1; 0 for a current-thread runtime)
 
 use tonic_msgpack::gateway::{CallKind, Config, Gateway, Route, RouteTable};
 
@@ -16,10 +17,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Route::new("echo.Echo", "UnaryEcho", CallKind::Unary),
         Route::new("echo.Echo", "StreamEcho", CallKind::ServerStreaming),
     ]);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
+    // THREADS = 0: a current-thread runtime (one thread, no work stealing).
+    let runtime = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(async move {
         eprintln!(
             "gateway listening on {} with {threads} worker thread(s)",

@@ -46,6 +46,38 @@ async fn four_call_kinds_two_services_metadata_and_admin() {
             .collect::<Vec<_>>()
     );
 
+    // Trailers after messages: status, message and custom metadata pass through.
+    let mut client = tonic::client::Grpc::new(channel.clone());
+    client.ready().await.expect("ready");
+    let mut stream = tokio::time::timeout(
+        LIMIT,
+        client.server_streaming(
+            Request::new("x".to_owned()),
+            path("/test.Alpha/StreamFail"),
+            tonic_msgpack::MsgPackCodec::<String, String>::default(),
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect("stream starts")
+    .into_inner();
+    for expected in ["first", "second"] {
+        let message = tokio::time::timeout(LIMIT, stream.message())
+            .await
+            .expect("in time");
+        assert_eq!(message.expect("message").as_deref(), Some(expected));
+    }
+    let status = tokio::time::timeout(LIMIT, stream.message())
+        .await
+        .expect("in time")
+        .expect_err("ends with the upstream's error");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(status.message(), "stopped on purpose");
+    assert_eq!(
+        status.metadata().get("x-why").map(|v| v.to_str().ok()),
+        Some(Some("because"))
+    );
+
     // Client streaming.
     let mut client = tonic::client::Grpc::new(channel.clone());
     client.ready().await.expect("ready");

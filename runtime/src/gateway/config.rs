@@ -1,26 +1,4 @@
-//! The gateway's TOML configuration: where to listen, where each service runs, pool settings.
-//!
-//! ```toml
-//! listen = "0.0.0.0:8080"
-//! grace_period = "10s"          # in-flight calls get this long after Ctrl-C / SIGTERM
-//!
-//! [defaults]                    # any upstream setting, applied where an upstream omits it
-//! connect_timeout = "1s"
-//!
-//! [upstreams."demo.v1.Greeter"] # the name routes refer to (by default the service's full name)
-//! endpoints = ["http://127.0.0.1:50051", "http://127.0.0.1:50052"]
-//! connections = 2               # HTTP/2 connections per endpoint (default 1)
-//! balance = "round_robin"       # or "least_loaded"
-//! connect_timeout = "1s"
-//! keepalive_interval = "30s"
-//! keepalive_timeout = "10s"
-//! concurrency_limit = 10000     # in-flight calls per connection
-//! max_message_size = 4194304    # bytes per gRPC message, either direction
-//! default_timeout = "30s"       # grpc-timeout sent when the client sets none
-//!
-//! [route_prefixes]              # path prefix → upstream, longest prefix wins
-//! "/demo.v1." = "demo.v1.Greeter"
-//! ```
+//! The gateway's TOML configuration (see the [gateway module docs](super) for every key).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,20 +1,4 @@
-//! The gateway: one port fronting many tonic-msgpack services (feature `gateway`).
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use tonic_msgpack::gateway::{Config, Gateway, RouteTable};
-//! # fn table() -> RouteTable { RouteTable::new() }
-//! let config = Config::from_file("gateway.toml")?;
-//! Gateway::builder().config(config).routes(table()).serve().await?;
-//! # Ok(()) }
-//! ```
-//!
-//! - `content-type: application/grpc*` requests are forwarded, bytes untouched, to the
-//!   upstream of their route (all four call kinds, metadata, trailers and `grpc-timeout`).
-//! - Every other request goes to an [`axum::Router`]: the admin endpoints (`/healthz`,
-//!   `/readyz`, `/metrics`, `/routes`) plus whatever [`GatewayBuilder::http_router`] adds.
-//! - Failures are gRPC statuses: unknown path → `UNIMPLEMENTED`, unreachable upstream →
-//!   `UNAVAILABLE`, message over `max_message_size` → `RESOURCE_EXHAUSTED`.
+#![doc = include_str!("../docs/gateway.md")]
 
 mod admin;
 mod body;

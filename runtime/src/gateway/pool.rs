@@ -241,9 +241,14 @@ impl Connection {
 
     /// The live connection, connecting first when there is none (one attempt at a time).
     async fn sender(&self) -> Result<SendRequest<LimitedBody>, SendError> {
-        if let Some(sender) = self.live() {
-            return Ok(sender);
+        match self.live() {
+            Some(sender) => Ok(sender),
+            // Boxed: keeps the rarely used connect state out of every call's future.
+            None => Box::pin(self.reconnect()).await,
         }
+    }
+
+    async fn reconnect(&self) -> Result<SendRequest<LimitedBody>, SendError> {
         let _connecting = self.connecting.lock().await;
         if let Some(sender) = self.live() {
             return Ok(sender);

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::Either;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -18,6 +17,9 @@ use tower::ServiceExt;
 
 use super::GatewayState;
 use super::body::GatewayBody;
+
+type ResponseFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
 
 /// Completes on Ctrl-C or (on Unix) SIGTERM.
 pub(crate) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
@@ -86,11 +88,13 @@ pub(crate) async fn serve(
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 let router = router.clone();
-                let service = service_fn(move |req: Request<Incoming>| {
+                // Boxed: hyper spawns one task per HTTP/2 stream, and a small future is
+                // cheaper to move into it than the whole call state.
+                let service = service_fn(move |req: Request<Incoming>| -> ResponseFuture {
                     if is_grpc(&req) {
-                        Either::Left(grpc(state.clone(), req))
+                        Box::pin(grpc(state.clone(), req))
                     } else {
-                        Either::Right(http(router.clone(), req))
+                        Box::pin(http(router.clone(), req))
                     }
                 });
                 let connection = builder

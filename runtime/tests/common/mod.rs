@@ -39,7 +39,7 @@ impl NamedService for TestService<1> {
     const NAME: &'static str = "test.Beta";
 }
 
-pub const METHODS: [(&str, CallKind); 8] = [
+pub const METHODS: [(&str, CallKind); 9] = [
     ("Unary", CallKind::Unary),
     ("ServerStream", CallKind::ServerStreaming),
     ("ClientStream", CallKind::ClientStreaming),
@@ -48,6 +48,7 @@ pub const METHODS: [(&str, CallKind); 8] = [
     ("Sleep", CallKind::Unary),
     ("Big", CallKind::Unary),
     ("Ticks", CallKind::ServerStreaming),
+    ("StreamFail", CallKind::ServerStreaming),
 ];
 
 pub fn routes() -> RouteTable {
@@ -129,6 +130,28 @@ where
                         let stream: MessageStream = Box::pin(tokio_stream::iter(
                             (0..5).map(move |i| Ok(format!("{name}:{message}:{i}"))),
                         ));
+                        Ok::<_, Status>(Response::new(stream))
+                    });
+                    grpc.server_streaming(svc, req).await
+                }
+                "StreamFail" => {
+                    // Two messages, then an error whose metadata travels in the trailers.
+                    let svc = tower::service_fn(|_req: Request<String>| async move {
+                        let mut metadata = tonic::metadata::MetadataMap::new();
+                        metadata.insert(
+                            "x-why",
+                            "because".parse().map_err(|_| Status::internal("value"))?,
+                        );
+                        let failure = Status::with_metadata(
+                            tonic::Code::FailedPrecondition,
+                            "stopped on purpose",
+                            metadata,
+                        );
+                        let stream: MessageStream = Box::pin(tokio_stream::iter(vec![
+                            Ok("first".to_owned()),
+                            Ok("second".to_owned()),
+                            Err(failure),
+                        ]));
                         Ok::<_, Status>(Response::new(stream))
                     });
                     grpc.server_streaming(svc, req).await
