@@ -5,9 +5,11 @@
 //! tonic-msgpack routes --proto proto/ --traits src/calc.rs --out src/gateway_routes.rs
 //! tonic-msgpack routes --proto proto/ --traits src/calc.rs --out src/gateway_routes.rs --check
 //! tonic-msgpack list --proto proto/ --traits src/calc.rs
+//! tonic-msgpack new billing-service
 //! ```
 
 mod frontends;
+mod new;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +51,19 @@ enum Command {
     List {
         #[command(flatten)]
         inputs: Inputs,
+    },
+    /// Scaffold a service crate: proto, build.rs, server, gateway main and config, tests.
+    New {
+        /// The crate name, e.g. `billing-service` (service `BillingService`, package
+        /// `billing_service.v1`).
+        name: String,
+        /// Where to create it (default: `./NAME`); must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// Depend on tonic-msgpack from crates.io even when this tool's source checkout is
+        /// available (by default the new crate uses path dependencies on that checkout).
+        #[arg(long)]
+        crates_io: bool,
     },
 }
 
@@ -120,6 +135,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::List { inputs } => {
             print!("{}", routes::listing(&inputs.load()?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New {
+            name,
+            path,
+            crates_io,
+        } => {
+            let dir = path.unwrap_or_else(|| PathBuf::from(&name));
+            let dependencies = if crates_io {
+                new::Dependencies::Registry
+            } else {
+                new::Dependencies::detect()
+            };
+            let written = new::scaffold(&name, &dir, &dependencies)?;
+            for file in &written {
+                println!("created {}", file.display());
+            }
+            println!(
+                "\nnext: cd {} && cargo test && cargo run -- gateway.toml",
+                dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
