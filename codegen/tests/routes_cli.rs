@@ -133,6 +133,44 @@ fn list_prints_paths_and_kinds() {
 }
 
 #[test]
+fn list_reads_proto_directories_and_trait_files_together() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../example-app");
+    let output = run(bin()
+        .arg("list")
+        .arg("--proto")
+        .arg(example.join("proto"))
+        .arg("--traits")
+        .arg(example.join("src/calculator.rs")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listing = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "demo.v1.Greeter (compact, 4 methods)",
+        "/demo.v1.Greeter/Chat",
+        "bidi_streaming",
+        "demo.v1.Calculator (compact, 5 methods)",
+        "/demo.v1.Calculator/RunningTotal",
+        "GET /v1/add/{a}/{b}",
+    ] {
+        assert!(
+            listing.contains(expected),
+            "missing {expected:?} in:\n{listing}"
+        );
+    }
+
+    // A broken proto names the file, line and column.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("broken.proto"),
+        "syntax = \"proto3\";\nmessage A {\n  Missing m = 1;\n}\n",
+    )
+    .expect("write");
+    let output = run(bin().arg("list").arg("--proto").arg(dir.path()));
+    assert!(!output.status.success());
+    let error = stderr(&output);
+    assert!(error.contains("broken.proto:3:3"), "{error}");
+}
+
+#[test]
 fn bad_inputs_are_errors_not_panics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broken = dir.path().join("broken.rs");
