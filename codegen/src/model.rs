@@ -190,7 +190,7 @@ pub fn wire_method_name(rust_name: &str) -> String {
 
 /// tonic-build's own module naming (`HTTPService` → `h_t_t_p_service`), which differs from
 /// heck's on runs of capitals; generated code must name the modules exactly as tonic does.
-fn tonic_snake_case(name: &str) -> String {
+pub fn tonic_snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     let mut chars = name.chars().peekable();
     while let Some(c) = chars.next() {

@@ -104,7 +104,10 @@ fn placeholders(
         ("name", name.to_owned()),
         ("crate_name", crate_name.clone()),
         ("Service", service.clone()),
-        ("service_snake", tonic_snake_case(&service)),
+        (
+            "service_snake",
+            tonic_msgpack_build::model::tonic_snake_case(&service),
+        ),
         ("package", format!("{crate_name}.v1")),
         ("package_dir", format!("{crate_name}/v1")),
         ("proto_file", format!("{crate_name}.proto")),
@@ -113,20 +116,6 @@ fn placeholders(
         ("tonic_msgpack_dep", runtime_dep),
         ("tonic_msgpack_build_dep", build_dep),
     ])
-}
-
-/// tonic-build's module naming (`BillingService` → `billing_service`), which generated code
-/// must match.
-fn tonic_snake_case(name: &str) -> String {
-    let mut out = String::new();
-    let mut chars = name.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c.to_ascii_lowercase());
-        if chars.peek().is_some_and(|next| next.is_uppercase()) {
-            out.push('_');
-        }
-    }
-    out
 }
 
 fn render(text: &str, values: &[(&str, String)]) -> String {
