@@ -339,6 +339,20 @@ pub fn load_services(
     Compiled::new(protos, includes)?.services()
 }
 
+/// The descriptor pool of `protos` (looked up in `includes`, with the well-known types and
+/// `google/api` built in): every message, enum and service with its fields, for tools that
+/// convert messages by schema (`tonic-msgpack call --proto`).
+///
+/// # Errors
+///
+/// A proto that does not parse or check: `file:line:col: reason`.
+pub fn descriptor_pool(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<prost_reflect::DescriptorPool, Error> {
+    Ok(Compiled::new(protos, includes)?.pool)
+}
+
 /// Hands each prost-build service to the tonic back end, so services land in the same
 /// `{package}.rs` as their messages.
 struct Generator {
