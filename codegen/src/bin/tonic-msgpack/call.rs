@@ -84,7 +84,7 @@ impl Schema {
         let value = match (self, self.input()) {
             (Schema::Proto { named, .. }, Some(input)) => {
                 convert::message_from_json(&input, &json, *named)
-                    .with_context(|| format!("{source}"))?
+                    .with_context(|| source.to_owned())?
             }
             _ => convert::json_to_mp(&json),
         };

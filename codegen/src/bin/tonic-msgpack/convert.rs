@@ -865,9 +865,9 @@ fn format_timestamp(seconds: i64, nanos: u32) -> String {
 
 fn push_fraction(out: &mut String, nanos: u32) {
     if nanos == 0 {
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         let _ = write!(out, ".{:03}", nanos / 1_000_000);
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         let _ = write!(out, ".{:06}", nanos / 1_000);
     } else {
         let _ = write!(out, ".{nanos:09}");
