@@ -1,5 +1,5 @@
 //! `tonic-msgpack`: gateway route stubs and service listings from `.proto` files and
-//! `#[msgpack_service]` traits.
+//! `#[msgpack_service]` traits, and `call`, a grpcurl for MessagePack services.
 //!
 //! ```text
 //! tonic-msgpack routes --proto proto/ --traits src/calc.rs --out src/gateway_routes.rs
