@@ -14,7 +14,7 @@ pub mod trait_gen;
 pub mod traits;
 
 #[cfg(feature = "protos")]
-pub use protos::{Builder, KeyCase, compile_protos, configure, load_services};
+pub use protos::{Builder, KeyCase, compile_protos, configure, descriptor_pool, load_services};
 
 pub use error::Error;
 pub use model::{CallKind, Format, HttpBinding, MethodModel, ServiceModel};

@@ -109,6 +109,9 @@ pub struct ServiceModel {
     pub format: Format,
     /// The methods, in declaration order.
     pub methods: Vec<MethodModel>,
+    /// The Rust trait of a `#[msgpack_service]` service (`Calculator`); `None` for protos.
+    /// Its expansion puts the message types in [`ServiceModel::trait_support_module`].
+    pub rust_trait: Option<String>,
 }
 
 impl ServiceModel {
@@ -124,6 +127,17 @@ impl ServiceModel {
     /// The gRPC path of a method: `/demo.v1.Greeter/SayHello` (wire format rule 1).
     pub fn method_path(&self, method: &MethodModel) -> String {
         format!("/{}/{}", self.full_name(), method.name)
+    }
+
+    /// The hidden module the `#[msgpack_service]` expansion of the trait emits next to it
+    /// (`__calculator_msgpack` for `trait Calculator`), with the trait's visibility. It holds,
+    /// per method, the aliases [`MethodModel::request_alias`] and [`MethodModel::response_alias`]
+    /// and, unless the method is client streaming, the REST type [`MethodModel::json_request`].
+    /// `None` for proto services.
+    pub fn trait_support_module(&self) -> Option<String> {
+        self.rust_trait
+            .as_ref()
+            .map(|name| format!("__{}_msgpack", name.to_snake_case()))
     }
 
     /// The Rust module tonic-build generates the server into (`greeter_server`).
@@ -183,6 +197,26 @@ impl MethodModel {
     }
 }
 
+impl MethodModel {
+    /// Name of the alias of one request message in a trait's support module (`AddRequest`).
+    pub fn request_alias(&self) -> String {
+        format!("{}Request", self.name)
+    }
+
+    /// Name of the alias of one response message (for server streaming: one element) in a
+    /// trait's support module (`AddResponse`).
+    pub fn response_alias(&self) -> String {
+        format!("{}Response", self.name)
+    }
+
+    /// Name of the REST request type in a trait's support module (`AddJson`): a JSON object
+    /// keyed by argument name that serializes as the wire message (rule 6). `None` for client
+    /// streaming methods, which have no REST form.
+    pub fn json_request(&self) -> Option<String> {
+        (!self.kind.client_streaming()).then(|| format!("{}Json", self.name))
+    }
+}
+
 /// The wire name of a Rust method: `say_hello` → `SayHello`.
 pub fn wire_method_name(rust_name: &str) -> String {
     rust_name.to_upper_camel_case()
@@ -200,4 +234,57 @@ pub fn tonic_snake_case(name: &str) -> String {
         }
     }
     out
+}
+
+/// prost-build's identifier rules: raw identifiers for keywords, a trailing `_` for the
+/// names that cannot be raw.
+pub(crate) fn sanitize(ident: &str) -> String {
+    match ident {
+        "as" | "break" | "const" | "continue" | "else" | "enum" | "false" | "fn" | "for" | "if"
+        | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub" | "ref"
+        | "return" | "static" | "struct" | "trait" | "true" | "type" | "unsafe" | "use"
+        | "where" | "while" | "dyn" | "abstract" | "become" | "box" | "do" | "final" | "macro"
+        | "override" | "priv" | "typeof" | "unsized" | "virtual" | "yield" | "async" | "await"
+        | "try" | "gen" => format!("r#{ident}"),
+        "_" | "super" | "self" | "Self" | "extern" | "crate" => format!("{ident}_"),
+        _ => ident.to_owned(),
+    }
+}
+
+/// The Rust path of proto message `full_name` (`.demo.v1.Outer.Inner`) in the module tree
+/// prost-build generates, given where each package's module is (`package → module path`, the
+/// longest matching package wins; `""` matches every package): the rest of the package
+/// becomes nested modules, enclosing messages become snake_case modules
+/// (`crate::proto::outer::Inner` for `demo.v1 → crate::proto`). Well-known types map to
+/// what tonic-msgpack uses for them. `None` when no package matches.
+pub fn proto_rust_path(full_name: &str, modules: &[(String, String)]) -> Option<String> {
+    match full_name {
+        ".google.protobuf.Empty" => return Some("()".into()),
+        ".google.protobuf.Timestamp" => return Some("::tonic_msgpack::wkt::Timestamp".into()),
+        ".google.protobuf.Duration" => return Some("::tonic_msgpack::wkt::Duration".into()),
+        ".google.protobuf.Any" => return Some("::tonic_msgpack::wkt::Any".into()),
+        _ => {}
+    }
+    let name = full_name.trim_start_matches('.');
+    let (module, rest) = modules
+        .iter()
+        .filter_map(|(package, module)| {
+            let package = package.trim_matches('.');
+            if package.is_empty() {
+                Some((package.len(), module, name))
+            } else {
+                name.strip_prefix(package)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .map(|rest| (package.len(), module, rest))
+            }
+        })
+        .max_by_key(|(len, _, _)| *len)
+        .map(|(_, module, rest)| (module, rest))?;
+    // Sub-package segments and enclosing messages both become snake_case modules.
+    let parts: Vec<&str> = rest.split('.').collect();
+    let (last, parents) = parts.split_last()?;
+    let mut path = vec![module.trim_end_matches("::").to_owned()];
+    path.extend(parents.iter().map(|part| sanitize(&part.to_snake_case())));
+    path.push(sanitize(&last.to_upper_camel_case()));
+    Some(path.join("::"))
 }

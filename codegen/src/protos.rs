@@ -21,7 +21,8 @@ use protox::file::{
 };
 
 use crate::Error;
-use crate::model::{CallKind, Format, HttpBinding, MethodModel, ServiceModel};
+use crate::model::{CallKind, Format, HttpBinding, MethodModel, ServiceModel, sanitize};
+use crate::routes::RoutesOptions;
 use crate::tonic_gen::{self, TonicOptions};
 
 const GOOGLE_API_HTTP: &str = include_str!("../proto/google/api/http.proto");
@@ -82,6 +83,9 @@ pub struct Builder {
     build_transport: bool,
     emit_rerun_if_changed: bool,
     bytes: Vec<String>,
+    gateway_routes: bool,
+    gateway_module: Option<String>,
+    gateway_package_modules: Vec<(String, String)>,
 }
 
 impl Default for Builder {
@@ -95,6 +99,9 @@ impl Default for Builder {
             build_transport: true,
             emit_rerun_if_changed: true,
             bytes: Vec::new(),
+            gateway_routes: false,
+            gateway_module: None,
+            gateway_package_modules: Vec::new(),
         }
     }
 }
@@ -151,8 +158,58 @@ impl Builder {
         self
     }
 
+    /// Also write `gateway_routes.rs` next to the generated code: the gateway's route stubs
+    /// (`pub fn table() -> RouteTable`) for the compiled services, with typed JSON transcoders
+    /// for REST. `include!` it anywhere in the crate; the message types are named by absolute
+    /// paths, by default `crate::{package}::Message` (prost-build's include-file layout,
+    /// `crate::demo::v1::HelloRequest`): say where [`include_proto!`] really puts them with
+    /// [`Builder::gateway_routes_module`]. Default: false.
+    ///
+    /// [`include_proto!`]: https://docs.rs/tonic-msgpack/latest/tonic_msgpack/macro.include_proto.html
+    pub fn gateway_routes(mut self, yes: bool) -> Self {
+        self.gateway_routes = yes;
+        self
+    }
+
+    /// The Rust module where the compiled package's types are (`"crate::proto"` for
+    /// `pub mod proto { tonic_msgpack::include_proto!("demo.v1"); }` at the crate root), for
+    /// [`Builder::gateway_routes`]. Applies to every compiled package; sub-packages and
+    /// nested messages are modules below it. Default: `crate::{package}`.
+    pub fn gateway_routes_module(mut self, module: impl Into<String>) -> Self {
+        self.gateway_module = Some(module.into());
+        self
+    }
+
+    /// Like [`Builder::gateway_routes_module`] for one `package` of several (the most specific
+    /// package wins). Default: none.
+    pub fn gateway_routes_package_module(
+        mut self,
+        package: impl Into<String>,
+        module: impl Into<String>,
+    ) -> Self {
+        self.gateway_package_modules
+            .push((package.into(), module.into()));
+        self
+    }
+
+    /// The route options [`Builder::gateway_routes`] uses for `models`.
+    fn routes_options(&self, models: &[ServiceModel]) -> RoutesOptions {
+        let mut options = RoutesOptions::typed().proto_module("", "crate");
+        if let Some(module) = &self.gateway_module {
+            let packages: BTreeSet<&str> = models.iter().map(|m| m.package.as_str()).collect();
+            for package in packages {
+                options = options.proto_module(package, module.clone());
+            }
+        }
+        for (package, module) in &self.gateway_package_modules {
+            options = options.proto_module(package.clone(), module.clone());
+        }
+        options
+    }
+
     /// Compiles `protos` (looked up in `includes`) into `{package}.rs` files: messages with
-    /// `#[derive(tonic_msgpack::Message)]`, and a tonic server and client per service.
+    /// `#[derive(tonic_msgpack::Message)]`, and a tonic server and client per service (and
+    /// `gateway_routes.rs` with [`Builder::gateway_routes`]).
     ///
     /// # Errors
     ///
@@ -196,6 +253,13 @@ impl Builder {
             path: out_dir.clone(),
             source,
         })?;
+        if self.gateway_routes {
+            crate::routes::write(
+                &models,
+                &self.routes_options(&models),
+                &out_dir.join("gateway_routes.rs"),
+            )?;
+        }
 
         let failure = Rc::new(RefCell::new(None));
         let mut config = prost_build::Config::new();
@@ -273,6 +337,20 @@ pub fn load_services(
     includes: &[impl AsRef<Path>],
 ) -> Result<Vec<ServiceModel>, Error> {
     Compiled::new(protos, includes)?.services()
+}
+
+/// The descriptor pool of `protos` (looked up in `includes`, with the well-known types and
+/// `google/api` built in): every message, enum and service with its fields, for tools that
+/// convert messages by schema (`tonic-msgpack call --proto`).
+///
+/// # Errors
+///
+/// A proto that does not parse or check: `file:line:col: reason`.
+pub fn descriptor_pool(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<prost_reflect::DescriptorPool, Error> {
+    Ok(Compiled::new(protos, includes)?.pool)
 }
 
 /// Hands each prost-build service to the tonic back end, so services land in the same
@@ -387,6 +465,7 @@ impl Compiled {
                     docs: comments(file, &[6, s as i32]),
                     format: Format::Compact,
                     methods: Vec::new(),
+                    rust_trait: None,
                 };
                 let reflected = self.pool.get_service_by_name(&model.full_name());
                 for (m, method) in service.method.iter().enumerate() {
@@ -487,20 +566,6 @@ fn rust_path(package: &str, proto_type: &str) -> String {
         path.push(sanitize(&last.to_upper_camel_case()));
     }
     path.join("::")
-}
-
-/// prost-build's identifier rules: raw identifiers for keywords.
-fn sanitize(ident: &str) -> String {
-    match ident {
-        "as" | "break" | "const" | "continue" | "else" | "enum" | "false" | "fn" | "for" | "if"
-        | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub" | "ref"
-        | "return" | "static" | "struct" | "trait" | "true" | "type" | "unsafe" | "use"
-        | "where" | "while" | "dyn" | "abstract" | "become" | "box" | "do" | "final" | "macro"
-        | "override" | "priv" | "typeof" | "unsized" | "virtual" | "yield" | "async" | "await"
-        | "try" | "gen" => format!("r#{ident}"),
-        "_" | "super" | "self" | "Self" | "extern" | "crate" => format!("{ident}_"),
-        _ => ident.to_owned(),
-    }
 }
 
 /// The leading comment of the element at `path` in the file's source info.

@@ -10,22 +10,137 @@ use std::path::Path;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::{CallKind, Error, Format, ServiceModel};
+use crate::model::proto_rust_path;
+use crate::{CallKind, Error, Format, MethodModel, ServiceModel};
 
 /// Options of the route generator.
+///
+/// With typed transcoders, the route file names each method's message types by absolute
+/// paths, so it compiles wherever it is included:
+///
+/// - proto services: `.demo.v1.HelloRequest` → `{module}::HelloRequest`, where `module` is
+///   the one given for the longest matching package by [`RoutesOptions::proto_module`];
+///   sub-packages and enclosing messages become snake_case modules as prost-build lays them
+///   out (`.demo.v1.admin.User` → `{module}::admin::User`, `.demo.v1.Outer.Inner` →
+///   `{module}::outer::Inner`). A mapping for `""` covers every package
+///   (`("", "crate")` gives prost-build's include-file layout, `crate::demo::v1::HelloRequest`).
+/// - `#[msgpack_service]` traits: `{module}::__{trait}_msgpack::AddJson` (request, a JSON
+///   object keyed by argument name) and `…::AddResponse`, where `module` is where the trait
+///   is declared, given by [`RoutesOptions::trait_module`]. The hidden module has the trait's
+///   visibility, so the trait must be visible where the route file is included
+///   (`pub` or `pub(crate)`). Client-streaming methods, which have no JSON request type, use
+///   the stream element (`…::SumRequest`).
+/// - other (hand-built) models: their `input_type` / `output_type` as written.
+///
+/// ```
+/// use tonic_msgpack_build::routes::RoutesOptions;
+/// let options = RoutesOptions::typed()
+///     .proto_module("demo.v1", "crate::proto")
+///     .trait_module("Calculator", "crate::calculator");
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct RoutesOptions {
-    /// Attach `Transcoder::typed::<Input, Output>()` to every route (REST/JSON). Only possible
-    /// where the message types are in scope, i.e. in `build.rs` output included next to them.
-    /// Default: `false`.
+    /// Attach `Transcoder::typed::<Input, Output>()` to every route (REST/JSON). Default: `false`.
     pub typed_transcoders: bool,
+    /// `(proto package, Rust module)` pairs: where the message types of a package are
+    /// (see above). Default: none.
+    pub proto_modules: Vec<(String, String)>,
+    /// `(trait name or full service name, Rust module)` pairs: where a `#[msgpack_service]`
+    /// trait is declared (see above). Default: none.
+    pub trait_modules: Vec<(String, String)>,
+}
+
+impl RoutesOptions {
+    /// Options with typed transcoders on (add the module mappings next).
+    pub fn typed() -> Self {
+        RoutesOptions {
+            typed_transcoders: true,
+            ..RoutesOptions::default()
+        }
+    }
+
+    /// The message types of proto `package` (`"demo.v1"`, `""` for every package) are in Rust
+    /// module `module` (`"crate::proto"`, where `include_proto!("demo.v1")` put them).
+    #[must_use]
+    pub fn proto_module(mut self, package: impl Into<String>, module: impl Into<String>) -> Self {
+        self.proto_modules.push((package.into(), module.into()));
+        self
+    }
+
+    /// The `#[msgpack_service]` trait `name` (its Rust name `"Calculator"`, or the full
+    /// service name `"demo.v1.Calculator"`) is declared in Rust module `module`
+    /// (`"crate::calculator"`).
+    #[must_use]
+    pub fn trait_module(mut self, name: impl Into<String>, module: impl Into<String>) -> Self {
+        self.trait_modules.push((name.into(), module.into()));
+        self
+    }
+
+    /// The module a trait service is declared in, if mapped.
+    fn module_of_trait(&self, service: &ServiceModel) -> Option<&str> {
+        let full_name = service.full_name();
+        self.trait_modules
+            .iter()
+            .find(|(name, _)| {
+                service.rust_trait.as_deref() == Some(name.as_str()) || *name == full_name
+            })
+            .map(|(_, module)| module.trim_end_matches("::"))
+    }
+
+    /// The Rust types (request, response) of `method`'s transcoder, as strings.
+    fn transcoder_types(
+        &self,
+        service: &ServiceModel,
+        method: &MethodModel,
+    ) -> Result<(String, String), Error> {
+        if let Some(support) = service.trait_support_module() {
+            let trait_name = service.rust_trait.as_deref().unwrap_or_default();
+            let module = self.module_of_trait(service).ok_or_else(|| {
+                Error::Config(format!(
+                    "{}/{}: typed transcoders need the Rust module of trait `{trait_name}`: add \
+                     `RoutesOptions::trait_module(\"{trait_name}\", \"crate::path::to::module\")` \
+                     (CLI: `--trait-module {trait_name}=crate::path::to::module`)",
+                    service.full_name(),
+                    method.name
+                ))
+            })?;
+            let request = method
+                .json_request()
+                .unwrap_or_else(|| method.request_alias());
+            return Ok((
+                format!("{module}::{support}::{request}"),
+                format!("{module}::{support}::{}", method.response_alias()),
+            ));
+        }
+        let resolve = |proto: &Option<String>, fallback: &str| {
+            match proto {
+            None => Ok(fallback.to_owned()),
+            Some(proto) => proto_rust_path(proto, &self.proto_modules).ok_or_else(|| {
+                let package = &service.package;
+                Error::Config(format!(
+                    "{}/{}: typed transcoders need the Rust module of proto package `{package}` \
+                     (for `{proto}`): add `RoutesOptions::proto_module(\"{package}\", \"crate::path::to::module\")` \
+                     (CLI: `--proto-module {package}=crate::path::to::module`)",
+                    service.full_name(),
+                    method.name
+                ))
+            }),
+        }
+        };
+        Ok((
+            resolve(&method.input_proto, &method.input_type)?,
+            resolve(&method.output_proto, &method.output_type)?,
+        ))
+    }
 }
 
 /// The route stubs for `models` as tokens: `pub fn table() -> ::tonic_msgpack::gateway::RouteTable`.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidType`] when `typed_transcoders` is on and a message type is not valid Rust.
+/// With `typed_transcoders` on: [`Error::Config`] when a service's module is not mapped (the
+/// message says which option to add), [`Error::InvalidType`] when a type is not valid Rust.
 pub fn generate(models: &[ServiceModel], options: &RoutesOptions) -> Result<TokenStream, Error> {
     let mut routes = Vec::new();
     for service in models {
@@ -60,8 +175,9 @@ pub fn generate(models: &[ServiceModel], options: &RoutesOptions) -> Result<Toke
                         reason: err.to_string(),
                     })
                 };
-                let input = parse(&method.input_type)?;
-                let output = parse(&method.output_type)?;
+                let (input, output) = options.transcoder_types(service, method)?;
+                let input = parse(&input)?;
+                let output = parse(&output)?;
                 let typed = match service.format {
                     Format::Compact => quote!(typed),
                     Format::Named => quote!(typed_named),
@@ -176,6 +292,7 @@ mod tests {
                 name: "Greeter".into(),
                 docs: vec![],
                 format: Format::Compact,
+                rust_trait: None,
                 methods: vec![
                     hello,
                     MethodModel::new(
@@ -191,6 +308,7 @@ mod tests {
                 name: "Calc".into(),
                 docs: vec![],
                 format: Format::Named,
+                rust_trait: None,
                 methods: vec![MethodModel::new(
                     "Sum",
                     "(i64, i64)",
@@ -227,9 +345,7 @@ mod tests {
 
     #[test]
     fn typed_transcoders_name_the_types() {
-        let options = RoutesOptions {
-            typed_transcoders: true,
-        };
+        let options = RoutesOptions::typed();
         let file = generate_file(&models(), &options).expect("generate");
         assert!(
             file.contains("Transcoder::typed::<super::HelloRequest, super::HelloReply>()"),
@@ -246,6 +362,84 @@ mod tests {
             err.to_string().contains("demo.v1.Greeter/SayHello"),
             "{err}"
         );
+    }
+
+    /// `file` without whitespace (prettyplease breaks long lines).
+    fn flat(file: &str) -> String {
+        file.split_whitespace().collect()
+    }
+
+    #[test]
+    fn typed_transcoders_use_absolute_paths() {
+        let mut models = models();
+        for method in &mut models[0].methods {
+            method.input_proto = Some(".demo.v1.HelloRequest".into());
+            method.output_proto = Some(".demo.v1.admin.Outer.Reply".into());
+        }
+        models[1].rust_trait = Some("Calc".into());
+        models[1].methods.push(MethodModel::new(
+            "Add",
+            "(i64 , i64 ,)",
+            "i64",
+            CallKind::Unary,
+        ));
+
+        let err = generate(&models, &RoutesOptions::typed()).expect_err("unmapped package");
+        let message = err.to_string();
+        assert!(
+            message.contains("demo.v1.Greeter/SayHello") && message.contains("proto_module"),
+            "{message}"
+        );
+        let err = generate(&models, &RoutesOptions::typed().proto_module("", "crate"))
+            .expect_err("unmapped trait");
+        assert!(err.to_string().contains("trait_module(\"Calc\""), "{err}");
+
+        let options = RoutesOptions::typed()
+            .proto_module("", "crate")
+            .proto_module("demo.v1", "crate::proto::")
+            .trait_module("Calc", "crate::calc");
+        let file = flat(&generate_file(&models, &options).expect("generate"));
+        assert!(
+            file.contains(
+                "Transcoder::typed::<crate::proto::HelloRequest,crate::proto::admin::outer::Reply,>()"
+            ),
+            "{file}"
+        );
+        // Client streaming: the element type; unary: the JSON request type.
+        assert!(
+            file.contains(
+                "Transcoder::typed_named::<crate::calc::__calc_msgpack::SumRequest,crate::calc::__calc_msgpack::SumResponse,>()"
+            ),
+            "{file}"
+        );
+        assert!(
+            file.contains(
+                "Transcoder::typed_named::<crate::calc::__calc_msgpack::AddJson,crate::calc::__calc_msgpack::AddResponse,>()"
+            ),
+            "{file}"
+        );
+        let by_service_name = RoutesOptions::typed()
+            .proto_module("demo", "crate::demo")
+            .trait_module("Calc", "crate::calc");
+        let file = generate_file(&models, &by_service_name).expect("generate");
+        assert!(file.contains("crate::demo::v1::HelloRequest"), "{file}");
+    }
+
+    #[test]
+    fn proto_paths_follow_prost_layout() {
+        let modules = vec![
+            ("".to_owned(), "crate".to_owned()),
+            ("demo.v1".to_owned(), "crate::proto".to_owned()),
+        ];
+        let path = |name: &str| proto_rust_path(name, &modules).expect("mapped");
+        assert_eq!(path(".demo.v1.HelloRequest"), "crate::proto::HelloRequest");
+        assert_eq!(path(".demo.v1.admin.User"), "crate::proto::admin::User");
+        assert_eq!(path(".demo.v1.Outer.Inner"), "crate::proto::outer::Inner");
+        assert_eq!(path(".other.v2.Msg"), "crate::other::v2::Msg");
+        assert_eq!(path(".demo.v10.Msg"), "crate::demo::v10::Msg");
+        assert_eq!(path(".demo.v1.Type"), "crate::proto::Type");
+        assert_eq!(path(".google.protobuf.Empty"), "()");
+        assert_eq!(proto_rust_path(".a.B", &[]), None);
     }
 
     #[test]

@@ -91,7 +91,10 @@ fn generate(trait_item: &syn::ItemTrait, service: &TraitService) -> syn::Result<
     let model = &service.model;
     let vis = &trait_item.vis;
     let trait_ident = &trait_item.ident;
-    let hidden = format_ident!("__{}_msgpack", trait_ident.to_string().to_snake_case());
+    let hidden = match model.trait_support_module() {
+        Some(module) => format_ident!("{module}"),
+        None => format_ident!("__{}_msgpack", trait_ident.to_string().to_snake_case()),
+    };
     let server_mod = format_ident!("{}", model.server_module());
     let client_mod = format_ident!("{}", model.client_module());
     let service_ident = format_ident!("{}", model.name);
@@ -103,12 +106,14 @@ fn generate(trait_item: &syn::ItemTrait, service: &TraitService) -> syn::Result<
         .iter()
         .zip(&model.methods)
         .map(|(method, model)| {
-            let (request, response) = alias_idents(&model.name);
+            let (request, response) = alias_idents(model);
             let request_type = method.request_type();
             let response_type = &method.response;
+            let json = json_request(method, model);
             quote! {
                 pub type #request = #request_type;
                 pub type #response = #response_type;
+                #json
             }
         });
 
@@ -118,7 +123,7 @@ fn generate(trait_item: &syn::ItemTrait, service: &TraitService) -> syn::Result<
         ..model.clone()
     };
     for method in &mut tonic_model.methods {
-        let (request, response) = alias_idents(&method.name);
+        let (request, response) = alias_idents(method);
         method.input_type = format!("super::{request}");
         method.output_type = format!("super::{response}");
     }
@@ -129,7 +134,7 @@ fn generate(trait_item: &syn::ItemTrait, service: &TraitService) -> syn::Result<
         .methods
         .iter()
         .zip(&model.methods)
-        .map(|(method, model)| adapter_method(trait_ident, method, &model.name));
+        .map(|(method, model)| adapter_method(trait_ident, method, model));
     let client_methods = service
         .methods
         .iter()
@@ -146,6 +151,7 @@ fn generate(trait_item: &syn::ItemTrait, service: &TraitService) -> syn::Result<
         #[allow(
             // tonic-build output; the aliases name one wire message each.
             missing_docs,
+            missing_debug_implementations,
             unreachable_pub,
             clippy::type_complexity,
             clippy::unused_unit,
@@ -236,19 +242,75 @@ fn generate(trait_item: &syn::ItemTrait, service: &TraitService) -> syn::Result<
     })
 }
 
-/// `Add` → (`AddRequest`, `AddResponse`).
-fn alias_idents(wire_name: &str) -> (syn::Ident, syn::Ident) {
+/// `Add` → (`AddRequest`, `AddResponse`), named as [`MethodModel`] names them for route stubs.
+fn alias_idents(model: &MethodModel) -> (syn::Ident, syn::Ident) {
     (
-        format_ident!("{}Request", wire_name),
-        format_ident!("{}Response", wire_name),
+        format_ident!("{}", model.request_alias()),
+        format_ident!("{}", model.response_alias()),
     )
 }
 
+/// The REST request type of a method (`AddJson`), for the gateway's typed transcoders: it
+/// deserializes from a JSON object keyed by argument name (`{"a": 1, "b": 2}`; `{}` for no
+/// arguments) and serializes as the wire message of rule 6 (nil, the bare value, or an array
+/// of the arguments in order), the same in the compact and named layouts. Client-streaming
+/// methods have none.
+fn json_request(method: &TraitMethod, model: &MethodModel) -> TokenStream {
+    let Some(name) = model.json_request() else {
+        return TokenStream::new();
+    };
+    if method.request_stream.is_some() {
+        return TokenStream::new();
+    }
+    let ident = format_ident!("{name}");
+    let serde = quote!(::tonic_msgpack::__private::serde);
+    let doc = format!(
+        " REST request of `{}`: a JSON object keyed by argument name; on the wire, the call's message.",
+        model.name
+    );
+    let fields = method.args.iter().map(|(name, ty)| quote!(pub #name: #ty,));
+    let names: Vec<_> = method.args.iter().map(|(name, _)| name).collect();
+    let body = match names.as_slice() {
+        [] => quote!(serializer.serialize_unit()),
+        [single] => quote!(#serde::Serialize::serialize(&self.#single, serializer)),
+        several => {
+            let len = proc_macro2::Literal::usize_unsuffixed(several.len());
+            quote! {
+                use #serde::ser::SerializeTuple as _;
+                let mut tuple = serializer.serialize_tuple(#len)?;
+                #(tuple.serialize_element(&self.#several)?;)*
+                tuple.end()
+            }
+        }
+    };
+    quote! {
+        #[doc = #doc]
+        #[derive(#serde::Deserialize)]
+        #[serde(crate = "::tonic_msgpack::__private::serde")]
+        pub struct #ident {
+            #(#fields)*
+        }
+
+        impl #serde::Serialize for #ident {
+            fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+            where
+                S: #serde::Serializer,
+            {
+                #body
+            }
+        }
+    }
+}
+
 /// One method of tonic's server trait, calling the user's trait method.
-fn adapter_method(trait_ident: &syn::Ident, method: &TraitMethod, wire_name: &str) -> TokenStream {
+fn adapter_method(
+    trait_ident: &syn::Ident,
+    method: &TraitMethod,
+    model: &MethodModel,
+) -> TokenStream {
     let ident = &method.ident;
-    let (request_alias, response_alias) = alias_idents(wire_name);
-    let stream_ident = format_ident!("{}Stream", wire_name);
+    let (request_alias, response_alias) = alias_idents(model);
+    let stream_ident = format_ident!("{}Stream", model.name);
     let arg_idents: Vec<_> = method.args.iter().map(|(ident, _)| ident).collect();
 
     // The call's arguments in declared order, with the metadata where the trait wants it.

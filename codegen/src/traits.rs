@@ -156,6 +156,7 @@ pub fn parse_trait(item: &syn::ItemTrait, args: TokenStream) -> syn::Result<Trai
         docs: doc_lines(&item.attrs),
         format: options.format.unwrap_or_default(),
         methods: Vec::new(),
+        rust_trait: Some(item.ident.to_string()),
     };
     let mut methods = Vec::new();
     for trait_item in &item.items {

@@ -210,3 +210,52 @@ fn bad_inputs_are_errors_not_panics() {
         stderr(&output)
     );
 }
+
+#[test]
+fn typed_routes_need_and_use_module_mappings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("routes.rs");
+    let routes = |extra: &[&str]| {
+        run(bin()
+            .arg("routes")
+            .arg("--traits")
+            .arg(fixtures().join("services.rs"))
+            .arg("--proto")
+            .arg(fixtures().join("call.proto").parent().expect("fixtures"))
+            .arg("--out")
+            .arg(&out)
+            .arg("--typed-transcoders")
+            .args(extra))
+    };
+    let output = routes(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("--proto-module"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = routes(&[
+        "--proto-module",
+        "=crate::protos",
+        "--proto-module",
+        "calltest.v1=crate::notes",
+        "--trait-module",
+        "Calculator=crate::calc",
+        "--trait-module",
+        "Greeter=crate::calc::greeting",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let written: String = std::fs::read_to_string(&out)
+        .expect("routes file")
+        .split_whitespace()
+        .collect();
+    for expected in [
+        "Transcoder::typed::<crate::notes::Note,crate::notes::Note",
+        "Transcoder::typed::<crate::protos::snap::v1::Note,",
+        "Transcoder::typed::<crate::calc::__calculator_msgpack::AddJson,crate::calc::__calculator_msgpack::AddResponse",
+        "Transcoder::typed_named::<crate::calc::greeting::__greeter_msgpack::SayHelloJson,",
+    ] {
+        assert!(written.contains(expected), "{expected}: {written}");
+    }
+}

@@ -1,9 +1,9 @@
 //! The two front ends, reached through two small functions so the CLI does not care where the
 //! models come from.
 //!
-//! - `.proto` directories: `tonic_msgpack_build::protos::load_services` (the protox front end).
+//! - `.proto` directories: `tonic_msgpack_build::load_services` (the protox front end).
 //! - Rust files: every trait with a `#[msgpack_service(...)]` attribute, through
-//!   `tonic_msgpack_build::traits` (the same conversion the macro uses).
+//!   `tonic_msgpack_build::traits::services_in_file` (the same conversion the macro uses).
 
 use std::path::{Path, PathBuf};
 
@@ -42,8 +42,8 @@ fn load_protos(protos: &[PathBuf], includes: &[PathBuf]) -> anyhow::Result<Vec<S
     Ok(tonic_msgpack_build::load_services(protos, includes)?)
 }
 
-/// Every `#[msgpack_service]` trait in the Rust file `file` (also inside inline modules),
-/// through the macro's own front end.
+/// Every `#[msgpack_service]` trait in the Rust file `file` (also inside inline modules), as
+/// the macro sees it.
 pub(crate) fn load_traits(file: &Path) -> anyhow::Result<Vec<ServiceModel>> {
     Ok(tonic_msgpack_build::traits::services_in_file(file)?)
 }

@@ -1,13 +1,17 @@
 //! `tonic-msgpack`: gateway route stubs and service listings from `.proto` files and
-//! `#[msgpack_service]` traits.
+//! `#[msgpack_service]` traits, and `call`, a grpcurl for MessagePack services.
 //!
 //! ```text
 //! tonic-msgpack routes --proto proto/ --traits src/calc.rs --out src/gateway_routes.rs
 //! tonic-msgpack routes --proto proto/ --traits src/calc.rs --out src/gateway_routes.rs --check
 //! tonic-msgpack list --proto proto/ --traits src/calc.rs
+//! tonic-msgpack call 127.0.0.1:50051 /demo.v1.Greeter/SayHello --proto proto/greeter.proto --json '{"name":"Ann"}'
+//! tonic-msgpack call 127.0.0.1:50051 /demo.v1.Calculator/Add --json '[1, 2]'
 //! tonic-msgpack new billing-service
 //! ```
 
+mod call;
+mod convert;
 mod frontends;
 mod new;
 
@@ -42,11 +46,22 @@ enum Command {
         /// Do not write: fail with a diff when FILE is not what would be generated (for CI).
         #[arg(long)]
         check: bool,
-        /// Attach typed JSON transcoders (the file must be included where the message types are
-        /// in scope).
+        /// Attach typed JSON transcoders (REST). Message types are named by absolute paths:
+        /// say where they are with --proto-module and --trait-module.
         #[arg(long)]
         typed_transcoders: bool,
+        /// With --typed-transcoders: the Rust module of a proto package's types,
+        /// `demo.v1=crate::proto` (repeatable; an empty package covers all).
+        #[arg(long, value_name = "PACKAGE=MODULE", value_parser = module_mapping)]
+        proto_module: Vec<(String, String)>,
+        /// With --typed-transcoders: the Rust module a `#[msgpack_service]` trait is declared
+        /// in, `Calculator=crate::calculator` (trait or full service name; repeatable).
+        #[arg(long, value_name = "TRAIT=MODULE", value_parser = module_mapping)]
+        trait_module: Vec<(String, String)>,
     },
+    /// Call a method: JSON in, JSON out (a grpcurl for MessagePack services). Server
+    /// streaming prints one JSON line per message; client streaming reads NDJSON from stdin.
+    Call(call::CallArgs),
     /// Print services and methods with their paths and call kinds.
     List {
         #[command(flatten)]
@@ -119,9 +134,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             check,
             typed_transcoders,
+            proto_module,
+            trait_module,
         } => {
             let services = inputs.load()?;
-            let options = RoutesOptions { typed_transcoders };
+            let options = RoutesOptions {
+                typed_transcoders,
+                proto_modules: proto_module,
+                trait_modules: trait_module,
+            };
             let text = routes::generate_file(&services, &options)?;
             if check {
                 check_file(&out, &text)
@@ -158,6 +179,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Call(args) => call::run(args),
+    }
+}
+
+/// `demo.v1=crate::proto` → (`demo.v1`, `crate::proto`).
+fn module_mapping(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, module)) if !module.trim().is_empty() => {
+            Ok((name.trim().to_owned(), module.trim().to_owned()))
+        }
+        _ => Err(format!(
+            "invalid mapping `{text}`: expected NAME=MODULE, e.g. demo.v1=crate::proto"
+        )),
     }
 }
 
