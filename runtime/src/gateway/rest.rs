@@ -323,14 +323,6 @@ fn guess(text: &str) -> Value {
     Value::String(text.to_owned())
 }
 
-fn strings(value: &Value) -> Value {
-    match value {
-        Value::Array(items) => Value::Array(items.iter().map(strings).collect()),
-        Value::String(_) => value.clone(),
-        other => Value::String(other.to_string()),
-    }
-}
-
 /// Sets `path` (dotted) in `object` to `value`, creating nested objects.
 fn set_path(object: &mut Map<String, Value>, path: &str, value: Value) -> Result<(), String> {
     let mut current = object;
@@ -518,7 +510,8 @@ async fn call(
         }
     }
     // Path and query variables, coerced; remembered so a failing field can go back to text.
-    let mut coerced: Vec<(String, Value)> = Vec::new();
+    // (field, the value as read, the value as text)
+    let mut coerced: Vec<(String, Value, Value)> = Vec::new();
     if matched.body != BodyTarget::Whole
         && let Some(query) = parts.uri.query()
     {
@@ -542,19 +535,22 @@ async fn call(
                     "query parameter `{key}` is not a field name"
                 )));
             }
-            let value = if values.len() == 1 {
-                guess(&values[0])
+            let (value, text) = if values.len() == 1 {
+                (guess(&values[0]), Value::from(values[0].clone()))
             } else {
-                Value::Array(values.iter().map(|v| guess(v)).collect())
+                (
+                    Value::Array(values.iter().map(|v| guess(v)).collect()),
+                    Value::from(values),
+                )
             };
             set_path(&mut message, &key, value.clone()).map_err(RestError::bad_request)?;
-            coerced.push((key, value));
+            coerced.push((key, value, text));
         }
     }
     for (field, text) in &matched.vars {
         let value = guess(text);
         set_path(&mut message, field, value.clone()).map_err(RestError::bad_request)?;
-        coerced.push((field.clone(), value));
+        coerced.push((field.clone(), value, Value::from(text.clone())));
     }
     let msgpack = transcode_request(&transcoder, message, &coerced, rest.unknown_fields)?;
 
@@ -632,7 +628,7 @@ fn kind_of(value: &Value) -> &'static str {
 fn transcode_request(
     transcoder: &Transcoder,
     message: Map<String, Value>,
-    coerced: &[(String, Value)],
+    coerced: &[(String, Value, Value)],
     unknown: UnknownFields,
 ) -> Result<Vec<u8>, RestError> {
     let mut json = Value::Object(message);
@@ -643,9 +639,9 @@ fn transcode_request(
             Err(err) => err,
         };
         let retry = err.field().and_then(|field| {
-            coerced.iter().find(|(path, value)| {
+            coerced.iter().find(|(path, value, text)| {
                 !reverted.contains(&path.as_str())
-                    && !value.is_string()
+                    && value != text
                     && (field == path
                         || field
                             .strip_prefix(path.as_str())
@@ -653,9 +649,9 @@ fn transcode_request(
             })
         });
         match (retry, json.as_object_mut()) {
-            (Some((path, value)), Some(object)) => {
+            (Some((path, _, text)), Some(object)) => {
                 if let Some(slot) = get_path_mut(object, path) {
-                    *slot = strings(value);
+                    *slot = text.clone();
                 }
                 reverted.push(path);
             }
