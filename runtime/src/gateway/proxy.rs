@@ -68,7 +68,9 @@ impl HttpBody for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RequestBody::Incoming(body) => body.size_hint(),
-            RequestBody::Boxed(body) => body.size_hint(),
+            // tonic-web passes the client's size on while `-text` decoding shrinks the body,
+            // and hyper would send that as `content-length`: no hint for built bodies.
+            RequestBody::Boxed(_) => SizeHint::default(),
         }
     }
 }
