@@ -123,6 +123,26 @@ async fn ndjson_lines_arrive_as_the_upstream_sends_them() {
 }
 
 #[tokio::test]
+async fn ndjson_error_after_messages_is_a_last_error_line() {
+    let (upstream, _gate) = start_shop().await;
+    let gw = shop_gateway(upstream, "").await;
+    let response = send(gw.addr, "GET", "/v1/count/1000", &[], "").await;
+    assert_eq!(response.status(), 200);
+    let body = String::from_utf8(body_bytes(response).await.to_vec()).expect("utf-8");
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"i": 0}),
+            json!({"error": {"code": 10, "message": "stopped after one tick"}})
+        ]
+    );
+}
+
+#[tokio::test]
 async fn grpc_status_maps_to_http_status_with_a_json_error() {
     let (upstream, _gate) = start_shop().await;
     let gw = shop_gateway(upstream, "").await;

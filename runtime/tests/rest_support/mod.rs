@@ -74,7 +74,8 @@ pub struct FailArgs {
     pub message: String,
 }
 
-/// `Count`: `n` ticks; after the first it waits for the test's gate.
+/// `Count`: `n` ticks; after the first it waits for the test's gate. From 1000 on: one tick,
+/// then `ABORTED`.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct CountArgs {
@@ -155,6 +156,10 @@ impl Shop for ShopImpl {
             async move {
                 if i == n {
                     return None;
+                }
+                if i == 1 && n >= 1000 {
+                    // n >= 1000: one tick, then an error.
+                    return Some((Err(Status::aborted("stopped after one tick")), n));
                 }
                 if i == 1 {
                     // Bounded: a test that never opens the gate still ends.
