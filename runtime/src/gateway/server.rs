@@ -103,14 +103,14 @@ impl tower::Service<Request<Incoming>> for HttpSide {
 #[derive(Clone)]
 enum HttpService {
     Plain(HttpSide),
-    Cors(tower_http::cors::Cors<HttpSide>),
+    Cors(Box<tower_http::cors::Cors<HttpSide>>),
 }
 
 impl HttpService {
     fn call(&self, req: Request<Incoming>) -> ResponseFuture {
         match self {
             HttpService::Plain(side) => side.clone().call(req),
-            HttpService::Cors(cors) => Box::pin(cors.clone().call(req)),
+            HttpService::Cors(cors) => Box::pin((**cors).clone().call(req)),
         }
     }
 }
@@ -130,7 +130,7 @@ pub(crate) async fn serve(
         router,
     };
     let http_service = match &state.cors {
-        Some(cors) => HttpService::Cors(cors.layer(side)),
+        Some(cors) => HttpService::Cors(Box::new(cors.layer(side))),
         None => HttpService::Plain(side),
     };
     let signal = std::pin::pin!(signal);
