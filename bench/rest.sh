@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # rest.sh — REST/JSON unary through the gateway vs the same call as gRPC, in one run.
 #
-#   grpc       : h2load (h2c, application/grpc, one MessagePack message) -> gateway -> bench.Echo
-#   rest_h2c   : h2load (h2c, application/json)     POST /bench.Echo/Echo -> gateway (typed transcoder) -> bench.Echo
-#   rest_http1 : wrk (HTTP/1.1 keep-alive, json)     POST /bench.Echo/Echo -> gateway -> bench.Echo
+#   grpc          : h2load (h2c, application/grpc, one MessagePack message), CONNS x STREAMS in flight
+#   rest_h2c      : h2load (h2c, application/json) POST /bench.Echo/Echo, CONNS x STREAMS in flight
+#   grpc_m1       : h2load gRPC with one stream per connection: CONNS in flight, like wrk
+#   rest_http1    : wrk (HTTP/1.1 keep-alive, JSON) POST /bench.Echo/Echo, CONNS in flight
+# all through the gateway (typed transcoder for REST) to the same bench.Echo upstream.
 #
 # The upstream and the gateway are runtime/examples/rest_bench.rs. Loader and system under test
 # are pinned to different CPUs (as in bench/gateway.sh). Every run is time-bounded; every process
@@ -108,10 +110,10 @@ pct() { # sorted-file p -> value (nearest rank)
 }
 printf 'target\treq_s\tp50_ms\tp99_ms\tnon2xx_or_errors\n' > "$RES/table.tsv"
 
-run_h2load() { # name content-type body-file
-  local name=$1 ct=$2 body=$3 out=$RES/$1.h2load.txt
-  log "run $name: h2load -c $CONNS -m $STREAMS, ${WARMUP}s warm-up + ${DURATION}s"
-  taskset -c "$LOADGEN_CPUS" h2load -D "$DURATION" --warm-up-time "$WARMUP" -c "$CONNS" -m "$STREAMS" -t 1 \
+run_h2load() { # name content-type body-file streams
+  local name=$1 ct=$2 body=$3 streams=$4 out=$RES/$1.h2load.txt
+  log "run $name: h2load -c $CONNS -m $streams, ${WARMUP}s warm-up + ${DURATION}s"
+  taskset -c "$LOADGEN_CPUS" h2load -D "$DURATION" --warm-up-time "$WARMUP" -c "$CONNS" -m "$streams" -t 1 \
     -H "content-type: $ct" -H 'te: trailers' -d "$body" --log-file="$RES/$name.reqlog" "$URL" > "$out" 2>&1 || true
   local rps fail s3 s4 s5
   rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$out")
@@ -125,8 +127,9 @@ run_h2load() { # name content-type body-file
   rm -f "$RES/$name.reqlog"
 }
 
-run_h2load grpc application/grpc "$RES/grpc.bin"
-run_h2load rest_h2c application/json "$RES/rest.json"
+run_h2load grpc application/grpc "$RES/grpc.bin" "$STREAMS"
+run_h2load rest_h2c application/json "$RES/rest.json" "$STREAMS"
+run_h2load grpc_m1 application/grpc "$RES/grpc.bin" 1
 
 log "run rest_http1: wrk -c $CONNS (HTTP/1.1 keep-alive), ${WARMUP}s warm-up + ${DURATION}s"
 taskset -c "$LOADGEN_CPUS" wrk -t1 -c "$CONNS" -d "${WARMUP}s" -s "$RES/post.lua" "$URL" > /dev/null 2>&1 || true
@@ -142,9 +145,10 @@ printf 'rest_http1\t%s\t%.2f\t%.2f\t%s\n' "${wrps:-NA}" "${wp50:-0}" "${wp99:-0}
 {
   echo "# REST/JSON vs gRPC unary through the tonic-msgpack gateway  $(date -u +%Y-%m-%dT%H:%M:%SZ)  cores=$(nproc)"
   echo "# loader on CPU $LOADGEN_CPUS; upstream (current-thread) + gateway (GATEWAY_THREADS=$GATEWAY_THREADS) on CPU $SUT_CPUS"
-  echo "# $CONNS connections; h2load -m $STREAMS streams each; ${WARMUP}s warm-up + ${DURATION}s; 32-byte message"
+  echo "# $CONNS connections; grpc/rest_h2c: h2load -m $STREAMS streams each; grpc_m1: -m 1; rest_http1: wrk (1 in flight per connection)"
+  echo "# ${WARMUP}s warm-up + ${DURATION}s each; 32-byte message; p50/p99 from h2load --log-file and wrk --latency"
   column -t -s $'\t' "$RES/table.tsv"
   awk -F'\t' 'NR>1{r[$1]=$2} END{ if (r["grpc"]>0) {
-      printf "ratio rest_h2c/grpc = %.2f   rest_http1/grpc = %.2f\n", r["rest_h2c"]/r["grpc"], r["rest_http1"]/r["grpc"] } }' "$RES/table.tsv"
+      printf "req/s ratio REST/gRPC: rest_h2c/grpc = %.2f (same protocol and concurrency); rest_http1/grpc_m1 = %.2f (same concurrency)\n", r["rest_h2c"]/r["grpc"], (r["grpc_m1"]>0 ? r["rest_http1"]/r["grpc_m1"] : 0) } }' "$RES/table.tsv"
 } | tee "$RES/summary.txt"
 log "results in $RES"

@@ -301,3 +301,21 @@ async fn routes_rest_cannot_serve() {
     let (status, body) = json_call(gw.addr, "POST", "/rest.v1.Shop/GetItem", &[], "{}").await;
     assert_eq!((status, &body["code"]), (503, &json!(14)), "{body}");
 }
+
+#[tokio::test]
+async fn a_bad_path_template_fails_the_build_naming_the_route() {
+    use tonic_msgpack::gateway::{CallKind, Gateway, HttpBinding, Route, RouteTable, Transcoder};
+    let routes = RouteTable::from_routes([Route::new("rest.v1.Shop", "GetItem", CallKind::Unary)
+        .transcoder(Transcoder::typed::<ItemRequest, Item>())
+        .http(HttpBinding::new("GET", "/v1/{name=shelves/*}", None))]);
+    let err = Gateway::builder()
+        .routes(routes)
+        .build()
+        .await
+        .expect_err("unsupported pattern");
+    let message = err.to_string();
+    assert!(
+        message.contains("/rest.v1.Shop/GetItem") && message.contains("{name=shelves/*}"),
+        "{message}"
+    );
+}
