@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::transcode::UnknownFields;
+
 /// A configuration that could not be loaded. Every message names the file and the key.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,6 +70,59 @@ pub struct Config {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Path prefix → upstream name; the longest matching prefix wins over a route's default.
     pub route_prefixes: BTreeMap<String, String>,
+    /// REST/JSON transcoding (`[rest]`).
+    pub rest: RestConfig,
+    /// CORS for REST and gRPC-Web (`[cors]`); none by default (no CORS headers, preflight
+    /// requests are not answered).
+    pub cors: Option<CorsConfig>,
+}
+
+/// REST/JSON settings (`[rest]`).
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    /// JSON fields the request type does not have: ignored (default) or rejected with 400.
+    pub unknown_fields: UnknownFields,
+    /// Largest REST request body; larger ones answer 413 (default 4 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            unknown_fields: UnknownFields::Ignore,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// CORS settings for browsers (`[cors]`), applied to REST and gRPC-Web.
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    /// Origins allowed to call, e.g. `https://app.example`; `*` allows any.
+    pub allowed_origins: Vec<String>,
+    /// Request headers allowed besides the defaults (`content-type`, `x-grpc-web`,
+    /// `x-user-agent`, `grpc-timeout`, `authorization`).
+    pub allowed_headers: Vec<String>,
+    /// Response headers exposed besides the defaults (`grpc-status`, `grpc-message`,
+    /// `grpc-status-details-bin`).
+    pub exposed_headers: Vec<String>,
+    /// How long browsers may cache a preflight answer (default 10 minutes).
+    pub max_age: Duration,
+    /// Whether to send `access-control-allow-credentials: true` (not with `*` origins).
+    pub allow_credentials: bool,
+}
+
+impl CorsConfig {
+    /// CORS for `origins` (`["*"]` for any), with the default headers.
+    pub fn new(origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        CorsConfig {
+            allowed_origins: origins.into_iter().map(Into::into).collect(),
+            allowed_headers: Vec::new(),
+            exposed_headers: Vec::new(),
+            max_age: Duration::from_secs(600),
+            allow_credentials: false,
+        }
+    }
 }
 
 /// Where one service runs and how to talk to it.
@@ -127,6 +182,8 @@ impl Default for Config {
             grace_period: Duration::from_secs(10),
             upstreams: BTreeMap::new(),
             route_prefixes: BTreeMap::new(),
+            rest: RestConfig::default(),
+            cors: None,
         }
     }
 }
@@ -174,6 +231,28 @@ struct RawConfig {
     upstreams: BTreeMap<String, RawUpstream>,
     #[serde(default)]
     route_prefixes: BTreeMap<String, String>,
+    rest: Option<RawRest>,
+    cors: Option<RawCors>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRest {
+    unknown_fields: Option<UnknownFields>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCors {
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    allowed_headers: Vec<String>,
+    #[serde(default)]
+    exposed_headers: Vec<String>,
+    max_age: Option<RawDuration>,
+    #[serde(default)]
+    allow_credentials: bool,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -320,12 +399,101 @@ fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
             ));
         }
     }
+    let mut rest = RestConfig::default();
+    if let Some(raw_rest) = raw.rest {
+        rest.unknown_fields = raw_rest.unknown_fields.unwrap_or(rest.unknown_fields);
+        if let Some(max) = raw_rest.max_body_bytes {
+            if max == 0 {
+                return Err(invalid(
+                    "rest.max_body_bytes".into(),
+                    "must be at least 1 byte".into(),
+                ));
+            }
+            rest.max_body_bytes = max;
+        }
+    }
+    let cors = match raw.cors {
+        None => None,
+        Some(raw_cors) => {
+            Some(parse_cors(raw_cors).map_err(|(key, message)| invalid(key, message))?)
+        }
+    };
     Ok(Config {
         listen,
         grace_period: raw.grace_period.map_or(defaults.grace_period, |d| d.0),
         upstreams,
         route_prefixes: raw.route_prefixes,
+        rest,
+        cors,
     })
+}
+
+fn parse_cors(raw: RawCors) -> Result<CorsConfig, (String, String)> {
+    let cors = CorsConfig {
+        allowed_origins: raw.allowed_origins,
+        allowed_headers: raw.allowed_headers,
+        exposed_headers: raw.exposed_headers,
+        max_age: raw.max_age.map_or(Duration::from_secs(600), |d| d.0),
+        allow_credentials: raw.allow_credentials,
+    };
+    cors.check()?;
+    Ok(cors)
+}
+
+impl CorsConfig {
+    /// Checks the origins and header names: `Err((key, message))`.
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
+        if self.allowed_origins.is_empty() {
+            return Err((
+                "cors.allowed_origins".into(),
+                "list at least one origin, e.g. [\"https://app.example\"], or [\"*\"] for any"
+                    .into(),
+            ));
+        }
+        let any = self.allowed_origins.iter().any(|origin| origin == "*");
+        for (index, origin) in self.allowed_origins.iter().enumerate() {
+            if origin == "*" {
+                if self.allowed_origins.len() > 1 {
+                    return Err((
+                        format!("cors.allowed_origins[{index}]"),
+                        "`*` allows any origin and cannot be mixed with others".into(),
+                    ));
+                }
+                continue;
+            }
+            let valid = http::HeaderValue::from_str(origin).is_ok()
+                && (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/');
+            if !valid {
+                return Err((
+                    format!("cors.allowed_origins[{index}]"),
+                    format!(
+                        "`{origin}` is not an origin like \"https://app.example\" (scheme and host, no path)"
+                    ),
+                ));
+            }
+        }
+        for (key, names) in [
+            ("cors.allowed_headers", &self.allowed_headers),
+            ("cors.exposed_headers", &self.exposed_headers),
+        ] {
+            for (index, name) in names.iter().enumerate() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err((
+                        format!("{key}[{index}]"),
+                        format!("`{name}` is not a header name"),
+                    ));
+                }
+            }
+        }
+        if any && self.allow_credentials {
+            return Err((
+                "cors.allow_credentials".into(),
+                "browsers refuse credentials with `*` origins; list the origins instead".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn merge(upstream: &RawUpstream, defaults: &RawUpstream) -> RawUpstream {
@@ -413,6 +581,22 @@ mod tests {
         assert!(e.contains("upstreams.a.endpoints"), "{e}");
         let e = err("listen = \"nowhere\"\n");
         assert!(e.contains("`listen`"), "{e}");
+        let e = err("[rest]\nunknown_fields = \"drop\"\n");
+        assert!(e.contains("unknown_fields"), "{e}");
+        let e = err("[rest]\nmax_body = 3\n");
+        assert!(e.contains("max_body"), "{e}");
+        let e = err("[cors]\nallowed_origins = [\"app.example\"]\n");
+        assert!(e.contains("cors.allowed_origins[0]"), "{e}");
+        let e = err("[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true\n");
+        assert!(e.contains("cors.allow_credentials"), "{e}");
+        let config = Config::from_toml(
+            "[rest]\nunknown_fields = \"reject\"\nmax_body_bytes = 10\n[cors]\nallowed_origins = [\"https://a.example\"]\nmax_age = \"1m\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.rest.unknown_fields, UnknownFields::Reject);
+        assert_eq!(config.rest.max_body_bytes, 10);
+        let cors = config.cors.expect("cors");
+        assert_eq!(cors.max_age, Duration::from_secs(60));
         let e = err("[route_prefixes]\n\"/a.\" = \"missing\"\n");
         assert!(e.contains("route_prefixes") && e.contains("missing"), "{e}");
         let e = err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconnections = 0\n");

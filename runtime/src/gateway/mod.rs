@@ -6,17 +6,20 @@ mod config;
 mod metrics;
 mod pool;
 mod proxy;
+mod rest;
 mod routes;
 mod server;
 mod transcode;
+mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use config::{Balance, Config, ConfigError, UpstreamConfig};
+pub use config::{Balance, Config, ConfigError, CorsConfig, RestConfig, UpstreamConfig};
+pub use rest::BindingError;
 pub use routes::{CallKind, HttpBinding, MessageFormat, Route, RouteTable};
-pub use transcode::{Transcode, TranscodeError, Transcoder};
+pub use transcode::{Transcode, TranscodeError, Transcoder, UnknownFields};
 
 use metrics::RouteMetrics;
 use pool::Upstream;
@@ -36,6 +39,9 @@ pub enum GatewayError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A route's HTTP binding cannot be served (its path template is invalid).
+    #[error(transparent)]
+    Binding(#[from] BindingError),
     /// Waiting for a shutdown signal failed.
     #[error("cannot install the shutdown signal handler: {0}")]
     Signal(std::io::Error),
@@ -59,6 +65,10 @@ pub(crate) struct GatewayState {
     pub(crate) upstreams: Vec<Upstream>,
     pub(crate) unmatched: RouteMetrics,
     pub(crate) config: Config,
+    /// The REST bindings of the routes.
+    pub(crate) rest: rest::RestRoutes,
+    /// CORS for REST and gRPC-Web, when configured.
+    pub(crate) cors: Option<tower_http::cors::CorsLayer>,
 }
 
 impl GatewayState {
@@ -154,7 +164,14 @@ impl GatewayBuilder {
             })
             .collect();
         prefix_targets.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        let rest = rest::RestRoutes::new(&routes)?;
+        let cors = match &config.cors {
+            Some(cors) => Some(web::cors_layer(cors)?),
+            None => None,
+        };
         let state = Arc::new(GatewayState {
+            rest,
+            cors,
             routes,
             targets,
             prefix_targets,

@@ -35,10 +35,50 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::HOST,
 ];
 
+/// A request body on its way upstream: straight from the client connection, or built by the
+/// gateway (REST) or translated (gRPC-Web).
+pub(crate) enum RequestBody {
+    /// A gRPC client's body.
+    Incoming(Incoming),
+    /// Any other body.
+    Boxed(tonic::body::Body),
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            RequestBody::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            RequestBody::Boxed(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Incoming(body) => body.is_end_stream(),
+            RequestBody::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Incoming(body) => body.size_hint(),
+            // tonic-web passes the client's size on while `-text` decoding shrinks the body,
+            // and hyper would send that as `content-length`: no hint for built bodies.
+            RequestBody::Boxed(_) => SizeHint::default(),
+        }
+    }
+}
+
 /// Forwards one gRPC call to its upstream.
 pub(crate) async fn forward(
     state: Arc<GatewayState>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
 ) -> Response<GatewayBody> {
     let start = Instant::now();
     let Some(target) = state.target(req.uri().path()) else {
@@ -72,6 +112,8 @@ pub(crate) async fn forward(
     }
 
     let deadline = headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout);
+    // gRPC-Web may arrive over HTTP/1.1; upstream is always HTTP/2.
+    *req.version_mut() = http::Version::HTTP_2;
 
     let oversized = Arc::new(AtomicBool::new(false));
     let req = req.map(|body| LimitedBody {
@@ -195,10 +237,22 @@ impl FrameScanner {
 
 /// The client's request body on its way upstream, failing on an oversized message.
 pub(crate) struct LimitedBody {
-    inner: Incoming,
+    inner: RequestBody,
     scanner: FrameScanner,
     max: usize,
     oversized: Arc<AtomicBool>,
+}
+
+impl LimitedBody {
+    /// A body the gateway built itself (its size is already checked).
+    pub(crate) fn built(body: tonic::body::Body) -> Self {
+        LimitedBody {
+            inner: RequestBody::Boxed(body),
+            scanner: FrameScanner::default(),
+            max: usize::MAX,
+            oversized: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 impl HttpBody for LimitedBody {

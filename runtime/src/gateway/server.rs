@@ -11,12 +11,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::task::{Context, Poll};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tower::ServiceExt;
+use tower::{Layer, Service, ServiceExt};
 
 use super::GatewayState;
 use super::body::GatewayBody;
+use super::proxy::RequestBody;
+use super::{rest, web};
 
 type ResponseFuture =
     std::pin::Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
@@ -58,7 +61,58 @@ async fn grpc(
     state: Arc<GatewayState>,
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
-    Ok(super::proxy::forward(state, req).await)
+    Ok(super::proxy::forward(state, req.map(RequestBody::Incoming)).await)
+}
+
+/// Everything that is not plain gRPC: gRPC-Web, REST bindings, then the HTTP router.
+#[derive(Clone)]
+struct HttpSide {
+    state: Arc<GatewayState>,
+    router: axum::Router,
+}
+
+impl tower::Service<Request<Incoming>> for HttpSide {
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> ResponseFuture {
+        let state = self.state.clone();
+        if web::is_grpc_web(&req) {
+            return Box::pin(async move { Ok(web::call(state, req).await) });
+        }
+        if let Some(matched) = state
+            .rest
+            .find(&state.routes, req.method(), req.uri().path())
+        {
+            return Box::pin(async move {
+                Ok(rest::serve(state, matched, req)
+                    .await
+                    .map(GatewayBody::Http))
+            });
+        }
+        Box::pin(http(self.router.clone(), req))
+    }
+}
+
+/// The HTTP side, behind CORS when configured.
+#[derive(Clone)]
+enum HttpService {
+    Plain(HttpSide),
+    Cors(Box<tower_http::cors::Cors<HttpSide>>),
+}
+
+impl HttpService {
+    fn call(&self, req: Request<Incoming>) -> ResponseFuture {
+        match self {
+            HttpService::Plain(side) => side.clone().call(req),
+            HttpService::Cors(cors) => Box::pin((**cors).clone().call(req)),
+        }
+    }
 }
 
 pub(crate) async fn serve(
@@ -71,6 +125,14 @@ pub(crate) async fn serve(
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
+    let side = HttpSide {
+        state: state.clone(),
+        router,
+    };
+    let http_service = match &state.cors {
+        Some(cors) => HttpService::Cors(Box::new(cors.layer(side))),
+        None => HttpService::Plain(side),
+    };
     let signal = std::pin::pin!(signal);
     let mut signal = signal;
     loop {
@@ -87,14 +149,14 @@ pub(crate) async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let router = router.clone();
+                let http_service = http_service.clone();
                 // Boxed: hyper spawns one task per HTTP/2 stream, and a small future is
                 // cheaper to move into it than the whole call state.
                 let service = service_fn(move |req: Request<Incoming>| -> ResponseFuture {
                     if is_grpc(&req) {
                         Box::pin(grpc(state.clone(), req))
                     } else {
-                        Box::pin(http(router.clone(), req))
+                        http_service.call(req)
                     }
                 });
                 let connection = builder
