@@ -198,22 +198,24 @@ impl MethodModel {
 }
 
 impl MethodModel {
-    /// Name of the alias of one request message in a trait's support module (`AddRequest`).
+    /// Name of the alias of one request message in a trait's support module (`__AddRequest`).
+    /// The prefix keeps it apart from user types such as `AddRequest`, which the support
+    /// module glob-imports: an alias of the same name would refer to itself.
     pub fn request_alias(&self) -> String {
-        format!("{}Request", self.name)
+        format!("__{}Request", self.name)
     }
 
     /// Name of the alias of one response message (for server streaming: one element) in a
-    /// trait's support module (`AddResponse`).
+    /// trait's support module (`__AddResponse`).
     pub fn response_alias(&self) -> String {
-        format!("{}Response", self.name)
+        format!("__{}Response", self.name)
     }
 
-    /// Name of the REST request type in a trait's support module (`AddJson`): a JSON object
-    /// keyed by argument name that serializes as the wire message (rule 6). `None` for client
+    /// Name of the REST request type in a trait's support module: a JSON object
+    /// keyed by argument name that serializes as the wire message (rule 6), `__AddJson`. `None` for client
     /// streaming methods, which have no REST form.
     pub fn json_request(&self) -> Option<String> {
-        (!self.kind.client_streaming()).then(|| format!("{}Json", self.name))
+        (!self.kind.client_streaming()).then(|| format!("__{}Json", self.name))
     }
 }
 

@@ -408,13 +408,13 @@ mod tests {
         // Client streaming: the element type; unary: the JSON request type.
         assert!(
             file.contains(
-                "Transcoder::typed_named::<crate::calc::__calc_msgpack::SumRequest,crate::calc::__calc_msgpack::SumResponse,>()"
+                "Transcoder::typed_named::<crate::calc::__calc_msgpack::__SumRequest,crate::calc::__calc_msgpack::__SumResponse,>()"
             ),
             "{file}"
         );
         assert!(
             file.contains(
-                "Transcoder::typed_named::<crate::calc::__calc_msgpack::AddJson,crate::calc::__calc_msgpack::AddResponse,>()"
+                "Transcoder::typed_named::<crate::calc::__calc_msgpack::__AddJson,crate::calc::__calc_msgpack::__AddResponse,>()"
             ),
             "{file}"
         );

@@ -253,8 +253,8 @@ fn typed_routes_need_and_use_module_mappings() {
     for expected in [
         "Transcoder::typed::<crate::notes::Note,crate::notes::Note",
         "Transcoder::typed::<crate::protos::snap::v1::Note,",
-        "Transcoder::typed::<crate::calc::__calculator_msgpack::AddJson,crate::calc::__calculator_msgpack::AddResponse",
-        "Transcoder::typed_named::<crate::calc::greeting::__greeter_msgpack::SayHelloJson,",
+        "Transcoder::typed::<crate::calc::__calculator_msgpack::__AddJson,crate::calc::__calculator_msgpack::__AddResponse",
+        "Transcoder::typed_named::<crate::calc::greeting::__greeter_msgpack::__SayHelloJson,",
     ] {
         assert!(written.contains(expected), "{expected}: {written}");
     }

@@ -19,7 +19,7 @@
 //! }
 //! ```
 
-use example_app::calculator::__calculator_msgpack::{AddRequest, AddResponse, PingRequest};
+use example_app::calculator::__calculator_msgpack::{__AddRequest, __AddResponse, __PingRequest};
 use example_app::proto::{HelloReply, HelloRequest};
 use example_app::routes;
 use tonic_msgpack::gateway::CallKind;
@@ -117,17 +117,17 @@ fn hello_reply_with_datetime_is_the_csharp_key_array() {
 #[test]
 fn calculator_bodies_are_magiconion_arguments() {
     // Add(long a, long b): two arguments are an array, DynamicArgumentTuple<long, long>.
-    let add: AddRequest = (40, 2);
+    let add: __AddRequest = (40, 2);
     assert_eq!(hex(&to_vec(&add).expect("encode")), "92 28 02");
     assert_eq!(
-        decode_frame::<AddRequest>(&unhex("92 28 02")).expect("decode"),
+        decode_frame::<__AddRequest>(&unhex("92 28 02")).expect("decode"),
         add
     );
     // The long result is the bare value.
-    let sum: AddResponse = 42;
+    let sum: __AddResponse = 42;
     assert_eq!(hex(&to_vec(&sum).expect("encode")), "2a");
     // Ping(): no arguments is nil, and so is the void result.
-    let ping: PingRequest = ();
+    let ping: __PingRequest = ();
     assert_eq!(hex(&to_vec(&ping).expect("encode")), "c0");
 }
 

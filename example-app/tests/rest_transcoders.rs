@@ -3,7 +3,7 @@
 //! proto service's messages use their proto field names.
 
 use example_app::calculator::__calculator_msgpack::{
-    AddJson, AddResponse, CountdownJson, PingJson, PingResponse,
+    __AddJson, __AddResponse, __CountdownJson, __PingJson, __PingResponse,
 };
 use tonic_msgpack::gateway::Transcoder;
 
@@ -18,13 +18,13 @@ fn transcoder(path: &str) -> Transcoder {
 
 #[test]
 fn add_json_encodes_as_the_argument_array() {
-    let add = Transcoder::typed::<AddJson, AddResponse>();
+    let add = Transcoder::typed::<__AddJson, __AddResponse>();
     assert_eq!(
         add.request_to_msgpack(br#"{"a":1,"b":2}"#).expect("encode"),
         [0x92, 0x01, 0x02]
     );
     // Named layout: rule 6 arrays are the same.
-    let named = Transcoder::typed_named::<AddJson, AddResponse>();
+    let named = Transcoder::typed_named::<__AddJson, __AddResponse>();
     assert_eq!(
         named
             .request_to_msgpack(br#"{"b":2,"a":1}"#)
@@ -40,14 +40,14 @@ fn add_json_encodes_as_the_argument_array() {
 
 #[test]
 fn one_argument_is_the_bare_value_and_none_is_nil() {
-    let countdown = Transcoder::typed::<CountdownJson, u32>();
+    let countdown = Transcoder::typed::<__CountdownJson, u32>();
     assert_eq!(
         countdown
             .request_to_msgpack(br#"{"from":3}"#)
             .expect("encode"),
         [0x03]
     );
-    let ping = Transcoder::typed::<PingJson, PingResponse>();
+    let ping = Transcoder::typed::<__PingJson, __PingResponse>();
     assert_eq!(ping.request_to_msgpack(b"{}").expect("encode"), [0xc0]);
     assert_eq!(ping.response_to_json(&[0xc0]).expect("decode"), b"null");
 }

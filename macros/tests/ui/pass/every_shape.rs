@@ -7,11 +7,17 @@ pub struct Item {
     pub name: String,
 }
 
+/// A user type with the name the macro would give the `One` method's request alias.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct OneRequest {
+    pub id: u32,
+}
+
 /// Every method shape the macro accepts.
 #[msgpack_service(package = "shop.v1", name = "Shop", format = "named")]
 pub trait ShopService {
     async fn nothing(&self) -> Result<(), Status>;
-    async fn one(&self, item: Item) -> Result<Item, Status>;
+    async fn one(&self, item: OneRequest) -> Result<Item, Status>;
     #[rpc(name = "Many", http = "GET /v1/many/{a}")]
     async fn several(&self, a: u8, b: String, c: Vec<Item>) -> Result<Option<Item>, Status>;
     async fn with_metadata(&self, metadata: &MetadataMap, id: u64) -> Result<u64, Status>;
@@ -35,8 +41,8 @@ impl ShopService for NoShop {
     async fn nothing(&self) -> Result<(), Status> {
         Ok(())
     }
-    async fn one(&self, item: Item) -> Result<Item, Status> {
-        Ok(item)
+    async fn one(&self, item: OneRequest) -> Result<Item, Status> {
+        Ok(Item { name: item.id.to_string() })
     }
     async fn several(&self, _a: u8, _b: String, c: Vec<Item>) -> Result<Option<Item>, Status> {
         Ok(c.into_iter().next())
