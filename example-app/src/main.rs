@@ -258,32 +258,85 @@ async fn demo() -> anyhow::Result<()> {
 
 /// REST/JSON through the same port: the gateway transcodes JSON ⇄ MessagePack.
 async fn rest_calls(gateway: SocketAddr) -> anyhow::Result<()> {
-    println!("\nREST/JSON through the gateway");
-    let (status, body) = http_get(gateway, "/healthz").await?;
-    println!("  GET  /healthz -> {status} {body}");
+    println!("\nREST/JSON through the gateway (same port)");
+    let calls = [
+        ("POST", "/demo.v1.Greeter/SayHello", r#"{"name": "Ada"}"#),
+        (
+            "POST",
+            "/demo.v1.Greeter/StreamGreetings",
+            r#"{"name": "Grace", "count": 2}"#,
+        ),
+        ("GET", "/v1/add/40/2", ""),
+        (
+            "POST",
+            "/demo.v1.Calculator/Add",
+            r#"{"a": 9223372036854775807, "b": 1}"#,
+        ),
+        ("POST", "/demo.v1.Greeter/SayHello", r#"{"name": 42}"#),
+        ("GET", "/healthz", ""),
+    ];
+    for (method, path, body) in calls {
+        let (status, content_type, reply) = http_call(gateway, method, path, body).await?;
+        let reply = reply.trim().replace('\n', "\n      ");
+        println!("  {method:<4} {path:<34} {body:<40} -> {status} {content_type}\n      {reply}");
+    }
     Ok(())
 }
 
-/// A minimal HTTP/1.1 GET over a fresh connection (the example needs no HTTP client crate).
-async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+/// One HTTP/1.1 request over a fresh connection (the example needs no HTTP client crate);
+/// returns the status, the content type and the (de-chunked) body.
+async fn http_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .context("no HTTP response within 10 s")??;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .context("no HTTP response within 10 s")??;
+    let response = String::from_utf8_lossy(&response);
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .context("malformed HTTP status line")?;
-    Ok((status, body.trim().to_owned()))
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(key, _)| key.trim().eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim().to_owned())
+    };
+    let body = if header("transfer-encoding").is_some_and(|te| te.contains("chunked")) {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, header("content-type").unwrap_or_default(), body))
+}
+
+/// Joins the chunks of a chunked HTTP/1.1 body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// Calls all four Greeter kinds on `addr` and checks every answer.
