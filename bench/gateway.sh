@@ -23,6 +23,9 @@
 #   SCENARIOS ["c50m10 c500m1 stream"]
 #   TARGETS ["direct gateway nginx haproxy_always"]   (add "haproxy" for default http-reuse)
 #   GW_CONNECTIONS [1]  upstream HTTP/2 connections of the gateway
+#   GATEWAY_BASE_BIN []  another gateway_bench binary (e.g. a copy built from the base
+#                        commit), run as target "gateway_base" for before/after in one run:
+#                        TARGETS="direct gateway_base gateway nginx haproxy_always"
 #   NGINX_KEEPALIVE [1024]  SKIP_INSTALL [0]
 #   PORT_BASE [50150]  ports used: +1 echo, +11 nginx, +21 haproxy, +31 gateway
 set -euo pipefail
@@ -87,6 +90,7 @@ log "building echo_upstream and gateway_bench (release)"
 TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 ECHO_BIN=$TARGET_DIR/release/examples/echo_upstream
 GATEWAY_BIN=$TARGET_DIR/release/examples/gateway_bench
+GATEWAY_BASE_BIN=${GATEWAY_BASE_BIN:-}
 TONIC_VER=$(awk '/^name = "tonic"$/{getline; gsub(/[^0-9.]/,""); print}' "$ROOT/Cargo.lock")
 
 # ---------------------------------------------------------------- request body
@@ -179,7 +183,7 @@ for p in $ECHO_PORT $NGINX_PORT $HAPROXY_PORT $GATEWAY_PORT; do
   fi
 done
 
-port_of() { case $1 in direct) echo $ECHO_PORT;; gateway) echo $GATEWAY_PORT;; nginx) echo $NGINX_PORT;; haproxy*) echo $HAPROXY_PORT;; esac; }
+port_of() { case $1 in direct) echo $ECHO_PORT;; gateway*) echo $GATEWAY_PORT;; nginx) echo $NGINX_PORT;; haproxy*) echo $HAPROXY_PORT;; esac; }
 
 stop_pid() { # end one of our processes by PID and wait for it
   local p=$1 i
@@ -198,6 +202,10 @@ start_sut() { # fresh echo server (+ proxy) for every run, so no idle upstream c
     direct) ;;
     gateway)
       taskset -c "$SUT_CPUS" "$GATEWAY_BIN" "$RUN/gateway.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
+      PROXY_PID=$! ;;
+    gateway_base)
+      [ -x "$GATEWAY_BASE_BIN" ] || { log "gateway_base needs GATEWAY_BASE_BIN"; exit 1; }
+      taskset -c "$SUT_CPUS" "$GATEWAY_BASE_BIN" "$RUN/gateway.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
       PROXY_PID=$! ;;
     nginx)
       taskset -c "$SUT_CPUS" nginx -c "$RUN/nginx.conf" >>"$RUN/nginx.out" 2>&1 &

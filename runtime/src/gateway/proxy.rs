@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -299,9 +299,9 @@ struct CallRecord {
     _guard: CallGuard,
 }
 
-/// The upstream's response body on its way to the client.
-pub(crate) struct ProxyBody {
-    inner: Option<Incoming>,
+/// The upstream's response body on its way to the client (`B`: only tests use another body).
+pub(crate) struct ProxyBody<B = Incoming> {
+    inner: Option<B>,
     scanner: FrameScanner,
     max: usize,
     oversized: Arc<AtomicBool>,
@@ -312,7 +312,7 @@ pub(crate) struct ProxyBody {
     call: Option<CallRecord>,
 }
 
-impl ProxyBody {
+impl<B> ProxyBody<B> {
     fn finish(&mut self, code: u16) {
         if let Some(call) = self.call.take() {
             call.metrics.record(code, call.start.elapsed());
@@ -336,14 +336,130 @@ impl ProxyBody {
     }
 }
 
-impl Drop for ProxyBody {
+impl<B> Drop for ProxyBody<B> {
     fn drop(&mut self) {
         // The client went away before the end of the response.
         self.finish(Code::Cancelled as u16);
     }
 }
 
-impl HttpBody for ProxyBody {
+/// What one upstream frame means for the client.
+enum Event {
+    /// Data to forward (possibly cut before an oversized message, with the failure pending).
+    Data(Bytes),
+    /// Trailers to send now (the upstream's, or a failure).
+    Trailers(HeaderMap),
+    /// The upstream response ended without trailers.
+    End,
+}
+
+/// Data frames already received from the upstream are joined until the frame reaches this
+/// size. h2 copies smaller frames into its write buffer, to go out with the connection's other
+/// frames in one write (see `server::Gathered`); a larger frame is written and flushed on its
+/// own anyway, so joining further saves no write.
+const COALESCE_MAX: usize = 1024;
+
+impl<B> ProxyBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    /// Checks one upstream frame: message sizes, status, failures.
+    fn event(&mut self, frame: Option<Result<Frame<Bytes>, B::Error>>) -> Event {
+        match frame {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    if let Err(offset) = self.scanner.scan(&data, self.max) {
+                        let status = self.max_error();
+                        let trailers = self.fail(&status);
+                        if offset == 0 {
+                            return Event::Trailers(trailers);
+                        }
+                        self.pending = Some(trailers);
+                        return Event::Data(data.slice(..offset));
+                    }
+                    Event::Data(data)
+                }
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => {
+                        let code = trailers
+                            .get(GRPC_STATUS)
+                            .and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
+                            .and_then(|value| value.parse::<u16>().ok());
+                        self.code = code.or(self.code);
+                        // The response ends here: hyper drops the body after the trailers
+                        // without polling it again, which would count as CANCELLED.
+                        self.finish(self.code.unwrap_or(Code::Unknown as u16));
+                        Event::Trailers(trailers)
+                    }
+                    // Neither data nor trailers: nothing to forward.
+                    Err(_) => Event::Data(Bytes::new()),
+                },
+            },
+            Some(Err(err)) => {
+                let status = if self.oversized.load(Relaxed) {
+                    Status::resource_exhausted("request message larger than the gateway's limit")
+                } else {
+                    Status::unavailable(format!("upstream stream failed: {err}"))
+                };
+                Event::Trailers(self.fail(&status))
+            }
+            None => {
+                self.inner = None;
+                let code = self.code.unwrap_or(Code::Unknown as u16);
+                self.finish(code);
+                Event::End
+            }
+        }
+    }
+
+    /// Appends the data frames the upstream has already delivered to `first`, so the client
+    /// gets one DATA frame (and one `send_data`) instead of one per upstream frame. Stops as
+    /// soon as the upstream has nothing ready (no waiting: a lone message goes out at once),
+    /// at trailers, at the end, or at `COALESCE_MAX`; trailers and failures seen on the way
+    /// are kept in `pending`, to follow the data.
+    fn coalesce(&mut self, first: Bytes, cx: &mut Context<'_>) -> Bytes {
+        let mut joined = BytesMut::new();
+        while self.pending.is_none() {
+            let len = if joined.is_empty() {
+                first.len()
+            } else {
+                joined.len()
+            };
+            if len >= COALESCE_MAX {
+                break;
+            }
+            let Some(inner) = self.inner.as_mut() else {
+                break;
+            };
+            let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) else {
+                break;
+            };
+            match self.event(frame) {
+                Event::Data(more) => {
+                    if joined.is_empty() {
+                        joined.reserve(first.len() + more.len());
+                        joined.extend_from_slice(&first);
+                    }
+                    joined.extend_from_slice(&more);
+                }
+                Event::Trailers(trailers) => self.pending = Some(trailers),
+                Event::End => break,
+            }
+        }
+        if joined.is_empty() {
+            first
+        } else {
+            joined.freeze()
+        }
+    }
+}
+
+impl<B> HttpBody for ProxyBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     type Data = Bytes;
     type Error = Status;
 
@@ -358,42 +474,14 @@ impl HttpBody for ProxyBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match ready!(Pin::new(inner).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    if let Err(offset) = this.scanner.scan(data, this.max) {
-                        let status = this.max_error();
-                        let trailers = this.fail(&status);
-                        if offset == 0 {
-                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                        }
-                        this.pending = Some(trailers);
-                        return Poll::Ready(Some(Ok(Frame::data(data.slice(..offset)))));
-                    }
-                } else if let Some(trailers) = frame.trailers_ref() {
-                    let code = trailers
-                        .get(GRPC_STATUS)
-                        .and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
-                        .and_then(|value| value.parse::<u16>().ok());
-                    this.code = code.or(this.code);
-                }
-                Poll::Ready(Some(Ok(frame)))
+        let frame = ready!(Pin::new(inner).poll_frame(cx));
+        match this.event(frame) {
+            Event::Data(data) => {
+                let data = this.coalesce(data, cx);
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            Some(Err(err)) => {
-                let status = if this.oversized.load(Relaxed) {
-                    Status::resource_exhausted("request message larger than the gateway's limit")
-                } else {
-                    Status::unavailable(format!("upstream stream failed: {err}"))
-                };
-                let trailers = this.fail(&status);
-                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
-            }
-            None => {
-                this.inner = None;
-                let code = this.code.unwrap_or(Code::Unknown as u16);
-                this.finish(code);
-                Poll::Ready(None)
-            }
+            Event::Trailers(trailers) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Event::End => Poll::Ready(None),
         }
     }
 
@@ -411,7 +499,17 @@ impl HttpBody for ProxyBody {
 
 #[cfg(test)]
 mod tests {
-    use super::FrameScanner;
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Poll, Waker};
+
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderValue};
+    use http_body::{Body as HttpBody, Frame};
+
+    use super::{FrameScanner, GRPC_STATUS, ProxyBody};
 
     fn frame(len: u32) -> Vec<u8> {
         let mut out = vec![0];
@@ -435,5 +533,166 @@ mod tests {
         let mut scanner = FrameScanner::default();
         assert_eq!(scanner.scan(&data[..10], 9), Ok(()));
         assert_eq!(scanner.scan(&data[10..], 9), Err(0));
+    }
+
+    /// One step of a scripted upstream body: a frame, an error, the end, or `Pending`.
+    type Step = Poll<Option<Result<Frame<Bytes>, String>>>;
+
+    /// An upstream body that plays a script.
+    struct Script(VecDeque<Step>);
+
+    impl HttpBody for Script {
+        type Data = Bytes;
+        type Error = String;
+
+        fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Step {
+            self.0.pop_front().unwrap_or(Poll::Ready(None))
+        }
+    }
+
+    fn data(bytes: &[u8]) -> Step {
+        Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(bytes)))))
+    }
+
+    fn trailers(code: &'static str) -> HeaderMap {
+        let mut trailers = HeaderMap::new();
+        trailers.insert(GRPC_STATUS, HeaderValue::from_static(code));
+        trailers
+    }
+
+    fn proxy(steps: Vec<Step>, max: usize) -> ProxyBody<Script> {
+        ProxyBody {
+            inner: Some(Script(steps.into())),
+            scanner: FrameScanner::default(),
+            max,
+            oversized: Arc::new(AtomicBool::new(false)),
+            pending: None,
+            code: None,
+            call: None,
+        }
+    }
+
+    /// What the client gets, polling until the end: data, trailers (by grpc-status) or a pause.
+    #[derive(Debug, PartialEq)]
+    enum Out {
+        Data(Vec<u8>),
+        Trailers(String),
+        Pending,
+    }
+
+    fn drain(body: &mut ProxyBody<Script>) -> Vec<Out> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        loop {
+            match Pin::new(&mut *body).poll_frame(&mut cx) {
+                Poll::Pending => out.push(Out::Pending),
+                Poll::Ready(None) => return out,
+                Poll::Ready(Some(Err(status))) => panic!("error frame: {status:?}"),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => out.push(Out::Data(data.to_vec())),
+                    Err(frame) => {
+                        let trailers = frame.into_trailers().expect("data or trailers");
+                        let code = trailers.get(GRPC_STATUS).expect("grpc-status");
+                        out.push(Out::Trailers(code.to_str().unwrap().to_owned()));
+                    }
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn ready_data_frames_go_out_as_one_frame_then_trailers() {
+        let (a, b, c) = (frame(3), frame(4), frame(5));
+        let mut body = proxy(
+            vec![
+                data(&a),
+                data(&b),
+                data(&c),
+                Poll::Ready(Some(Ok(Frame::trailers(trailers("0"))))),
+            ],
+            100,
+        );
+        let joined = [a, b, c].concat();
+        assert_eq!(
+            drain(&mut body),
+            [Out::Data(joined), Out::Trailers("0".into())]
+        );
+        assert_eq!(body.code, Some(0));
+    }
+
+    #[test]
+    fn data_before_a_pause_is_forwarded_at_once() {
+        let (a, b, c) = (frame(3), frame(4), frame(5));
+        let mut body = proxy(
+            vec![
+                data(&a),
+                Poll::Pending,
+                data(&b),
+                data(&c),
+                Poll::Pending,
+                Poll::Pending,
+                Poll::Ready(Some(Ok(Frame::trailers(trailers("0"))))),
+            ],
+            100,
+        );
+        // The upstream's first pause ends the first frame (no waiting for more); the second
+        // ends the next one; the third is the client's wait for the trailers.
+        assert_eq!(
+            drain(&mut body),
+            [
+                Out::Data(a),
+                Out::Data([b, c].concat()),
+                Out::Pending,
+                Out::Trailers("0".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn coalescing_stops_at_the_size_cap_and_at_the_end() {
+        let big = vec![1u8; super::COALESCE_MAX];
+        let small = frame(2);
+        let mut body = proxy(vec![data(&big), data(&small), data(&small)], usize::MAX);
+        assert_eq!(
+            drain(&mut body),
+            [Out::Data(big), Out::Data([small.clone(), small].concat())]
+        );
+        assert!(body.inner.is_none());
+    }
+
+    #[test]
+    fn oversize_is_detected_across_coalesced_frames() {
+        let (ok, small, too_big) = (frame(3), frame(1), frame(20));
+        let mut body = proxy(
+            vec![
+                data(&ok),
+                data(&[small.as_slice(), &too_big[..7]].concat()),
+                data(&too_big[7..]),
+                Poll::Ready(Some(Ok(Frame::trailers(trailers("0"))))),
+            ],
+            10,
+        );
+        // The allowed messages go out in one frame, the oversized one not at all, then
+        // RESOURCE_EXHAUSTED instead of the upstream's trailers.
+        assert_eq!(
+            drain(&mut body),
+            [Out::Data([ok, small].concat()), Out::Trailers("8".into())]
+        );
+        // Oversized right at the start: trailers only.
+        let mut body = proxy(vec![data(&too_big), data(&frame(1))], 10);
+        assert_eq!(drain(&mut body), [Out::Trailers("8".into())]);
+    }
+
+    #[test]
+    fn upstream_failure_while_coalescing_follows_the_data() {
+        let a = frame(3);
+        let mut body = proxy(
+            vec![
+                data(&a),
+                Poll::Ready(Some(Err("connection reset".to_owned()))),
+            ],
+            100,
+        );
+        assert_eq!(drain(&mut body), [Out::Data(a), Out::Trailers("14".into())]);
     }
 }
