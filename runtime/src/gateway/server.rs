@@ -15,7 +15,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use std::task::{Context, Poll};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::{Layer, Service, ServiceExt};
