@@ -86,7 +86,7 @@ fi
 
 # ---------------------------------------------------------------- binaries (this repo)
 log "building echo_upstream and gateway_bench (release)"
-(cd "$ROOT" && cargo build --release -q -p tonic-msgpack --features gateway --example echo_upstream --example gateway_bench)
+(cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --example echo_upstream --example gateway_bench)
 TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 ECHO_BIN=$TARGET_DIR/release/examples/echo_upstream
 GATEWAY_BIN=$TARGET_DIR/release/examples/gateway_bench

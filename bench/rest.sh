@@ -7,7 +7,7 @@
 #   rest_http1    : wrk (HTTP/1.1 keep-alive, JSON) POST /bench.Echo/Echo, CONNS in flight
 # all through the gateway (typed transcoder for REST) to the same bench.Echo upstream.
 #
-# The upstream and the gateway are runtime/examples/rest_bench.rs. Loader and system under test
+# The upstream and the gateway are gateway/examples/rest_bench.rs. Loader and system under test
 # are pinned to different CPUs (as in bench/gateway.sh). Every run is time-bounded; every process
 # started here is ended by PID.
 #
@@ -54,7 +54,7 @@ if [ "$SKIP_INSTALL" != 1 ]; then
 fi
 
 log "building rest_bench (release)"
-(cd "$ROOT" && cargo build --release -q -p tonic-msgpack --features gateway --example rest_bench)
+(cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --example rest_bench)
 TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 BIN=$TARGET_DIR/release/examples/rest_bench
 

@@ -1,23 +1,26 @@
-//! Code generation for tonic-msgpack.
+//! Internals of tonic-msgpack's code generation, shared by `tonic-msgpack-macros` (the
+//! `#[msgpack_service]` attribute) and `tonic-msgpack-build` (`build.rs`, the CLI). Like
+//! `serde_derive_internals`: no semver promise; use those crates instead.
 //!
-//! One [`ServiceModel`](model::ServiceModel), two front ends (`.proto` files through protox,
-//! `#[msgpack_service]` traits through syn) and several back ends (the tonic server and client
-//! through tonic-build, gateway route stubs, manifests).
+//! One [`ServiceModel`](model::ServiceModel), two front ends and several back ends:
+//!
+//! - front ends: [`protos`] (`.proto` files through protox, feature `protos`) and
+//!   [`traits`] (`#[msgpack_service]` traits through syn);
+//! - back ends: [`tonic_gen`] (the tonic server and client through tonic-build),
+//!   [`trait_gen`] (the attribute's expansion) and [`routes`] (gateway route stubs, listings).
 
 mod error;
 pub mod model;
 #[cfg(feature = "protos")]
-mod protos;
+pub mod protos;
 pub mod routes;
 pub mod tonic_gen;
 pub mod trait_gen;
 pub mod traits;
 
-#[cfg(feature = "protos")]
-pub use protos::{Builder, KeyCase, compile_protos, configure, descriptor_pool, load_services};
-
 pub use error::Error;
-pub use model::{CallKind, Format, HttpBinding, MethodModel, ServiceModel};
+pub use model::{MethodModel, ServiceModel};
+pub use tonic_msgpack_core::{CallKind, Format, HttpBinding, KeyCase};
 
 /// Formats generated tokens as a readable Rust file with prettyplease.
 pub fn pretty(tokens: proc_macro2::TokenStream, what: &str) -> Result<String, Error> {

@@ -2,98 +2,14 @@
 //! and every back end (tonic server and client, gateway route stubs, manifests).
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
+pub use tonic_msgpack_core::{CallKind, Format, HttpBinding};
 
-/// How messages of a service are laid out in MessagePack (wire format v1, rules 3 and 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Format {
-    /// Structs as arrays (MessagePack-CSharp's `[Key(n)]` layout). The default.
-    #[default]
-    Compact,
-    /// Structs as maps keyed by field name.
-    Named,
-}
-
-impl Format {
-    /// The codec type tonic-build should use (`codec_path`).
-    pub fn codec_path(self) -> &'static str {
-        match self {
-            Format::Compact => "::tonic_msgpack::MsgPackCodec",
-            Format::Named => "::tonic_msgpack::NamedMsgPackCodec",
-        }
+/// The codec type tonic-build should use (`codec_path`) for a format.
+pub fn codec_path(format: Format) -> &'static str {
+    match format {
+        Format::Compact => "::tonic_msgpack::MsgPackCodec",
+        Format::Named => "::tonic_msgpack::NamedMsgPackCodec",
     }
-
-    /// The lowercase name used in attributes, configs and manifests.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Compact => "compact",
-            Format::Named => "named",
-        }
-    }
-
-    /// Parses `"compact"` or `"named"`.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "compact" => Some(Format::Compact),
-            "named" => Some(Format::Named),
-            _ => None,
-        }
-    }
-}
-
-/// The four gRPC call kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallKind {
-    /// One request, one response.
-    Unary,
-    /// One request, a stream of responses.
-    ServerStreaming,
-    /// A stream of requests, one response.
-    ClientStreaming,
-    /// Streams both ways.
-    Bidirectional,
-}
-
-impl CallKind {
-    /// The kind for a pair of streaming flags.
-    pub fn from_flags(client_streaming: bool, server_streaming: bool) -> Self {
-        match (client_streaming, server_streaming) {
-            (false, false) => CallKind::Unary,
-            (false, true) => CallKind::ServerStreaming,
-            (true, false) => CallKind::ClientStreaming,
-            (true, true) => CallKind::Bidirectional,
-        }
-    }
-
-    /// Whether the client sends a stream.
-    pub fn client_streaming(self) -> bool {
-        matches!(self, CallKind::ClientStreaming | CallKind::Bidirectional)
-    }
-
-    /// Whether the server answers with a stream.
-    pub fn server_streaming(self) -> bool {
-        matches!(self, CallKind::ServerStreaming | CallKind::Bidirectional)
-    }
-
-    /// The snake_case name used in manifests and route tables.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallKind::Unary => "unary",
-            CallKind::ServerStreaming => "server_streaming",
-            CallKind::ClientStreaming => "client_streaming",
-            CallKind::Bidirectional => "bidi_streaming",
-        }
-    }
-}
-
-/// An HTTP binding of a method (from `google.api.http` or `#[rpc(http = "...")]`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HttpBinding {
-    /// Upper-case HTTP method (`GET`, `POST`, ...).
-    pub method: String,
-    /// Path template, e.g. `/v1/sum/{a}/{b}`.
-    pub path: String,
-    /// Which request field the body maps to: `Some("*")` for the whole message, `None` for no body.
-    pub body: Option<String>,
 }
 
 /// One service: a proto `service` or a `#[msgpack_service]` trait.

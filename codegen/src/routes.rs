@@ -1,4 +1,4 @@
-//! Gateway route stubs: a `table()` function returning a `tonic_msgpack::gateway::RouteTable`
+//! Gateway route stubs: a `table()` function returning a `tonic_msgpack_gateway::RouteTable`
 //! with one route per method (path, call kind, upstream, HTTP binding, format and, optionally,
 //! a typed JSON transcoder).
 //!
@@ -33,7 +33,7 @@ use crate::{CallKind, Error, Format, MethodModel, ServiceModel};
 /// - other (hand-built) models: their `input_type` / `output_type` as written.
 ///
 /// ```
-/// use tonic_msgpack_build::routes::RoutesOptions;
+/// use tonic_msgpack_codegen::routes::RoutesOptions;
 /// let options = RoutesOptions::typed()
 ///     .proto_module("demo.v1", "crate::proto")
 ///     .trait_module("Calculator", "crate::calculator");
@@ -135,7 +135,7 @@ impl RoutesOptions {
     }
 }
 
-/// The route stubs for `models` as tokens: `pub fn table() -> ::tonic_msgpack::gateway::RouteTable`.
+/// The route stubs for `models` as tokens: `pub fn table() -> ::tonic_msgpack_gateway::RouteTable`.
 ///
 /// # Errors
 ///
@@ -155,7 +155,7 @@ pub fn generate(models: &[ServiceModel], options: &RoutesOptions) -> Result<Toke
             };
             let mut route = quote!(Route::new(#full_name, #name, #kind));
             if service.format == Format::Named {
-                route = quote!(#route.format(MessageFormat::Named));
+                route = quote!(#route.format(Format::Named));
             }
             if let Some(http) = &method.http {
                 let verb = &http.method;
@@ -195,19 +195,19 @@ pub fn generate(models: &[ServiceModel], options: &RoutesOptions) -> Result<Toke
     };
     let transcoder_import = options.typed_transcoders.then(|| quote!(Transcoder,));
     let body = if routes.is_empty() {
-        quote!(::tonic_msgpack::gateway::RouteTable::new())
+        quote!(::tonic_msgpack_gateway::RouteTable::new())
     } else {
         quote! {
             #[allow(unused_imports)]
-            use ::tonic_msgpack::gateway::{
-                CallKind, HttpBinding, MessageFormat, Route, RouteTable, #transcoder_import
+            use ::tonic_msgpack_gateway::{
+                CallKind, Format, HttpBinding, Route, RouteTable, #transcoder_import
             };
             RouteTable::from_routes([#(#routes),*])
         }
     };
     Ok(quote! {
         #[doc = #doc]
-        pub fn table() -> ::tonic_msgpack::gateway::RouteTable {
+        pub fn table() -> ::tonic_msgpack_gateway::RouteTable {
             #body
         }
     })
@@ -339,7 +339,7 @@ mod tests {
             file.contains("Route::new(\"Calc\", \"Sum\", CallKind::ClientStreaming)"),
             "{file}"
         );
-        assert!(file.contains(".format(MessageFormat::Named)"), "{file}");
+        assert!(file.contains(".format(Format::Named)"), "{file}");
         assert!(!file.contains("Transcoder"), "{file}");
     }
 

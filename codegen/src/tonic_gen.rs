@@ -82,7 +82,7 @@ impl<'a> TonicService<'a> {
                 };
                 Ok(TonicMethod {
                     model: method,
-                    codec_path: model.format.codec_path(),
+                    codec_path: crate::model::codec_path(model.format),
                     input: parse(&method.input_type)?,
                     output: parse(&method.output_type)?,
                 })

@@ -263,7 +263,7 @@ fn json_request(method: &TraitMethod, model: &MethodModel) -> TokenStream {
         return TokenStream::new();
     }
     let ident = format_ident!("{name}");
-    let serde = quote!(::tonic_msgpack::__private::serde);
+    let serde = quote!(::tonic_msgpack::codegen::serde);
     let doc = format!(
         " REST request of `{}`: a JSON object keyed by argument name; on the wire, the call's message.",
         model.name
@@ -286,7 +286,7 @@ fn json_request(method: &TraitMethod, model: &MethodModel) -> TokenStream {
     quote! {
         #[doc = #doc]
         #[derive(#serde::Deserialize)]
-        #[serde(crate = "::tonic_msgpack::__private::serde")]
+        #[serde(crate = "::tonic_msgpack::codegen::serde")]
         pub struct #ident {
             #(#fields)*
         }

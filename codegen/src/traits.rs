@@ -208,7 +208,7 @@ fn parse_service_options(args: TokenStream) -> syn::Result<ServiceOptions> {
             set_once(&mut options.name, value.value(), &meta)
         } else if meta.path.is_ident(sym::FORMAT) {
             let value = string_value(&meta)?;
-            let format = Format::parse(&value.value()).ok_or_else(|| {
+            let format = value.value().parse::<Format>().map_err(|_| {
                 syn::Error::new_spanned(
                     &value,
                     "unknown format: expected `format = \"compact\"` (structs as arrays) or `format = \"named\"` (structs as maps)",
@@ -242,7 +242,7 @@ fn parse_rpc_options(attrs: &[syn::Attribute]) -> syn::Result<RpcOptions> {
                 set_once(&mut options.name, value.value(), &meta)
             } else if meta.path.is_ident(sym::HTTP) {
                 let value = string_value(&meta)?;
-                let binding = parse_http_binding(&value.value())
+                let binding = HttpBinding::parse(&value.value())
                     .map_err(|reason| syn::Error::new_spanned(&value, reason))?;
                 options.http_span = Some(value.span());
                 set_once(&mut options.http, binding, &meta)
@@ -254,45 +254,6 @@ fn parse_rpc_options(attrs: &[syn::Attribute]) -> syn::Result<RpcOptions> {
         })?;
     }
     Ok(options)
-}
-
-/// Parses `"GET /v1/sum/{a}/{b}"`. Methods that carry a body take the whole request (`*`).
-pub fn parse_http_binding(spec: &str) -> Result<HttpBinding, String> {
-    let mut parts = spec.split_whitespace();
-    let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!(
-            "invalid HTTP binding `{spec}`: expected `METHOD /path`, e.g. `GET /v1/sum/{{a}}/{{b}}`"
-        ));
-    };
-    let method = method.to_ascii_uppercase();
-    let body = match method.as_str() {
-        "GET" | "DELETE" => None,
-        "POST" | "PUT" | "PATCH" => Some("*".to_owned()),
-        _ => {
-            return Err(format!(
-                "invalid HTTP binding `{spec}`: unsupported method `{method}` (use GET, POST, PUT, PATCH or DELETE)"
-            ));
-        }
-    };
-    if !path.starts_with('/') {
-        return Err(format!(
-            "invalid HTTP binding `{spec}`: the path must start with `/`"
-        ));
-    }
-    Ok(HttpBinding {
-        method,
-        path: path.to_owned(),
-        body,
-    })
-}
-
-/// The `{variable}` names of a path template.
-pub fn path_variables(path: &str) -> Vec<&str> {
-    path.split('{')
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
-        .map(|name| name.split_once('=').map_or(name, |(name, _)| name))
-        .collect()
 }
 
 fn parse_method(function: &syn::TraitItemFn) -> syn::Result<(MethodModel, TraitMethod)> {
@@ -450,7 +411,8 @@ fn parse_method(function: &syn::TraitItemFn) -> syn::Result<(MethodModel, TraitM
                 "client-streaming methods cannot have an HTTP binding: REST requests carry one message",
             ));
         }
-        for variable in path_variables(&binding.path) {
+        let template = tonic_msgpack_core::PathTemplate::parse(&binding.path);
+        for variable in template.iter().flat_map(|template| template.variables()) {
             if !args.iter().any(|(ident, _, _)| ident == variable) {
                 errors.push(syn::Error::new(
                     span,
@@ -773,16 +735,5 @@ mod tests {
         )
         .expect_err("not async");
         assert!(error.to_string().starts_with("bad.rs:3:5: "), "{error}");
-    }
-
-    #[test]
-    fn parses_http_bindings() {
-        assert_eq!(
-            parse_http_binding("post /v1/x").unwrap().body.as_deref(),
-            Some("*")
-        );
-        assert!(parse_http_binding("GET v1").is_err());
-        assert!(parse_http_binding("FETCH /v1").is_err());
-        assert_eq!(path_variables("/v1/{a}/x/{b=**}"), vec!["a", "b"]);
     }
 }

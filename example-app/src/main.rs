@@ -19,7 +19,7 @@ use example_app::proto::HelloRequest;
 use example_app::proto::greeter_client::GreeterClient;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
-use tonic_msgpack::gateway::{Config, Gateway, UpstreamConfig};
+use tonic_msgpack_gateway::{Config, Gateway, UpstreamConfig};
 
 #[derive(Debug, Parser)]
 #[command(about = "tonic-msgpack example: a proto service, a trait service and the gateway")]

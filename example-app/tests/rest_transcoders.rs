@@ -5,7 +5,7 @@
 use example_app::calculator::__calculator_msgpack::{
     __AddJson, __AddResponse, __CountdownJson, __PingJson, __PingResponse,
 };
-use tonic_msgpack::gateway::Transcoder;
+use tonic_msgpack_gateway::Transcoder;
 
 fn transcoder(path: &str) -> Transcoder {
     let table = example_app::routes::table();

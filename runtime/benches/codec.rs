@@ -17,14 +17,14 @@ use criterion::{Criterion, criterion_group};
 use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic_msgpack::{Compact, Format, Named, decode_frame};
+use tonic_msgpack::{Compact, Layout, Named, decode_frame};
 
 struct Case<T> {
     name: &'static str,
     value: T,
 }
 
-fn encode_msgpack<F: Format, T: Serialize>(buf: &mut BytesMut, value: &T) {
+fn encode_msgpack<F: Layout, T: Serialize>(buf: &mut BytesMut, value: &T) {
     buf.clear();
     F::encode_buf(buf, value).expect("encode");
 }

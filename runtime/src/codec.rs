@@ -8,9 +8,14 @@ use bytes::{Buf, BufMut};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic_msgpack_core::Format;
 
-/// How structs are laid out: a marker type for [`FormatCodec`].
-pub trait Format: Send + Sync + 'static + sealed::Sealed {
+/// How structs are laid out, as a type: [`Compact`] or [`Named`], the marker types of
+/// [`FormatCodec`]. [`Layout::FORMAT`] names the same layout as a value.
+pub trait Layout: Send + Sync + 'static + sealed::Sealed {
+    /// The layout as a value of the shared vocabulary.
+    const FORMAT: Format;
+
     /// Encodes `value` into `writer` in this layout.
     #[doc(hidden)]
     fn encode<W: io::Write, T: Serialize + ?Sized>(
@@ -44,7 +49,9 @@ pub struct Compact;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Named;
 
-impl Format for Compact {
+impl Layout for Compact {
+    const FORMAT: Format = Format::Compact;
+
     #[inline]
     fn encode<W: io::Write, T: Serialize + ?Sized>(
         writer: W,
@@ -54,7 +61,9 @@ impl Format for Compact {
     }
 }
 
-impl Format for Named {
+impl Layout for Named {
+    const FORMAT: Format = Format::Named;
+
     #[inline]
     fn encode<W: io::Write, T: Serialize + ?Sized>(
         writer: W,
@@ -95,7 +104,7 @@ impl<F, T, U> fmt::Debug for FormatCodec<F, T, U> {
 
 impl<F, T, U> Codec for FormatCodec<F, T, U>
 where
-    F: Format,
+    F: Layout,
     T: Serialize + Send + 'static,
     U: DeserializeOwned + Send + 'static,
 {
@@ -122,7 +131,7 @@ impl<F, T> fmt::Debug for MsgPackEncoder<F, T> {
     }
 }
 
-impl<F: Format, T: Serialize> Encoder for MsgPackEncoder<F, T> {
+impl<F: Layout, T: Serialize> Encoder for MsgPackEncoder<F, T> {
     type Item = T;
     type Error = Status;
 

@@ -8,20 +8,18 @@
 // The derive names `::tonic_msgpack::…`, also inside this crate (`wkt::Any`).
 extern crate self as tonic_msgpack;
 
-#[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
 mod codec;
-#[cfg(feature = "gateway")]
-pub mod gateway;
+#[doc(hidden)]
+pub mod codegen;
 mod stream;
 pub mod wkt;
 
 pub use codec::{
-    Compact, Format, FormatCodec, MsgPackCodec, MsgPackDecoder, MsgPackEncoder, Named,
+    Compact, FormatCodec, Layout, MsgPackCodec, MsgPackDecoder, MsgPackEncoder, Named,
     NamedMsgPackCodec, decode_frame, to_vec, to_vec_named,
 };
 pub use stream::{ServerStream, Streaming};
+pub use tonic_msgpack_core::{Format, KeyCase};
 #[doc = include_str!("docs/msgpack_service.md")]
 pub use tonic_msgpack_macros::msgpack_service;
 
@@ -54,11 +52,4 @@ macro_rules! include_proto {
     ($package:tt) => {
         include!(concat!(env!("OUT_DIR"), concat!("/", $package, ".rs")));
     };
-}
-
-/// Re-exports used by generated code. Not a public API.
-#[doc(hidden)]
-pub mod codegen {
-    pub use futures_core::Stream;
-    pub use tonic;
 }

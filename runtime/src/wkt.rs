@@ -296,7 +296,7 @@ impl<'de> Deserialize<'de> for Timestamp {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Timestamp, A::Error> {
                 let seconds = seq.next_element::<Option<i64>>()?.flatten().unwrap_or(0);
                 let nanos = seq.next_element::<Option<i32>>()?.flatten().unwrap_or(0);
-                crate::__private::drain_seq(&mut seq)?;
+                crate::codegen::drain_seq(&mut seq)?;
                 Ok(Timestamp::new(seconds, nanos))
             }
         }
@@ -385,7 +385,7 @@ impl<'de> Deserialize<'de> for Duration {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Duration, A::Error> {
                 let seconds = seq.next_element::<Option<i64>>()?.flatten().unwrap_or(0);
                 let nanos = seq.next_element::<Option<i32>>()?.flatten().unwrap_or(0);
-                crate::__private::drain_seq(&mut seq)?;
+                crate::codegen::drain_seq(&mut seq)?;
                 Ok(Duration { seconds, nanos })
             }
 

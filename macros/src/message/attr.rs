@@ -71,29 +71,7 @@ impl<T> Once<T> {
     }
 }
 
-/// How keys of a named layout are spelled.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KeyCase {
-    AsWritten,
-    Camel,
-    Pascal,
-}
-
-impl KeyCase {
-    fn parse(lit: &LitStr) -> syn::Result<Self> {
-        match lit.value().as_str() {
-            "as_written" | "snake_case" => Ok(KeyCase::AsWritten),
-            "camelCase" => Ok(KeyCase::Camel),
-            "PascalCase" => Ok(KeyCase::Pascal),
-            other => Err(syn::Error::new_spanned(
-                lit,
-                format_args!(
-                    "unknown key_case `{other}`: expected \"as_written\", \"camelCase\" or \"PascalCase\""
-                ),
-            )),
-        }
-    }
-}
+pub(crate) use tonic_msgpack_core::KeyCase;
 
 /// `#[msgpack(...)]` on the struct or enum.
 pub(crate) struct ContainerAttrs {
@@ -116,9 +94,9 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
                 named.set(errors, &meta, ());
             } else if meta.path.is_ident(sym::KEY_CASE) {
                 let lit: LitStr = meta.value()?.parse()?;
-                match KeyCase::parse(&lit) {
+                match lit.value().parse::<KeyCase>() {
                     Ok(case) => key_case.set(errors, &meta, case),
-                    Err(err) => errors.push(err),
+                    Err(err) => errors.push(syn::Error::new_spanned(&lit, err)),
                 }
             } else if meta.path.is_ident(sym::PROTO_NAME) {
                 // prost-build's `type_attribute` also matches path prefixes, so a nested type

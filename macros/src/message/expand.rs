@@ -43,7 +43,7 @@ fn dummy(body: TokenStream) -> TokenStream {
     quote! {
         #[allow(non_upper_case_globals, unused_mut, unused_qualifications, clippy::all)]
         const _: () = {
-            use ::tonic_msgpack::__private as _p;
+            use ::tonic_msgpack::codegen as _p;
             #body
         };
     }

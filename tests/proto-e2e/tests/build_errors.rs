@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use tonic_msgpack_build::{CallKind, configure, load_services};
+use tonic_msgpack_build::configure;
+use tonic_msgpack_build::load::proto_services as load_services;
+use tonic_msgpack_build::model::CallKind;
 
 fn compile(source: &str) -> String {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,288 @@
+#![doc = include_str!("docs/gateway.md")]
+
+mod admin;
+mod body;
+mod config;
+mod metrics;
+mod pool;
+mod proxy;
+mod rest;
+mod routes;
+mod server;
+mod transcode;
+mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::{Balance, Config, ConfigError, CorsConfig, RestConfig, UpstreamConfig};
+pub use rest::BindingError;
+pub use routes::{CallKind, HttpBinding, Format, Route, RouteTable};
+pub use transcode::{Transcode, TranscodeError, Transcoder, UnknownFields};
+
+use metrics::RouteMetrics;
+
+/// A future that completes on Ctrl-C or SIGTERM, for [`Gateway::serve_on`].
+///
+/// # Errors
+///
+/// The signal handler cannot be installed.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, GatewayError> {
+    server::shutdown_signal().map_err(GatewayError::Signal)
+}
+use pool::Upstream;
+
+/// Why the gateway could not start or serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from the config.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A route's HTTP binding cannot be served (its path template is invalid).
+    #[error(transparent)]
+    Binding(#[from] BindingError),
+    /// Waiting for a shutdown signal failed.
+    #[error("cannot install the shutdown signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Where one route (or prefix override) sends calls, and its metrics.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) upstream: Option<usize>,
+    pub(crate) metrics: Arc<RouteMetrics>,
+}
+
+/// Everything a request needs, shared by all connections.
+#[derive(Debug)]
+pub(crate) struct GatewayState {
+    pub(crate) routes: RouteTable,
+    /// One per route, same order.
+    pub(crate) targets: Vec<Target>,
+    /// Prefix overrides, longest first, for paths not in the table.
+    pub(crate) prefix_targets: Vec<(String, Target)>,
+    pub(crate) upstreams: Vec<Upstream>,
+    pub(crate) unmatched: RouteMetrics,
+    pub(crate) config: Config,
+    /// The REST bindings of the routes.
+    pub(crate) rest: rest::RestRoutes,
+    /// CORS for REST and gRPC-Web, when configured.
+    pub(crate) cors: Option<tower_http::cors::CorsLayer>,
+}
+
+impl GatewayState {
+    /// The target of a gRPC path: its route, else the longest prefix override.
+    pub(crate) fn target(&self, path: &str) -> Option<&Target> {
+        match self.routes.index_of(path) {
+            Some(index) => self.targets.get(index),
+            None => self
+                .prefix_targets
+                .iter()
+                .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+                .map(|(_, target)| target),
+        }
+    }
+}
+
+/// A gateway ready to serve. Build one with [`Gateway::builder`].
+#[derive(Debug)]
+pub struct Gateway {
+    state: Arc<GatewayState>,
+    router: axum::Router,
+}
+
+/// Builds a [`Gateway`] from a [`Config`] and a [`RouteTable`].
+#[derive(Debug, Default)]
+pub struct GatewayBuilder {
+    config: Option<Config>,
+    routes: RouteTable,
+    router: Option<axum::Router>,
+    route_by_upstream_name: bool,
+}
+
+impl GatewayBuilder {
+    /// The configuration (default: [`Config::default`], no upstreams).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The routes, usually generated (`routes::table()`). Calling it again merges tables.
+    pub fn routes(mut self, routes: RouteTable) -> Self {
+        self.routes = std::mem::take(&mut self.routes).merge(routes);
+        self
+    }
+
+    /// Extra HTTP (non-gRPC) routes, merged with the admin endpoints. Without a router, or
+    /// when it has no fallback of its own, unmatched HTTP requests get a 404 JSON error.
+    pub fn http_router(mut self, router: axum::Router) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Also route `/{name}/…` to the upstream called `name` (an upstream named
+    /// `demo.v1.Calculator` then serves every method of that service) for paths in no route and
+    /// no `[route_prefixes]` entry. This is how the stand-alone binary, which has no generated
+    /// route table, finds its services. Default: false (only routes and prefixes forward).
+    pub fn route_by_upstream_name(mut self, yes: bool) -> Self {
+        self.route_by_upstream_name = yes;
+        self
+    }
+
+    /// Creates the upstream pools, trying to connect each connection now (bounded by each
+    /// upstream's connect timeout); connections that fail connect again on their first call.
+    pub async fn build(self) -> Result<Gateway, GatewayError> {
+        let config = self.config.unwrap_or_default();
+        let mut routes = self.routes;
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        let mut connecting = Vec::new();
+        for (name, upstream) in &config.upstreams {
+            connecting.push(Upstream::connect(name, upstream));
+        }
+        for upstream in connecting {
+            upstreams.push(upstream.await);
+        }
+        let index_of = |name: &str| upstreams.iter().position(|u| u.name == name);
+        let mut targets = Vec::with_capacity(routes.len());
+        for route in routes.routes_mut() {
+            let upstream_name = config.upstream_for(&route.path, &route.upstream).to_owned();
+            let upstream = index_of(&upstream_name);
+            if upstream.is_none() {
+                tracing::warn!(
+                    route = %route.path,
+                    "no upstream `{upstream_name}` in the config: calls answer UNAVAILABLE"
+                );
+            }
+            route.upstream = upstream_name;
+            targets.push(Target {
+                upstream,
+                metrics: Arc::new(RouteMetrics::new(route.path.clone())),
+            });
+        }
+        let mut prefix_targets: Vec<(String, Target)> = config
+            .route_prefixes
+            .iter()
+            .map(|(prefix, upstream)| {
+                (
+                    prefix.clone(),
+                    Target {
+                        upstream: index_of(upstream),
+                        metrics: Arc::new(RouteMetrics::new(format!("{prefix}*"))),
+                    },
+                )
+            })
+            .collect();
+        if self.route_by_upstream_name {
+            for (index, upstream) in upstreams.iter().enumerate() {
+                let prefix = format!("/{}/", upstream.name);
+                if !prefix_targets.iter().any(|(known, _)| *known == prefix) {
+                    let metrics = Arc::new(RouteMetrics::new(format!("{prefix}*")));
+                    let upstream = Some(index);
+                    prefix_targets.push((prefix, Target { upstream, metrics }));
+                }
+            }
+        }
+        prefix_targets.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        let rest = rest::RestRoutes::new(&routes)?;
+        let cors = match &config.cors {
+            Some(cors) => Some(web::cors_layer(cors)?),
+            None => None,
+        };
+        let state = Arc::new(GatewayState {
+            rest,
+            cors,
+            routes,
+            targets,
+            prefix_targets,
+            upstreams,
+            unmatched: RouteMetrics::new("unmatched".into()),
+            config,
+        });
+        let admin = admin::router(state.clone());
+        let router = match self.router {
+            Some(user) => admin.merge(user),
+            None => admin.fallback(admin::not_found),
+        };
+        Ok(Gateway { state, router })
+    }
+
+    /// Builds the gateway and serves it until Ctrl-C or SIGTERM.
+    pub async fn serve(self) -> Result<(), GatewayError> {
+        self.build().await?.serve().await
+    }
+
+    /// Builds the gateway and serves it until `signal` completes.
+    pub async fn serve_with_shutdown(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GatewayError> {
+        self.build().await?.serve_with_shutdown(signal).await
+    }
+}
+
+impl Gateway {
+    /// A builder.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+
+    /// The route table, with each route's upstream resolved against the config.
+    pub fn routes(&self) -> &RouteTable {
+        &self.state.routes
+    }
+
+    /// Whether every upstream has connected at least once (what `/readyz` answers).
+    pub fn is_ready(&self) -> bool {
+        self.state.upstreams.iter().all(|upstream| {
+            upstream
+                .metrics
+                .has_connected
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// Binds the configured `listen` address.
+    pub async fn bind(&self) -> Result<tokio::net::TcpListener, GatewayError> {
+        let addr = self.state.config.listen;
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Bind { addr, source })
+    }
+
+    /// Serves on the configured address until Ctrl-C or SIGTERM.
+    pub async fn serve(self) -> Result<(), GatewayError> {
+        let signal = server::shutdown_signal().map_err(GatewayError::Signal)?;
+        self.serve_with_shutdown(signal).await
+    }
+
+    /// Serves on the configured address until `signal` completes.
+    pub async fn serve_with_shutdown(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GatewayError> {
+        let listener = self.bind().await?;
+        self.serve_on(listener, signal).await
+    }
+
+    /// Serves on `listener` (e.g. bound to `127.0.0.1:0` in tests) until `signal` completes,
+    /// then stops accepting and lets in-flight calls finish for up to the grace period.
+    pub async fn serve_on(
+        self,
+        listener: tokio::net::TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GatewayError> {
+        let grace = self.state.config.grace_period;
+        server::serve(listener, self.state, self.router, signal, grace).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! Shared by the REST and gRPC-Web gateway tests: a typed `#[msgpack_service]` upstream on
+//! `127.0.0.1:0`, its route table with typed transcoders and HTTP bindings, a gateway, and a
+//! small HTTP/1.1 client that reads response bodies frame by frame.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
+use tonic_msgpack_gateway::{
+    CallKind, Config, Gateway, HttpBinding, Route, RouteTable, Transcoder,
+};
+use tonic_msgpack::{Message, ServerStream, Streaming, msgpack_service};
+
+/// Every await on the network is bounded by this.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// What `GetItem` asks for.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ItemRequest {
+    pub shelf: String,
+    pub id: u32,
+    pub verbose: bool,
+    pub tags: Vec<String>,
+}
+
+/// An item: a compact message whose JSON uses proto JSON names (`unitPrice`).
+#[derive(Debug, Default, Clone, PartialEq, Message)]
+pub struct Item {
+    #[msgpack(key = 0)]
+    pub shelf: String,
+    #[msgpack(key = 1)]
+    pub id: u32,
+    #[msgpack(key = 2)]
+    pub unit_price: u32,
+    #[msgpack(key = 3)]
+    pub tags: Vec<String>,
+    #[msgpack(key = 4)]
+    pub caller: String,
+}
+
+/// The body of `PutItem`.
+#[derive(Debug, Default, Clone, PartialEq, Message)]
+pub struct ItemBody {
+    #[msgpack(key = 0)]
+    pub name: String,
+    #[msgpack(key = 1)]
+    pub unit_price: u32,
+}
+
+/// `PUT /v1/items/{id}` with `body: "item"`.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PutRequest {
+    pub id: u32,
+    pub item: ItemBody,
+}
+
+/// `Fail`: answers with this status.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FailArgs {
+    pub code: i32,
+    pub message: String,
+}
+
+/// `Count`: `n` ticks; after the first it waits for the test's gate. From 1000 on: one tick,
+/// then `ABORTED`.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct CountArgs {
+    pub n: u32,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tick {
+    pub i: u32,
+}
+
+/// A shop over MessagePack.
+#[msgpack_service(package = "rest.v1")]
+pub trait Shop {
+    /// One item; echoes `x-user` and `authorization` (and `cookie`, which must not arrive).
+    async fn get_item(&self, req: ItemRequest, metadata: &MetadataMap) -> Result<Item, Status>;
+    /// Stores an item.
+    async fn put_item(&self, req: PutRequest) -> Result<Item, Status>;
+    /// Fails with the status asked for.
+    async fn fail(&self, req: FailArgs) -> Result<Item, Status>;
+    /// Ticks; the second waits for the gate.
+    async fn count(&self, req: CountArgs) -> Result<ServerStream<Tick>, Status>;
+    /// Client streaming (not served as REST).
+    async fn upload(&self, items: Streaming<Item>) -> Result<u32, Status>;
+}
+
+/// The implementation; `gate` releases `Count` after its first tick.
+#[derive(Clone, Default)]
+pub struct ShopImpl {
+    pub gate: Arc<Notify>,
+}
+
+fn header(metadata: &MetadataMap, name: &str) -> String {
+    metadata
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+impl Shop for ShopImpl {
+    async fn get_item(&self, req: ItemRequest, metadata: &MetadataMap) -> Result<Item, Status> {
+        let caller = format!(
+            "user={} auth={} cookie={} verbose={}",
+            header(metadata, "x-user"),
+            header(metadata, "authorization"),
+            header(metadata, "cookie"),
+            req.verbose
+        );
+        Ok(Item {
+            shelf: req.shelf,
+            id: req.id,
+            unit_price: req.id * 100,
+            tags: req.tags,
+            caller,
+        })
+    }
+
+    async fn put_item(&self, req: PutRequest) -> Result<Item, Status> {
+        Ok(Item {
+            shelf: req.item.name,
+            id: req.id,
+            unit_price: req.item.unit_price,
+            tags: Vec::new(),
+            caller: String::new(),
+        })
+    }
+
+    async fn fail(&self, req: FailArgs) -> Result<Item, Status> {
+        Err(Status::new(Code::from_i32(req.code), req.message))
+    }
+
+    async fn count(&self, req: CountArgs) -> Result<ServerStream<Tick>, Status> {
+        let gate = self.gate.clone();
+        let n = req.n;
+        Ok(Box::pin(futures_util::stream::unfold(0u32, move |i| {
+            let gate = gate.clone();
+            async move {
+                if i == n {
+                    return None;
+                }
+                if i == 1 && n >= 1000 {
+                    // n >= 1000: one tick, then an error.
+                    return Some((Err(Status::aborted("stopped after one tick")), n));
+                }
+                if i == 1 {
+                    // Bounded: a test that never opens the gate still ends.
+                    let _ = tokio::time::timeout(LIMIT, gate.notified()).await;
+                }
+                Some((Ok(Tick { i }), i + 1))
+            }
+        })))
+    }
+
+    async fn upload(&self, mut items: Streaming<Item>) -> Result<u32, Status> {
+        let mut count = 0;
+        while items.message().await?.is_some() {
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+/// Serves a `ShopImpl` on `127.0.0.1:0`; returns its address and the gate.
+pub async fn start_shop() -> (SocketAddr, Arc<Notify>) {
+    let shop = ShopImpl::default();
+    let gate = shop.gate.clone();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ShopServer::new(shop))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    (addr, gate)
+}
+
+/// The routes, as generated stubs with typed transcoders would declare them.
+pub fn shop_routes() -> RouteTable {
+    let route = |method: &str, kind| Route::new("rest.v1.Shop", method, kind);
+    RouteTable::from_routes([
+        route("GetItem", CallKind::Unary)
+            .transcoder(Transcoder::typed::<ItemRequest, Item>())
+            .http(HttpBinding::new(
+                "GET",
+                "/v1/shelves/{shelf}/items/{id}",
+                None,
+            )),
+        route("PutItem", CallKind::Unary)
+            .transcoder(Transcoder::typed::<PutRequest, Item>())
+            .http(HttpBinding::new("PUT", "/v1/items/{id}", Some("item"))),
+        route("Fail", CallKind::Unary).transcoder(Transcoder::typed::<FailArgs, Item>()),
+        route("Count", CallKind::ServerStreaming)
+            .transcoder(Transcoder::typed::<CountArgs, Tick>())
+            .http(HttpBinding::new("GET", "/v1/count/{n}", None)),
+        route("Upload", CallKind::ClientStreaming).transcoder(Transcoder::typed::<Item, u32>()),
+        // A route from stubs without transcoders.
+        Route::new("rest.v1.Plain", "Get", CallKind::Unary).upstream("rest.v1.Shop"),
+    ])
+}
+
+/// A running gateway on `127.0.0.1:0`; dropping it shuts it down.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A gateway for the shop at `upstream`, with `extra` TOML appended to the config.
+pub async fn shop_gateway(upstream: SocketAddr, extra: &str) -> RunningGateway {
+    let toml =
+        format!("[upstreams.\"rest.v1.Shop\"]\nendpoints = [\"http://{upstream}\"]\n{extra}\n");
+    let config = Config::from_toml(&toml).expect("valid config");
+    let gateway = Gateway::builder()
+        .config(config)
+        .routes(shop_routes())
+        .build()
+        .await
+        .expect("gateway builds");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = gateway
+            .serve_on(listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    RunningGateway {
+        addr,
+        _shutdown: tx,
+    }
+}
+
+/// Sends one HTTP/1.1 request on a new connection; the body is read by the caller.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Response<Incoming> {
+    tokio::time::timeout(LIMIT, async {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("http/1.1 handshake");
+        tokio::spawn(connection);
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "gateway.test");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).expect("request");
+        sender.send_request(request).await.expect("response")
+    })
+    .await
+    .expect("response within the limit")
+}
+
+/// Reads the whole body.
+pub async fn body_bytes(response: http::Response<Incoming>) -> Bytes {
+    tokio::time::timeout(LIMIT, response.into_body().collect())
+        .await
+        .expect("body within the limit")
+        .expect("body")
+        .to_bytes()
+}
+
+/// Sends a request and returns the status and the body as JSON.
+pub async fn json_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let response = send(addr, method, path, headers, body.to_owned()).await;
+    let status = response.status().as_u16();
+    let bytes = body_bytes(response).await;
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|err| panic!("{method} {path}: not JSON ({err}): {bytes:?}"));
+    (status, json)
+}
+
+/// A gRPC frame: uncompressed flag, big-endian length, payload.
+pub fn frame(flag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![flag];
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Splits gRPC(-Web) frames: (flag, payload).
+pub fn frames(mut data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while data.len() >= 5 {
+        let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+        assert!(data.len() >= 5 + len, "truncated frame in {data:?}");
+        out.push((data[0], data[5..5 + len].to_vec()));
+        data = &data[5 + len..];
+    }
+    assert!(data.is_empty(), "trailing bytes {data:?}");
+    out
+}
