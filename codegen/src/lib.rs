@@ -2,7 +2,7 @@
 //! `#[msgpack_service]` attribute) and `tonic-msgpack-build` (`build.rs`, the CLI). Like
 //! `serde_derive_internals`: no semver promise; use those crates instead.
 //!
-//! One [`ServiceModel`](model::ServiceModel), two front ends and several back ends:
+//! One [`ServiceModel`], two front ends and several back ends:
 //!
 //! - front ends: [`protos`] (`.proto` files through protox, feature `protos`) and
 //!   [`traits`] (`#[msgpack_service]` traits through syn);

@@ -43,7 +43,10 @@ impl ProtoSet {
     /// # Errors
     ///
     /// A proto that does not parse or check: `file:line:col: reason`.
-    pub fn compile(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<Self, Error> {
+    pub fn compile(
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<Self, Error> {
         let mut resolver = ChainFileResolver::new();
         for include in includes {
             resolver.add(IncludeFileResolver::new(include.as_ref().to_owned()));
@@ -87,7 +90,6 @@ impl ProtoSet {
             .map(|file| file.package().to_owned())
             .collect()
     }
-
 }
 
 /// Whether `name` is a file protox or this crate provides (well-known types, `google/api`).
@@ -129,4 +131,3 @@ fn proto_error(err: &protox::Error, input: &Path) -> Error {
     }
     Error::Proto { location, reason }
 }
-
