@@ -12,10 +12,10 @@
 //! THREADS: tokio worker threads of the gateway; 0 (default) for a current-thread runtime.
 
 use tonic::Status;
+use tonic_msgpack::msgpack_service;
 use tonic_msgpack_gateway::{
     CallKind, Config, Gateway, HttpBinding, Route, RouteTable, Transcoder,
 };
-use tonic_msgpack::msgpack_service;
 
 /// The message: a struct, so its JSON is an object.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

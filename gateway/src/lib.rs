@@ -11,6 +11,7 @@ mod routes;
 mod server;
 mod transcode;
 mod web;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 pub use config::{Balance, Config, ConfigError, CorsConfig, RestConfig, UpstreamConfig};
 pub use rest::BindingError;
-pub use routes::{CallKind, HttpBinding, Format, Route, RouteTable};
+pub use routes::{CallKind, Format, HttpBinding, Route, RouteTable};
 pub use transcode::{Transcode, TranscodeError, Transcoder, UnknownFields};
 
 use metrics::RouteMetrics;
@@ -143,6 +144,7 @@ impl GatewayBuilder {
     /// upstream's connect timeout); connections that fail connect again on their first call.
     pub async fn build(self) -> Result<Gateway, GatewayError> {
         let config = self.config.unwrap_or_default();
+        config.validate()?;
         let mut routes = self.routes;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         let mut connecting = Vec::new();

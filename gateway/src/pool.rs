@@ -25,6 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::config::{Balance, UpstreamConfig};
 use super::metrics::UpstreamMetrics;
 use super::proxy::LimitedBody;
+use super::wire::grpc_timeout_value;
 
 /// Why a call could not be sent upstream.
 #[derive(Debug, thiserror::Error)]
@@ -326,30 +327,6 @@ impl Connection {
 }
 
 /// `grpc-timeout` header value for `timeout` (milliseconds, at most 8 digits).
-fn grpc_timeout_value(timeout: Duration) -> HeaderValue {
-    let millis = timeout.as_millis().min(99_999_999);
-    HeaderValue::from_str(&format!("{millis}m")).unwrap_or(HeaderValue::from_static("99999999m"))
-}
-
-/// Parses a `grpc-timeout` header value (`<up to 8 digits><H|M|S|m|u|n>`).
-pub(crate) fn parse_grpc_timeout(value: &HeaderValue) -> Option<Duration> {
-    let bytes = value.as_bytes();
-    let (&unit, digits) = bytes.split_last()?;
-    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(match unit {
-        b'H' => Duration::from_secs(amount * 3600),
-        b'M' => Duration::from_secs(amount * 60),
-        b'S' => Duration::from_secs(amount),
-        b'm' => Duration::from_millis(amount),
-        b'u' => Duration::from_micros(amount),
-        b'n' => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
 /// A TCP stream that decrements the open-connections gauge when closed.
 #[derive(Debug)]
 pub(crate) struct CountedStream {
@@ -400,24 +377,5 @@ impl AsyncWrite for CountedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeout_values() {
-        let parse = |s: &'static str| parse_grpc_timeout(&HeaderValue::from_static(s));
-        assert_eq!(parse("300m"), Some(Duration::from_millis(300)));
-        assert_eq!(parse("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse("1500000u"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse("7n"), Some(Duration::from_nanos(7)));
-        assert_eq!(parse("m"), None);
-        assert_eq!(parse("123456789m"), None);
-        assert_eq!(parse("12x"), None);
-        assert_eq!(grpc_timeout_value(Duration::from_secs(3)), "3000m");
     }
 }

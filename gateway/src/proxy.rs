@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderName};
+use http::header;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -20,20 +20,8 @@ use tonic::{Code, Status};
 use super::GatewayState;
 use super::body::GatewayBody;
 use super::metrics::RouteMetrics;
-use super::pool::{CallGuard, SendError, Upstream, parse_grpc_timeout};
-
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
-
-/// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::HOST,
-];
+use super::pool::{CallGuard, SendError, Upstream};
+use super::wire::{FrameScanner, GRPC_STATUS, GRPC_TIMEOUT, HOP_BY_HOP, parse_grpc_timeout};
 
 /// A request body on its way upstream: straight from the client connection, or built by the
 /// gateway (REST) or translated (gRPC-Web).
@@ -190,49 +178,6 @@ fn upstream_error(upstream: &Upstream, err: &SendError) -> Status {
         "upstream `{}` unavailable: {detail}",
         upstream.name
     ))
-}
-
-/// Tracks gRPC frame boundaries (1 flag byte + 4 length bytes + payload) across chunks.
-#[derive(Debug, Default)]
-struct FrameScanner {
-    header: [u8; 5],
-    header_len: usize,
-    remaining: usize,
-}
-
-impl FrameScanner {
-    /// Scans `data`; on a frame longer than `max`, the offset in `data` where its header starts.
-    fn scan(&mut self, data: &[u8], max: usize) -> Result<(), usize> {
-        let mut pos = 0;
-        while pos < data.len() {
-            if self.remaining > 0 {
-                let take = self.remaining.min(data.len() - pos);
-                self.remaining -= take;
-                pos += take;
-                continue;
-            }
-            let frame_start = pos.saturating_sub(self.header_len);
-            let take = (5 - self.header_len).min(data.len() - pos);
-            self.header[self.header_len..self.header_len + take]
-                .copy_from_slice(&data[pos..pos + take]);
-            self.header_len += take;
-            pos += take;
-            if self.header_len == 5 {
-                self.header_len = 0;
-                let len = u32::from_be_bytes([
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ]) as usize;
-                if len > max {
-                    return Err(frame_start);
-                }
-                self.remaining = len;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The client's request body on its way upstream, failing on an oversized message.
@@ -509,30 +454,14 @@ mod tests {
     use http::{HeaderMap, HeaderValue};
     use http_body::{Body as HttpBody, Frame};
 
-    use super::{FrameScanner, GRPC_STATUS, ProxyBody};
+    use super::ProxyBody;
+    use crate::wire::{FrameScanner, GRPC_STATUS};
 
     fn frame(len: u32) -> Vec<u8> {
         let mut out = vec![0];
         out.extend_from_slice(&len.to_be_bytes());
         out.extend(std::iter::repeat_n(7u8, len as usize));
         out
-    }
-
-    #[test]
-    fn scanner_follows_frames_across_chunks() {
-        let mut data = frame(3);
-        data.extend(frame(10));
-        data.extend(frame(2));
-        for split in 0..data.len() {
-            let mut scanner = FrameScanner::default();
-            assert_eq!(scanner.scan(&data[..split], 10), Ok(()));
-            assert_eq!(scanner.scan(&data[split..], 10), Ok(()));
-        }
-        let mut scanner = FrameScanner::default();
-        assert_eq!(scanner.scan(&data, 9), Err(8));
-        let mut scanner = FrameScanner::default();
-        assert_eq!(scanner.scan(&data[..10], 9), Ok(()));
-        assert_eq!(scanner.scan(&data[10..], 9), Err(0));
     }
 
     /// One step of a scripted upstream body: a frame, an error, the end, or `Pending`.

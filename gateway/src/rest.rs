@@ -15,7 +15,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::body::Body;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame};
@@ -26,15 +26,15 @@ use tonic::Code;
 
 use super::GatewayState;
 use super::metrics::RouteMetrics;
-use super::pool::{CallGuard, Upstream, parse_grpc_timeout};
+use super::pool::{CallGuard, Upstream};
 use super::proxy::LimitedBody;
 use super::routes::{HttpBinding, RouteTable};
 use super::transcode::{Transcoder, UnknownFields};
+use super::wire::{
+    FrameReader, GRPC_TIMEOUT, grpc_status, http_status, parse_grpc_timeout, percent_decode,
+};
 use tonic_msgpack_core::{PathTemplate, Segment, is_field_path};
 
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
-const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NDJSON: HeaderValue = HeaderValue::from_static("application/x-ndjson");
 
@@ -205,38 +205,6 @@ fn body_target(binding: &HttpBinding, method: &Method) -> BodyTarget {
     }
 }
 
-/// Decodes `%XX` escapes (and `+` as a space in queries); `None` when not valid UTF-8.
-fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
-    let bytes = text.as_bytes();
-    if !bytes
-        .iter()
-        .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
-    {
-        return Some(text.to_owned());
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push((hi * 16 + lo) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 /// A path or query value as JSON: a number or boolean when it reads as one, else a string.
 fn guess(text: &str) -> Value {
     match text {
@@ -334,23 +302,6 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
 }
 
 /// The HTTP status for a gRPC code (grpc-gateway's mapping).
-pub(crate) fn http_status(code: i32) -> StatusCode {
-    match code {
-        0 => StatusCode::OK,
-        1 => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        3 | 9 | 11 => StatusCode::BAD_REQUEST,
-        4 => StatusCode::GATEWAY_TIMEOUT,
-        5 => StatusCode::NOT_FOUND,
-        6 | 10 => StatusCode::CONFLICT,
-        7 => StatusCode::FORBIDDEN,
-        8 => StatusCode::TOO_MANY_REQUESTS,
-        12 => StatusCode::NOT_IMPLEMENTED,
-        14 => StatusCode::SERVICE_UNAVAILABLE,
-        16 => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 /// Serves one matched REST request. Every failure is a JSON error response.
 pub(crate) async fn serve(
     state: Arc<GatewayState>,
@@ -647,20 +598,6 @@ fn upstream_request(
     Ok((request, deadline))
 }
 
-/// The gRPC status in `headers`: code and percent-decoded message.
-fn grpc_status(headers: &HeaderMap) -> Option<(i32, String)> {
-    let code = headers
-        .get(GRPC_STATUS)
-        .and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
-        .and_then(|value| value.parse::<i32>().ok())?;
-    let message = headers
-        .get(GRPC_MESSAGE)
-        .and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
-        .map(|value| percent_decode(value, false).unwrap_or_else(|| value.to_owned()))
-        .unwrap_or_default();
-    Some((code, message))
-}
-
 fn status_error(code: i32, message: String) -> RestError {
     RestError::new(Code::from_i32(code), message)
 }
@@ -719,7 +656,7 @@ async fn unary_response(
     frames.buf.extend_from_slice(&collected.to_bytes());
     let first = frames
         .next(upstream.max_message_size)
-        .map_err(|e| RestError::new(Code::Internal, e))?;
+        .map_err(|e| RestError::new(Code::Internal, e.to_string()))?;
     let Some(first) = first else {
         return Err(RestError::new(
             Code::Internal,
@@ -739,37 +676,6 @@ async fn unary_response(
     copy_metadata(&parts.headers, "grpc-metadata-", out.headers_mut());
     copy_metadata(&trailers, "grpc-trailer-", out.headers_mut());
     Ok(out)
-}
-
-/// Splits gRPC frames out of a byte buffer.
-#[derive(Debug, Default)]
-struct FrameReader {
-    buf: BytesMut,
-}
-
-impl FrameReader {
-    /// The next complete message, `None` when more bytes are needed.
-    fn next(&mut self, max: usize) -> Result<Option<Bytes>, String> {
-        if self.buf.len() < 5 {
-            return Ok(None);
-        }
-        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
-        if len > max {
-            return Err(format!(
-                "response message larger than the gateway's limit of {max} bytes"
-            ));
-        }
-        if self.buf[0] != 0 {
-            return Err(
-                "upstream sent a compressed message; REST needs uncompressed replies".into(),
-            );
-        }
-        if self.buf.len() < 5 + len {
-            return Ok(None);
-        }
-        self.buf.advance(5);
-        Ok(Some(self.buf.split_to(len).freeze()))
-    }
 }
 
 fn stream_response(
@@ -859,7 +765,9 @@ impl HttpBody for NdjsonBody {
                 }
                 Ok(None) => {}
                 Err(message) => {
-                    return Poll::Ready(Some(Ok(this.error_line(Code::Internal as i32, &message))));
+                    return Poll::Ready(Some(Ok(
+                        this.error_line(Code::Internal as i32, &message.to_string())
+                    )));
                 }
             }
             let Some(inner) = this.inner.as_mut() else {

@@ -230,7 +230,10 @@ mod tests {
         let bytes = transcoder
             .request_to_msgpack(br#"{"name":"ann","count":2}"#)
             .expect("encode");
-        assert_eq!(bytes, tonic_msgpack::to_vec(&("ann", 2u32)).expect("encode tuple"));
+        assert_eq!(
+            bytes,
+            tonic_msgpack::to_vec(&("ann", 2u32)).expect("encode tuple")
+        );
         let json = transcoder.response_to_json(&bytes).expect("decode");
         assert_eq!(json, br#"{"name":"ann","count":2}"#);
         let err = transcoder

@@ -16,10 +16,10 @@ use tokio::sync::Notify;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
+use tonic_msgpack::{Message, ServerStream, Streaming, msgpack_service};
 use tonic_msgpack_gateway::{
     CallKind, Config, Gateway, HttpBinding, Route, RouteTable, Transcoder,
 };
-use tonic_msgpack::{Message, ServerStream, Streaming, msgpack_service};
 
 /// Every await on the network is bounded by this.
 pub const LIMIT: Duration = Duration::from_secs(20);

@@ -1,0 +1,628 @@
+//! The gateway's configuration: the public types and their defaults here, the TOML file format
+//! in `toml.rs`. Configs built in code and configs read from TOML go through the same
+//! [`Config::validate`], so both fail the same way on the same mistake.
+//!
+//! Every key is documented in the [crate docs](crate); each limit below says what a client sees
+//! when it hits it.
+
+mod toml;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::transcode::UnknownFields;
+
+/// A configuration that could not be loaded. Every message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read gateway config {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key or a value of the wrong type (the message names the key).
+    #[error("invalid gateway config{}: {message}", in_file(.path))]
+    Parse {
+        /// The file, when loaded from one.
+        path: Option<PathBuf>,
+        /// toml's message, with the key path and the line.
+        message: String,
+    },
+    /// A value that parsed but makes no sense.
+    #[error("invalid gateway config{}: `{key}`: {message}", in_file(.path))]
+    Invalid {
+        /// The file, when loaded from one.
+        path: Option<PathBuf>,
+        /// The dotted key, e.g. `upstreams."demo.v1.Greeter".endpoints[0]`.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+fn in_file(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(path) => format!(" {}", path.display()),
+        None => String::new(),
+    }
+}
+
+/// How calls are spread over an upstream's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Each call goes to the next connection in turn. The default.
+    #[default]
+    RoundRobin,
+    /// Each call goes to the endpoint with the fewest calls in flight.
+    LeastLoaded,
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The address to listen on (HTTP/1.1 and h2c on one port).
+    pub listen: SocketAddr,
+    /// Where the admin endpoints (`/healthz`, `/readyz`, `/metrics`, `/routes`) answer: a
+    /// listener of their own, loopback by default, so the route table and upstream names are
+    /// not on the public port. `None` serves them nowhere. Default `127.0.0.1:9901`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Admin paths also answered on the public port, e.g. `["/healthz", "/readyz"]` for a load
+    /// balancer's probes. Default: none.
+    pub public_admin: Vec<String>,
+    /// How long in-flight calls may run after a shutdown signal.
+    pub grace_period: Duration,
+    /// Upstreams by name.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Path prefix → upstream name; the longest matching prefix wins over a route's default.
+    pub route_prefixes: BTreeMap<String, String>,
+    /// What one client may ask of the gateway (`[limits]`).
+    pub limits: Limits,
+    /// REST/JSON transcoding (`[rest]`).
+    pub rest: RestConfig,
+    /// CORS for REST and gRPC-Web (`[cors]`); none by default (no CORS headers, preflight
+    /// requests are not answered).
+    pub cors: Option<CorsConfig>,
+}
+
+/// Bounds on what clients may ask (`[limits]`): every client shares the upstream connections,
+/// so one client must not be able to hold or break them. Each field says what a client sees
+/// when it hits the limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest request header list (names + values + 32 bytes each, as HTTP/2 counts it).
+    /// Larger: HTTP 431 for HTTP/1.1, `RESOURCE_EXHAUSTED` for gRPC; nothing is forwarded.
+    /// Default 16 KiB.
+    pub max_header_list_bytes: usize,
+    /// How long a client may take to send a request's headers (HTTP/1.1); the connection is
+    /// closed after it. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// How long a new connection may take to send its first bytes (which say HTTP/1.1 or
+    /// HTTP/2); the connection is closed after it. Default 10 s.
+    pub sniff_timeout: Duration,
+    /// A client connection with no request in flight for this long is closed (HTTP/2 with a
+    /// GOAWAY). Default 2 minutes.
+    pub idle_timeout: Duration,
+    /// HTTP/2 PING to clients after this much silence; `None` turns pings off. Default 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a PING may go unanswered before the connection is closed. Default 20 s.
+    pub keepalive_timeout: Duration,
+    /// Client connections open at once; more are closed as soon as they are accepted.
+    /// Default 10,000.
+    pub max_connections: usize,
+    /// Concurrent streams per client HTTP/2 connection (the SETTINGS value the gateway
+    /// announces); HTTP/2 clients queue above it. Default 256.
+    pub max_concurrent_streams: u32,
+    /// Streams a client connection may cancel (RST_STREAM) within [`Limits::reset_window`];
+    /// past it the gateway closes that connection (GOAWAY), so the resets never reach the
+    /// shared upstream connections. Default 200.
+    pub max_client_resets: u32,
+    /// The window of [`Limits::max_client_resets`]. Default 10 s.
+    pub reset_window: Duration,
+    /// Calls in flight across all clients; past it new calls are shed at once with
+    /// `RESOURCE_EXHAUSTED` (REST: 429 with `retry-after`). Default 10,000.
+    pub max_in_flight: usize,
+    /// The deadline given to unary and client-streaming calls that carry no `grpc-timeout`,
+    /// so an upstream that never answers cannot hold a call forever. Server- and
+    /// bidi-streaming calls get none (they may legitimately live long); an upstream's own
+    /// `default_timeout` wins. Default 30 s.
+    pub default_timeout: Duration,
+    /// Client `grpc-timeout` values above this are lowered to it. Default 1 hour.
+    pub max_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_list_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            sniff_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(20),
+            max_connections: 10_000,
+            max_concurrent_streams: 256,
+            max_client_resets: 200,
+            reset_window: Duration::from_secs(10),
+            max_in_flight: 10_000,
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// REST/JSON settings (`[rest]`).
+#[derive(Debug, Clone)]
+pub struct RestConfig {
+    /// JSON fields the request type does not have: ignored (default) or rejected with 400.
+    pub unknown_fields: UnknownFields,
+    /// Largest REST request body; larger ones answer 413 (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// Longest query string; longer ones answer 414 (default 8 KiB).
+    pub max_query_bytes: usize,
+    /// Most query parameters; more answer 400 (default 128).
+    pub max_query_params: usize,
+    /// Deepest nesting of a JSON request (objects and arrays, also from dotted query keys such
+    /// as `a.b.c=1`); deeper ones answer 400 (default 64).
+    pub max_json_depth: usize,
+    /// Request bodies parsed at once; others wait their turn, so large bodies cannot take
+    /// every worker thread from other calls (default: the number of CPUs).
+    pub parse_concurrency: usize,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            unknown_fields: UnknownFields::Ignore,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_query_bytes: 8 * 1024,
+            max_query_params: 128,
+            max_json_depth: 64,
+            parse_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+        }
+    }
+}
+
+/// CORS settings for browsers (`[cors]`), applied to REST and gRPC-Web.
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    /// Origins allowed to call, e.g. `https://app.example`; `*` allows any.
+    pub allowed_origins: Vec<String>,
+    /// Request headers allowed besides the defaults (`content-type`, `x-grpc-web`,
+    /// `x-user-agent`, `grpc-timeout`, `authorization`).
+    pub allowed_headers: Vec<String>,
+    /// Response headers exposed besides the defaults (`grpc-status`, `grpc-message`,
+    /// `grpc-status-details-bin`).
+    pub exposed_headers: Vec<String>,
+    /// How long browsers may cache a preflight answer (default 10 minutes).
+    pub max_age: Duration,
+    /// Whether to send `access-control-allow-credentials: true` (not with `*` origins).
+    pub allow_credentials: bool,
+}
+
+impl CorsConfig {
+    /// CORS for `origins` (`["*"]` for any), with the default headers.
+    pub fn new(origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        CorsConfig {
+            allowed_origins: origins.into_iter().map(Into::into).collect(),
+            allowed_headers: Vec::new(),
+            exposed_headers: Vec::new(),
+            max_age: Duration::from_secs(600),
+            allow_credentials: false,
+        }
+    }
+}
+
+/// Where one service runs and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Endpoint URIs, `http://host:port`.
+    pub endpoints: Vec<http::Uri>,
+    /// HTTP/2 connections per endpoint, created at start and reused by every call.
+    pub connections: usize,
+    /// How calls are spread over the endpoints.
+    pub balance: Balance,
+    /// How long to wait for a TCP connection before answering `UNAVAILABLE`.
+    pub connect_timeout: Duration,
+    /// HTTP/2 keepalive ping interval (none by default).
+    pub keepalive_interval: Option<Duration>,
+    /// How long to wait for a keepalive ping's answer.
+    pub keepalive_timeout: Option<Duration>,
+    /// In-flight calls per connection (unlimited by default).
+    pub concurrency_limit: Option<usize>,
+    /// How long a call may wait behind `concurrency_limit` before it fails with
+    /// `RESOURCE_EXHAUSTED` (default 5 s).
+    pub queue_timeout: Duration,
+    /// Largest gRPC message in either direction; larger ones end the call with
+    /// `RESOURCE_EXHAUSTED`.
+    pub max_message_size: usize,
+    /// The deadline sent upstream when a client sets no `grpc-timeout`, for every call kind
+    /// (default: none, [`Limits::default_timeout`] applies to unary and client-streaming calls).
+    pub default_timeout: Option<Duration>,
+    /// HTTP/2 receive window of each stream on an upstream connection. Smaller than the
+    /// connection window, so a client that stops reading holds at most this much of it
+    /// (default 1 MiB).
+    pub stream_window: u32,
+    /// HTTP/2 receive window of each upstream connection (default 16 MiB).
+    pub connection_window: u32,
+    /// A response the client has not read for this long is reset, so its stream's window is
+    /// given back to the shared connection (default 30 s).
+    pub slow_consumer_timeout: Duration,
+    /// The longest wait between reconnection attempts to an endpoint that is down; attempts
+    /// start at 100 ms and double up to this (default 5 s).
+    pub max_reconnect_backoff: Duration,
+}
+
+impl UpstreamConfig {
+    /// One connection to each of `endpoints`, with the default settings.
+    pub fn new(endpoints: impl IntoIterator<Item = http::Uri>) -> Self {
+        UpstreamConfig {
+            endpoints: endpoints.into_iter().collect(),
+            ..UpstreamConfig::default()
+        }
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            endpoints: Vec::new(),
+            connections: 1,
+            balance: Balance::RoundRobin,
+            connect_timeout: Duration::from_secs(1),
+            keepalive_interval: None,
+            keepalive_timeout: None,
+            concurrency_limit: None,
+            queue_timeout: Duration::from_secs(5),
+            max_message_size: 4 * 1024 * 1024,
+            default_timeout: None,
+            stream_window: 1024 * 1024,
+            connection_window: 16 * 1024 * 1024,
+            slow_consumer_timeout: Duration::from_secs(30),
+            max_reconnect_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
+            public_admin: Vec::new(),
+            grace_period: Duration::from_secs(10),
+            upstreams: BTreeMap::new(),
+            route_prefixes: BTreeMap::new(),
+            limits: Limits::default(),
+            rest: RestConfig::default(),
+            cors: None,
+        }
+    }
+}
+
+/// The admin paths, for [`Config::public_admin`].
+pub(crate) const ADMIN_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/routes"];
+
+impl Config {
+    /// Adds (or replaces) the upstream `name`.
+    pub fn upstream(mut self, name: &str, upstream: UpstreamConfig) -> Self {
+        self.upstreams.insert(name.to_owned(), upstream);
+        self
+    }
+
+    /// Loads a TOML file.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::parse(&text, Some(path))
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::parse(text, None)
+    }
+
+    /// Checks every value: what [`Config::from_file`] checks, for configs built in code.
+    /// [`GatewayBuilder::build`](crate::GatewayBuilder::build) calls it.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(|(key, message)| ConfigError::Invalid {
+            path: None,
+            key,
+            message,
+        })
+    }
+
+    /// `Err((key, message))` for the first bad value.
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
+        for (name, upstream) in &self.upstreams {
+            upstream.check(&format!("upstreams.{}", quote_key(name)))?;
+        }
+        for (prefix, upstream) in &self.route_prefixes {
+            let key = format!("route_prefixes.{}", quote_key(prefix));
+            if !prefix.starts_with('/') {
+                return Err((
+                    key,
+                    "a route prefix is a gRPC path prefix and starts with `/`, e.g. \"/demo.v1.\""
+                        .into(),
+                ));
+            }
+            if !self.upstreams.contains_key(upstream) {
+                return Err((
+                    key,
+                    format!(
+                        "no upstream named `{upstream}`; add [upstreams.{}]",
+                        quote_key(upstream)
+                    ),
+                ));
+            }
+        }
+        for (index, path) in self.public_admin.iter().enumerate() {
+            if !ADMIN_PATHS.contains(&path.as_str()) {
+                return Err((
+                    format!("public_admin[{index}]"),
+                    format!(
+                        "`{path}` is not an admin path: use {}",
+                        ADMIN_PATHS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err((
+                "admin_listen".into(),
+                "must differ from `listen`; to answer probes on the public port, list them in `public_admin`".into(),
+            ));
+        }
+        self.limits.check()?;
+        self.rest.check()?;
+        if let Some(cors) = &self.cors {
+            cors.check()?;
+        }
+        Ok(())
+    }
+
+    /// The upstream for a route: the longest matching prefix override, else `default`.
+    pub(crate) fn upstream_for<'a>(&'a self, path: &str, default: &'a str) -> &'a str {
+        self.route_prefixes
+            .iter()
+            .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(default, |(_, upstream)| upstream.as_str())
+    }
+}
+
+/// `Err((key, "must be at least 1 …"))` when `value` is zero.
+fn at_least_one(key: String, value: u64, unit: &str) -> Result<(), (String, String)> {
+    if value == 0 {
+        return Err((key, format!("must be at least 1{unit}")));
+    }
+    Ok(())
+}
+
+impl Limits {
+    fn check(&self) -> Result<(), (String, String)> {
+        let key = |name: &str| format!("limits.{name}");
+        at_least_one(
+            key("max_header_list_bytes"),
+            self.max_header_list_bytes as u64,
+            " byte",
+        )?;
+        at_least_one(key("max_connections"), self.max_connections as u64, "")?;
+        at_least_one(
+            key("max_concurrent_streams"),
+            u64::from(self.max_concurrent_streams),
+            "",
+        )?;
+        at_least_one(
+            key("max_client_resets"),
+            u64::from(self.max_client_resets),
+            "",
+        )?;
+        at_least_one(key("max_in_flight"), self.max_in_flight as u64, "")?;
+        for (name, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("sniff_timeout", self.sniff_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("keepalive_timeout", self.keepalive_timeout),
+            ("reset_window", self.reset_window),
+            ("default_timeout", self.default_timeout),
+            ("max_timeout", self.max_timeout),
+        ] {
+            if value.is_zero() {
+                return Err((key(name), "must be longer than 0".into()));
+            }
+        }
+        if self.keepalive_interval.is_some_and(|d| d.is_zero()) {
+            return Err((
+                key("keepalive_interval"),
+                "must be longer than 0 (omit it to turn pings off)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RestConfig {
+    fn check(&self) -> Result<(), (String, String)> {
+        let key = |name: &str| format!("rest.{name}");
+        at_least_one(key("max_body_bytes"), self.max_body_bytes as u64, " byte")?;
+        at_least_one(key("max_query_bytes"), self.max_query_bytes as u64, " byte")?;
+        at_least_one(key("max_query_params"), self.max_query_params as u64, "")?;
+        at_least_one(key("max_json_depth"), self.max_json_depth as u64, "")?;
+        at_least_one(key("parse_concurrency"), self.parse_concurrency as u64, "")?;
+        Ok(())
+    }
+}
+
+impl UpstreamConfig {
+    fn check(&self, prefix: &str) -> Result<(), (String, String)> {
+        let key = |field: &str| format!("{prefix}.{field}");
+        if self.endpoints.is_empty() {
+            return Err((
+                key("endpoints"),
+                "an upstream needs at least one endpoint, e.g. endpoints = [\"http://127.0.0.1:50051\"]".into(),
+            ));
+        }
+        for (index, uri) in self.endpoints.iter().enumerate() {
+            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                return Err((
+                    format!("{}[{index}]", key("endpoints")),
+                    format!("`{uri}` must look like \"http://host:port\""),
+                ));
+            }
+        }
+        at_least_one(key("connections"), self.connections as u64, "")?;
+        if self.concurrency_limit == Some(0) {
+            return Err((
+                key("concurrency_limit"),
+                "must be at least 1 (omit it for no limit)".into(),
+            ));
+        }
+        at_least_one(
+            key("max_message_size"),
+            self.max_message_size as u64,
+            " byte",
+        )?;
+        for (name, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("queue_timeout", self.queue_timeout),
+            ("slow_consumer_timeout", self.slow_consumer_timeout),
+            ("max_reconnect_backoff", self.max_reconnect_backoff),
+        ] {
+            if value.is_zero() {
+                return Err((key(name), "must be longer than 0".into()));
+            }
+        }
+        // h2's limits for a window size (RFC 9113 §6.9.2): at least the default 65,535.
+        for (name, value) in [
+            ("stream_window", self.stream_window),
+            ("connection_window", self.connection_window),
+        ] {
+            if !(65_535..=0x7fff_ffff).contains(&value) {
+                return Err((
+                    key(name),
+                    format!("{value} is not between 65535 and 2147483647 bytes"),
+                ));
+            }
+        }
+        if self.stream_window > self.connection_window {
+            return Err((
+                key("stream_window"),
+                "must not exceed `connection_window`: one stream could then hold the whole connection".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl CorsConfig {
+    /// Checks the origins and header names: `Err((key, message))`.
+    pub(crate) fn check(&self) -> Result<(), (String, String)> {
+        if self.allowed_origins.is_empty() {
+            return Err((
+                "cors.allowed_origins".into(),
+                "list at least one origin, e.g. [\"https://app.example\"], or [\"*\"] for any"
+                    .into(),
+            ));
+        }
+        let any = self.allowed_origins.iter().any(|origin| origin == "*");
+        for (index, origin) in self.allowed_origins.iter().enumerate() {
+            if origin == "*" {
+                if self.allowed_origins.len() > 1 {
+                    return Err((
+                        format!("cors.allowed_origins[{index}]"),
+                        "`*` allows any origin and cannot be mixed with others".into(),
+                    ));
+                }
+                continue;
+            }
+            let valid = http::HeaderValue::from_str(origin).is_ok()
+                && (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/');
+            if !valid {
+                return Err((
+                    format!("cors.allowed_origins[{index}]"),
+                    format!(
+                        "`{origin}` is not an origin like \"https://app.example\" (scheme and host, no path)"
+                    ),
+                ));
+            }
+        }
+        for (key, names) in [
+            ("cors.allowed_headers", &self.allowed_headers),
+            ("cors.exposed_headers", &self.exposed_headers),
+        ] {
+            for (index, name) in names.iter().enumerate() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err((
+                        format!("{key}[{index}]"),
+                        format!("`{name}` is not a header name"),
+                    ));
+                }
+            }
+        }
+        if any && self.allow_credentials {
+            return Err((
+                "cors.allow_credentials".into(),
+                "browsers refuse credentials with `*` origins; list the origins instead".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A TOML key as written in a dotted path: bare when it can be, quoted otherwise.
+pub(crate) fn quote_key(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_configs_are_checked_like_toml_ones() {
+        let base = || Config::default();
+        let err = |config: Config| config.validate().expect_err("invalid").to_string();
+        let no_endpoints = base().upstream("a", UpstreamConfig::default());
+        assert!(err(no_endpoints).contains("upstreams.a.endpoints"));
+        let https = base().upstream(
+            "a",
+            UpstreamConfig::new(["ftp://x:1".parse().expect("uri")]),
+        );
+        assert!(err(https).contains("upstreams.a.endpoints[0]"));
+        let mut window = UpstreamConfig::new(["http://x:1".parse().expect("uri")]);
+        window.stream_window = window.connection_window + 1;
+        assert!(err(base().upstream("a", window)).contains("upstreams.a.stream_window"));
+        let mut limits = base();
+        limits.limits.max_in_flight = 0;
+        assert!(err(limits).contains("limits.max_in_flight"));
+        let mut public = base();
+        public.public_admin = vec!["/secret".into()];
+        assert!(err(public).contains("public_admin[0]"));
+        base().validate().expect("the defaults are valid");
+    }
+}

@@ -1,0 +1,378 @@
+//! The TOML file format: raw types that mirror the file (every key optional, unknown keys
+//! rejected), merged over the defaults, then checked by [`Config::check`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Balance, Config, ConfigError, CorsConfig, UpstreamConfig, quote_key};
+use crate::transcode::UnknownFields;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    /// `"off"` or an address.
+    admin_listen: Option<String>,
+    public_admin: Option<Vec<String>>,
+    grace_period: Option<RawDuration>,
+    #[serde(default)]
+    defaults: RawUpstream,
+    #[serde(default)]
+    upstreams: BTreeMap<String, RawUpstream>,
+    #[serde(default)]
+    route_prefixes: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: RawLimits,
+    rest: Option<RawRest>,
+    cors: Option<RawCors>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_header_list_bytes: Option<usize>,
+    header_read_timeout: Option<RawDuration>,
+    sniff_timeout: Option<RawDuration>,
+    idle_timeout: Option<RawDuration>,
+    /// `"off"` or a duration.
+    keepalive_interval: Option<String>,
+    keepalive_timeout: Option<RawDuration>,
+    max_connections: Option<usize>,
+    max_concurrent_streams: Option<u32>,
+    max_client_resets: Option<u32>,
+    reset_window: Option<RawDuration>,
+    max_in_flight: Option<usize>,
+    default_timeout: Option<RawDuration>,
+    max_timeout: Option<RawDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRest {
+    unknown_fields: Option<UnknownFields>,
+    max_body_bytes: Option<usize>,
+    max_query_bytes: Option<usize>,
+    max_query_params: Option<usize>,
+    max_json_depth: Option<usize>,
+    parse_concurrency: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCors {
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    allowed_headers: Vec<String>,
+    #[serde(default)]
+    exposed_headers: Vec<String>,
+    max_age: Option<RawDuration>,
+    #[serde(default)]
+    allow_credentials: bool,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    endpoints: Option<Vec<String>>,
+    connections: Option<usize>,
+    balance: Option<Balance>,
+    connect_timeout: Option<RawDuration>,
+    keepalive_interval: Option<RawDuration>,
+    keepalive_timeout: Option<RawDuration>,
+    concurrency_limit: Option<usize>,
+    queue_timeout: Option<RawDuration>,
+    max_message_size: Option<usize>,
+    default_timeout: Option<RawDuration>,
+    stream_window: Option<u32>,
+    connection_window: Option<u32>,
+    slow_consumer_timeout: Option<RawDuration>,
+    max_reconnect_backoff: Option<RawDuration>,
+}
+
+/// A duration written as `"250ms"`, `"5s"`, `"2m"` or `"1h"`.
+#[derive(Clone, Copy)]
+struct RawDuration(Duration);
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_duration(&text)
+            .map(RawDuration)
+            .ok_or_else(|| serde::de::Error::custom(not_a_duration(&text)))
+    }
+}
+
+fn not_a_duration(text: &str) -> String {
+    format!(
+        "`{text}` is not a duration; write a number and a unit: \"250ms\", \"5s\", \"2m\", \"1h\""
+    )
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => number.checked_mul(60).map(Duration::from_secs),
+        "h" => number.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// Parses a config file's text; `path` only names the file in errors.
+pub(super) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+    let raw: RawConfig = ::toml::from_str(text).map_err(|err| ConfigError::Parse {
+        path: path.map(Path::to_owned),
+        message: err.to_string(),
+    })?;
+    let invalid = |(key, message): (String, String)| ConfigError::Invalid {
+        path: path.map(Path::to_owned),
+        key,
+        message,
+    };
+    let config = build(raw).map_err(invalid)?;
+    config.check().map_err(invalid)?;
+    Ok(config)
+}
+
+/// The raw file over the defaults; `Err((key, message))` for values that do not convert.
+fn build(raw: RawConfig) -> Result<Config, (String, String)> {
+    let mut config = Config::default();
+    if let Some(listen) = raw.listen {
+        config.listen = address("listen", &listen)?;
+    }
+    if let Some(admin) = raw.admin_listen {
+        config.admin_listen = match admin.as_str() {
+            "off" => None,
+            _ => Some(address("admin_listen", &admin)?),
+        };
+    }
+    if let Some(public) = raw.public_admin {
+        config.public_admin = public;
+    }
+    if let Some(grace) = raw.grace_period {
+        config.grace_period = grace.0;
+    }
+    for (name, upstream) in &raw.upstreams {
+        let built = upstream_config(name, &merge(upstream, &raw.defaults))?;
+        config.upstreams.insert(name.clone(), built);
+    }
+    config.route_prefixes = raw.route_prefixes;
+    limits(&mut config.limits, raw.limits)?;
+    if let Some(rest) = raw.rest {
+        let target = &mut config.rest;
+        set(&mut target.unknown_fields, rest.unknown_fields);
+        set(&mut target.max_body_bytes, rest.max_body_bytes);
+        set(&mut target.max_query_bytes, rest.max_query_bytes);
+        set(&mut target.max_query_params, rest.max_query_params);
+        set(&mut target.max_json_depth, rest.max_json_depth);
+        set(&mut target.parse_concurrency, rest.parse_concurrency);
+    }
+    config.cors = raw.cors.map(|cors| CorsConfig {
+        allowed_origins: cors.allowed_origins,
+        allowed_headers: cors.allowed_headers,
+        exposed_headers: cors.exposed_headers,
+        max_age: cors.max_age.map_or(Duration::from_secs(600), |d| d.0),
+        allow_credentials: cors.allow_credentials,
+    });
+    Ok(config)
+}
+
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
+    }
+}
+
+fn set_duration(target: &mut Duration, value: Option<RawDuration>) {
+    set(target, value.map(|d| d.0));
+}
+
+fn address(key: &str, text: &str) -> Result<SocketAddr, (String, String)> {
+    text.parse().map_err(|err| {
+        (
+            key.to_owned(),
+            format!("`{text}` is not an address like \"0.0.0.0:8080\": {err}"),
+        )
+    })
+}
+
+fn limits(target: &mut super::Limits, raw: RawLimits) -> Result<(), (String, String)> {
+    set(&mut target.max_header_list_bytes, raw.max_header_list_bytes);
+    set_duration(&mut target.header_read_timeout, raw.header_read_timeout);
+    set_duration(&mut target.sniff_timeout, raw.sniff_timeout);
+    set_duration(&mut target.idle_timeout, raw.idle_timeout);
+    if let Some(keepalive) = raw.keepalive_interval {
+        target.keepalive_interval = match keepalive.as_str() {
+            "off" => None,
+            text => Some(parse_duration(text).ok_or_else(|| {
+                (
+                    "limits.keepalive_interval".to_owned(),
+                    format!("{} (or \"off\")", not_a_duration(text)),
+                )
+            })?),
+        };
+    }
+    set_duration(&mut target.keepalive_timeout, raw.keepalive_timeout);
+    set(&mut target.max_connections, raw.max_connections);
+    set(
+        &mut target.max_concurrent_streams,
+        raw.max_concurrent_streams,
+    );
+    set(&mut target.max_client_resets, raw.max_client_resets);
+    set_duration(&mut target.reset_window, raw.reset_window);
+    set(&mut target.max_in_flight, raw.max_in_flight);
+    set_duration(&mut target.default_timeout, raw.default_timeout);
+    set_duration(&mut target.max_timeout, raw.max_timeout);
+    Ok(())
+}
+
+fn upstream_config(name: &str, raw: &RawUpstream) -> Result<UpstreamConfig, (String, String)> {
+    let key = |field: &str| format!("upstreams.{}.{field}", quote_key(name));
+    let mut config = UpstreamConfig::default();
+    for (index, endpoint) in raw.endpoints.iter().flatten().enumerate() {
+        let uri: http::Uri = endpoint.parse().map_err(|err| {
+            (
+                format!("{}[{index}]", key("endpoints")),
+                format!("`{endpoint}` is not a URI: {err}"),
+            )
+        })?;
+        config.endpoints.push(uri);
+    }
+    set(&mut config.connections, raw.connections);
+    set(&mut config.balance, raw.balance);
+    set_duration(&mut config.connect_timeout, raw.connect_timeout);
+    config.keepalive_interval = raw.keepalive_interval.map(|d| d.0);
+    config.keepalive_timeout = raw.keepalive_timeout.map(|d| d.0);
+    config.concurrency_limit = raw.concurrency_limit;
+    set_duration(&mut config.queue_timeout, raw.queue_timeout);
+    set(&mut config.max_message_size, raw.max_message_size);
+    config.default_timeout = raw.default_timeout.map(|d| d.0);
+    set(&mut config.stream_window, raw.stream_window);
+    set(&mut config.connection_window, raw.connection_window);
+    set_duration(&mut config.slow_consumer_timeout, raw.slow_consumer_timeout);
+    set_duration(&mut config.max_reconnect_backoff, raw.max_reconnect_backoff);
+    Ok(config)
+}
+
+/// `[upstreams.X]` over `[defaults]`, key by key.
+fn merge(upstream: &RawUpstream, defaults: &RawUpstream) -> RawUpstream {
+    let d = defaults.clone();
+    let u = upstream.clone();
+    RawUpstream {
+        endpoints: u.endpoints.or(d.endpoints),
+        connections: u.connections.or(d.connections),
+        balance: u.balance.or(d.balance),
+        connect_timeout: u.connect_timeout.or(d.connect_timeout),
+        keepalive_interval: u.keepalive_interval.or(d.keepalive_interval),
+        keepalive_timeout: u.keepalive_timeout.or(d.keepalive_timeout),
+        concurrency_limit: u.concurrency_limit.or(d.concurrency_limit),
+        queue_timeout: u.queue_timeout.or(d.queue_timeout),
+        max_message_size: u.max_message_size.or(d.max_message_size),
+        default_timeout: u.default_timeout.or(d.default_timeout),
+        stream_window: u.stream_window.or(d.stream_window),
+        connection_window: u.connection_window.or(d.connection_window),
+        slow_consumer_timeout: u.slow_consumer_timeout.or(d.slow_consumer_timeout),
+        max_reconnect_backoff: u.max_reconnect_backoff.or(d.max_reconnect_backoff),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_config_with_defaults() {
+        let config = Config::from_toml(
+            r#"
+            listen = "127.0.0.1:9000"
+            grace_period = "2s"
+            [defaults]
+            connect_timeout = "250ms"
+            [upstreams."demo.v1.Greeter"]
+            endpoints = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+            connections = 3
+            balance = "least_loaded"
+            [upstreams.other]
+            endpoints = ["http://localhost:3"]
+            connect_timeout = "2s"
+            [route_prefixes]
+            "/demo.v1.Other/" = "other"
+            "/demo." = "demo.v1.Greeter"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.grace_period, Duration::from_secs(2));
+        let greeter = &config.upstreams["demo.v1.Greeter"];
+        assert_eq!(greeter.connections, 3);
+        assert_eq!(greeter.balance, Balance::LeastLoaded);
+        assert_eq!(greeter.connect_timeout, Duration::from_millis(250));
+        assert_eq!(
+            config.upstreams["other"].connect_timeout,
+            Duration::from_secs(2)
+        );
+        assert_eq!(config.upstream_for("/demo.v1.Other/X", "d"), "other");
+        assert_eq!(config.upstream_for("/demo.v2.Y/X", "d"), "demo.v1.Greeter");
+        assert_eq!(config.upstream_for("/x.Y/Z", "d"), "d");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = |text: &str| Config::from_toml(text).expect_err("invalid").to_string();
+        let e = err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconections = 2\n");
+        assert!(e.contains("conections"), "{e}");
+        let e =
+            err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconnect_timeout = \"5 parsecs\"\n");
+        assert!(
+            e.contains("connect_timeout") && e.contains("duration"),
+            "{e}"
+        );
+        let e = err("[upstreams.a]\nendpoints = [\"x:1\"]\n");
+        assert!(e.contains("upstreams.a.endpoints[0]"), "{e}");
+        let e = err("[upstreams.a]\nendpoints = []\n");
+        assert!(e.contains("upstreams.a.endpoints"), "{e}");
+        let e = err("listen = \"nowhere\"\n");
+        assert!(e.contains("`listen`"), "{e}");
+        let e = err("[rest]\nunknown_fields = \"drop\"\n");
+        assert!(e.contains("unknown_fields"), "{e}");
+        let e = err("[rest]\nmax_body = 3\n");
+        assert!(e.contains("max_body"), "{e}");
+        let e = err("[cors]\nallowed_origins = [\"app.example\"]\n");
+        assert!(e.contains("cors.allowed_origins[0]"), "{e}");
+        let e = err("[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true\n");
+        assert!(e.contains("cors.allow_credentials"), "{e}");
+        let e = err("admin_listen = \"127.0.0.1:8080\"\nlisten = \"127.0.0.1:8080\"\n");
+        assert!(e.contains("`admin_listen`"), "{e}");
+        let e = err("[limits]\nkeepalive_interval = \"sometimes\"\n");
+        assert!(e.contains("limits.keepalive_interval"), "{e}");
+        let e = err("[limits]\nmax_connections = 0\n");
+        assert!(e.contains("limits.max_connections"), "{e}");
+        let config = Config::from_toml(
+            "admin_listen = \"off\"\n[limits]\nkeepalive_interval = \"off\"\nmax_in_flight = 7\n",
+        )
+        .expect("valid");
+        assert_eq!(config.admin_listen, None);
+        assert_eq!(config.limits.keepalive_interval, None);
+        assert_eq!(config.limits.max_in_flight, 7);
+        let config = Config::from_toml(
+            "[rest]\nunknown_fields = \"reject\"\nmax_body_bytes = 10\n[cors]\nallowed_origins = [\"https://a.example\"]\nmax_age = \"1m\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.rest.unknown_fields, UnknownFields::Reject);
+        assert_eq!(config.rest.max_body_bytes, 10);
+        let cors = config.cors.expect("cors");
+        assert_eq!(cors.max_age, Duration::from_secs(60));
+        let e = err("[route_prefixes]\n\"/a.\" = \"missing\"\n");
+        assert!(e.contains("route_prefixes") && e.contains("missing"), "{e}");
+        let e = err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconnections = 0\n");
+        assert!(e.contains("upstreams.a.connections"), "{e}");
+    }
+}
