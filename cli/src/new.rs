@@ -73,9 +73,7 @@ impl Dependencies {
             Dependencies::Registry => {
                 let version = env!("CARGO_PKG_VERSION");
                 (
-                    format!(
-                        "tonic-msgpack = \"{version}\"\ntonic-msgpack-gateway = \"{version}\""
-                    ),
+                    format!("tonic-msgpack = \"{version}\"\ntonic-msgpack-gateway = \"{version}\""),
                     format!("tonic-msgpack-build = \"{version}\""),
                 )
             }

@@ -300,6 +300,45 @@ fn bad_input_is_reported_with_its_position() {
 }
 
 #[test]
+fn timestamps_are_checked_as_the_runtime_checks_them() {
+    let proto = proto();
+    let proto = proto.to_str().expect("UTF-8 path");
+    // Second 99 does not exist: refused before anything is sent, naming the field.
+    let output = call(
+        "/calltest.v1.Notes/Save",
+        &[
+            "--proto",
+            proto,
+            "--json",
+            r#"{"title":"a","at":"2024-01-01T00:00:99Z"}"#,
+        ],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "--json: calltest.v1.Note.at: invalid timestamp: \"2024-01-01T00:00:99Z\" is not an RFC 3339 timestamp"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+
+    // A leap second and an offset are fine; the reply is in UTC.
+    let reply = json_lines(&ok(call(
+        "/calltest.v1.Notes/Save",
+        &[
+            "--proto",
+            proto,
+            "--json",
+            r#"{"title":"a","at":"2016-12-31T23:59:60.25+01:00"}"#,
+        ],
+        "",
+    )));
+    assert_eq!(reply[0]["at"], "2016-12-31T23:00:00.250Z");
+}
+
+#[test]
 fn proto_schema_converts_by_field_number() {
     let proto = proto();
     let proto = proto.to_str().expect("UTF-8 path");

@@ -41,7 +41,8 @@ fn routes_writes_then_check_catches_a_stale_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let traits = dir.path().join("services.rs");
     let out = dir.path().join("routes.rs");
-    let original = std::fs::read_to_string(fixtures().join("routes_input_traits.rs")).expect("fixture");
+    let original =
+        std::fs::read_to_string(fixtures().join("routes_input_traits.rs")).expect("fixture");
     std::fs::write(&traits, &original).expect("write traits");
 
     let output = run(bin()

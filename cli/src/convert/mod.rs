@@ -1,0 +1,16 @@
+//! JSON ⇄ MessagePack for `tonic-msgpack call` (wire format v1).
+//!
+//! - [`value`]: the MessagePack value tree ([`Mp`]) with its encoder and strict decoder.
+//! - [`schemaless`]: any JSON ⇄ any MessagePack, for calls without a `.proto`.
+//! - [`descriptor`]: messages by their proto descriptor, in the compact or named layout.
+//! - [`common`]: what both share (floats, bytes, and `Timestamp`/`Duration` through
+//!   `tonic_msgpack::wkt`).
+
+mod common;
+mod descriptor;
+mod schemaless;
+mod value;
+
+pub(crate) use descriptor::{message_from_json, message_to_json};
+pub(crate) use schemaless::{json_to_mp, mp_to_json};
+pub(crate) use value::Mp;
