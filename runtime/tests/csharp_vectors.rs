@@ -6,6 +6,8 @@
 //! test is driven by the JSON: every name must be checked below or listed in
 //! [`NOT_REPRESENTED`] with a reason, so a vector added to the file cannot be skipped silently.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::fmt::{self, Debug};
 use std::marker::PhantomData;
@@ -15,6 +17,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visi
 use serde::ser::{SerializeMap, SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use support::hex;
 use tonic_msgpack::wkt::Timestamp;
 use tonic_msgpack::{Message, decode_frame, to_vec, to_vec_named};
 
@@ -271,10 +274,6 @@ fn unhex(name: &str, text: &str) -> Vec<u8> {
                 .unwrap_or_else(|_| panic!("{name}: bad hex {:?}", &text[i..i + 2]))
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What one vector asserts.

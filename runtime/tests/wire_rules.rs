@@ -1,13 +1,12 @@
 //! Golden byte vectors for wire format v1 rules 2 and 6, and a fuzz test of the decoder.
 
+mod support;
+
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use support::hex;
 use tonic::Code;
 use tonic_msgpack::{decode_frame, to_vec, to_vec_named};
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn unhex(text: &str) -> Vec<u8> {
     (0..text.len())

@@ -1,4 +1,5 @@
-//! A `#[msgpack_service]` used by several test files, and a server for it on `127.0.0.1:0`.
+//! Shared by this crate's test files: a `#[msgpack_service]` and a server for it on
+//! `127.0.0.1:0`, a raw HTTP/2 client ([`raw`]) and [`hex`] for byte assertions.
 #![allow(dead_code, unreachable_pub)]
 
 pub mod raw;
@@ -93,4 +94,9 @@ pub async fn serve() -> String {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     format!("http://{addr}")
+}
+
+/// `bytes` as lowercase hex without separators, the form golden vectors are written in.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
