@@ -1,9 +1,9 @@
 //! All four call kinds to two services through one gateway port; metadata, trailers, unknown
 //! routes and the admin endpoints.
 
-mod common;
+mod support;
 
-use common::*;
+use support::grpc::*;
 use tonic::{Code, Request};
 
 #[tokio::test]

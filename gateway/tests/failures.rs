@@ -1,10 +1,10 @@
 //! Dead upstreams, deadlines, message size limits and graceful shutdown.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::grpc::*;
 use tonic::{Code, Request};
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Many clients share the configured number of upstream connections.
 
-mod common;
+mod support;
 
-use common::*;
+use support::grpc::*;
 use tonic::Request;
 
 #[tokio::test]

@@ -1,11 +1,11 @@
 //! REST/JSON through the gateway: every binding form, NDJSON streaming read incrementally, the
 //! gRPC → HTTP status table, bad input, metadata forwarding and routes REST cannot serve.
 
-mod rest_support;
+mod support;
 
 use http_body_util::BodyExt;
-use rest_support::*;
 use serde_json::json;
+use support::rest::*;
 
 #[tokio::test]
 async fn every_binding_form_and_metadata() {

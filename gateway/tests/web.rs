@@ -2,11 +2,11 @@
 //! response bytes for unary and server streaming, the base64 `-text` variant, an error status,
 //! and CORS (preflight answered by the gateway, exposed headers on the actual response).
 
-mod rest_support;
+mod support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use rest_support::*;
+use support::rest::*;
 
 const CORS: &str = "[cors]\nallowed_origins = [\"https://app.example\"]\nmax_age = \"5m\"\n";
 

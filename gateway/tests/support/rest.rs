@@ -1,11 +1,9 @@
 //! Shared by the REST and gRPC-Web gateway tests: a typed `#[msgpack_service]` upstream on
 //! `127.0.0.1:0`, its route table with typed transcoders and HTTP bindings, a gateway, and a
 //! small HTTP/1.1 client that reads response bodies frame by frame.
-#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,12 +15,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 use tonic_msgpack::{Message, ServerStream, Streaming, msgpack_service};
-use tonic_msgpack_gateway::{
-    CallKind, Config, Gateway, HttpBinding, Route, RouteTable, Transcoder,
-};
 
-/// Every await on the network is bounded by this.
-pub const LIMIT: Duration = Duration::from_secs(20);
+use super::start_gateway;
+pub use super::{LIMIT, RunningGateway};
+use tonic_msgpack_gateway::{CallKind, HttpBinding, Route, RouteTable, Transcoder};
 
 /// What `GetItem` asks for.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -219,39 +215,11 @@ pub fn shop_routes() -> RouteTable {
     ])
 }
 
-/// A running gateway on `127.0.0.1:0`; dropping it shuts it down.
-pub struct RunningGateway {
-    pub addr: SocketAddr,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
 /// A gateway for the shop at `upstream`, with `extra` TOML appended to the config.
 pub async fn shop_gateway(upstream: SocketAddr, extra: &str) -> RunningGateway {
     let toml =
         format!("[upstreams.\"rest.v1.Shop\"]\nendpoints = [\"http://{upstream}\"]\n{extra}\n");
-    let config = Config::from_toml(&toml).expect("valid config");
-    let gateway = Gateway::builder()
-        .config(config)
-        .routes(shop_routes())
-        .build()
-        .await
-        .expect("gateway builds");
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind gateway");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = gateway
-            .serve_on(listener, async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    RunningGateway {
-        addr,
-        _shutdown: tx,
-    }
+    start_gateway(&toml, shop_routes()).await
 }
 
 /// Sends one HTTP/1.1 request on a new connection; the body is read by the caller.

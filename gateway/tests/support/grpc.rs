@@ -1,6 +1,5 @@
 //! Shared helpers of the gateway tests: real tonic upstream servers on `127.0.0.1:0`, a gateway
 //! on `127.0.0.1:0`, and raw MessagePack gRPC clients.
-#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,14 +17,13 @@ use tonic::server::{Grpc, NamedService};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 use tonic_msgpack::MsgPackCodec;
-use tonic_msgpack_gateway::{CallKind, Config, Gateway, Route, RouteTable};
+
+pub use super::{LIMIT, RunningGateway, start_gateway as gateway};
+use tonic_msgpack_gateway::{CallKind, Route, RouteTable};
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 pub type MessageStream = Pin<Box<dyn futures_core::Stream<Item = Result<String, Status>> + Send>>;
 type Codec = MsgPackCodec<String, String>;
-
-/// Every test ends by itself: each await on the network is bounded by this.
-pub const LIMIT: Duration = Duration::from_secs(20);
 
 /// Test service `ID`: 0 is `test.Alpha`, 1 is `test.Beta`. Each reply names the service.
 #[derive(Clone, Copy)]
@@ -295,69 +293,6 @@ async fn bind_retrying(addr: SocketAddr) -> std::net::TcpListener {
         }
     }
     panic!("cannot bind {addr} again");
-}
-
-/// A running gateway on `127.0.0.1:0`; dropping it shuts it down.
-pub struct RunningGateway {
-    pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    pub task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl RunningGateway {
-    pub fn uri(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Signals shutdown and waits for the gateway to stop.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(LIMIT, task)
-                .await
-                .expect("gateway stops within the limit")
-                .expect("gateway task");
-        }
-    }
-}
-
-impl Drop for RunningGateway {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// Starts a gateway from a TOML config (its `listen` is ignored) with `routes`.
-pub async fn gateway(config_toml: &str, routes: RouteTable) -> RunningGateway {
-    let config = Config::from_toml(config_toml).expect("valid config");
-    let gateway = Gateway::builder()
-        .config(config)
-        .routes(routes)
-        .build()
-        .await
-        .expect("gateway builds");
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind gateway");
-    let addr = listener.local_addr().expect("gateway addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        gateway
-            .serve_on(listener, async move {
-                let _ = rx.await;
-            })
-            .await
-            .expect("gateway serves");
-    });
-    RunningGateway {
-        addr,
-        shutdown: Some(tx),
-        task: Some(task),
-    }
 }
 
 /// A config with the two test services on `upstream`.
