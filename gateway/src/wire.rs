@@ -23,6 +23,11 @@ pub(crate) const HOP_BY_HOP: [HeaderName; 6] = [
     header::HOST,
 ];
 
+/// The client's address, put in every request's extensions by the listener: the one source of
+/// `x-forwarded-for` / `forwarded` (whatever the client sent is replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub(crate) std::net::SocketAddr);
+
 /// A frame header: the compression flag and the payload length.
 fn frame_header(header: [u8; FRAME_HEADER_LEN]) -> (bool, usize) {
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
