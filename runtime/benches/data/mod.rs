@@ -1,6 +1,8 @@
 //! The benchmark messages: one struct per size, with both prost and serde derives, so prost and
 //! MessagePack encode exactly the same data.
-#![allow(missing_docs, dead_code, unreachable_pub)]
+
+// Written as a user's message crate would be (`pub` types and fields), used only by this bench.
+#![allow(unreachable_pub)]
 
 use serde::{Deserialize, Serialize};
 
