@@ -334,9 +334,11 @@ impl Builder {
                 let services = codegen::traits::services_in_file(file)?;
                 if let Some(module) = module_of_file(file) {
                     for service in &services {
-                        if !self.trait_modules.iter().any(|(name, _)| {
-                            *name == service.name || *name == service.full_name()
-                        }) {
+                        if !self
+                            .trait_modules
+                            .iter()
+                            .any(|(name, _)| *name == service.name || *name == service.full_name())
+                        {
                             options = options.trait_module(service.full_name(), module.clone());
                         }
                     }
@@ -354,15 +356,6 @@ impl Builder {
         config
             .out_dir(&out_dir)
             .type_attribute(".", "#[derive(::tonic_msgpack::Message)]")
-            .extern_path(
-                ".google.protobuf.Timestamp",
-                "::tonic_msgpack::wkt::Timestamp",
-            )
-            .extern_path(
-                ".google.protobuf.Duration",
-                "::tonic_msgpack::wkt::Duration",
-            )
-            .extern_path(".google.protobuf.Any", "::tonic_msgpack::wkt::Any")
             .service_generator(Box::new(Generator {
                 models,
                 options: TonicOptions {
@@ -372,6 +365,12 @@ impl Builder {
                 },
                 failure: Rc::clone(&failure),
             }));
+        // Empty stays prost-build's own `()`.
+        for (proto, rust) in codegen::model::WELL_KNOWN_TYPES {
+            if rust != "()" {
+                config.extern_path(proto, rust);
+            }
+        }
         config.bytes(&self.bytes);
         if self.format == Format::Named {
             let attr = format!("#[msgpack(key_case = \"{}\")]", self.key_case.as_str());
@@ -459,7 +458,6 @@ fn from_submodule(ty: &str) -> String {
     }
 }
 
-
 /// The module a Rust file under `src/` declares: `src/lib.rs` → `crate`,
 /// `src/a/mod.rs` and `src/a.rs` → `crate::a`. `None` outside `src/`.
 fn module_of_file(file: &Path) -> Option<String> {
@@ -491,7 +489,10 @@ mod tests {
         let module = |path: &str| module_of_file(Path::new(path));
         assert_eq!(module("src/lib.rs").as_deref(), Some("crate"));
         assert_eq!(module("src/main.rs").as_deref(), Some("crate"));
-        assert_eq!(module("src/calculator.rs").as_deref(), Some("crate::calculator"));
+        assert_eq!(
+            module("src/calculator.rs").as_deref(),
+            Some("crate::calculator")
+        );
         assert_eq!(module("./src/a/mod.rs").as_deref(), Some("crate::a"));
         assert_eq!(module("src/a/b.rs").as_deref(), Some("crate::a::b"));
         assert_eq!(module("other/x.rs"), None);

@@ -4,6 +4,30 @@
 use heck::{ToSnakeCase, ToUpperCamelCase};
 pub use tonic_msgpack_core::{CallKind, Format, HttpBinding};
 
+/// The well-known proto types with a Rust type of the runtime's own (`google.protobuf.Empty` is
+/// `()`), by full proto name: the one table the generated code, the route stubs and
+/// prost-build's `extern_path`s all read.
+pub const WELL_KNOWN_TYPES: [(&str, &str); 4] = [
+    (".google.protobuf.Empty", "()"),
+    (
+        ".google.protobuf.Timestamp",
+        "::tonic_msgpack::wkt::Timestamp",
+    ),
+    (
+        ".google.protobuf.Duration",
+        "::tonic_msgpack::wkt::Duration",
+    ),
+    (".google.protobuf.Any", "::tonic_msgpack::wkt::Any"),
+];
+
+/// The Rust type of a well-known proto type (see [`WELL_KNOWN_TYPES`]).
+pub fn well_known_rust_path(full_name: &str) -> Option<&'static str> {
+    WELL_KNOWN_TYPES
+        .iter()
+        .find(|(proto, _)| *proto == full_name)
+        .map(|(_, rust)| *rust)
+}
+
 /// The codec type tonic-build should use (`codec_path`) for a format.
 pub fn codec_path(format: Format) -> &'static str {
     match format {
@@ -176,12 +200,8 @@ pub(crate) fn sanitize(ident: &str) -> String {
 /// (`crate::proto::outer::Inner` for `demo.v1 → crate::proto`). Well-known types map to
 /// what tonic-msgpack uses for them. `None` when no package matches.
 pub fn proto_rust_path(full_name: &str, modules: &[(String, String)]) -> Option<String> {
-    match full_name {
-        ".google.protobuf.Empty" => return Some("()".into()),
-        ".google.protobuf.Timestamp" => return Some("::tonic_msgpack::wkt::Timestamp".into()),
-        ".google.protobuf.Duration" => return Some("::tonic_msgpack::wkt::Duration".into()),
-        ".google.protobuf.Any" => return Some("::tonic_msgpack::wkt::Any".into()),
-        _ => {}
+    if let Some(path) = well_known_rust_path(full_name) {
+        return Some(path.to_owned());
     }
     let name = full_name.trim_start_matches('.');
     let (module, rest) = modules

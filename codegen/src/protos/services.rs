@@ -56,12 +56,8 @@ impl ProtoSet {
 /// The Rust path of message `proto_type` (`.demo.v1.HelloRequest`) as seen from the server or
 /// client module inside the module of `package` (tonic-prost's convention: `super::HelloRequest`).
 fn rust_path(package: &str, proto_type: &str) -> String {
-    match proto_type {
-        ".google.protobuf.Empty" => return "()".into(),
-        ".google.protobuf.Timestamp" => return "::tonic_msgpack::wkt::Timestamp".into(),
-        ".google.protobuf.Duration" => return "::tonic_msgpack::wkt::Duration".into(),
-        ".google.protobuf.Any" => return "::tonic_msgpack::wkt::Any".into(),
-        _ => {}
+    if let Some(path) = crate::model::well_known_rust_path(proto_type) {
+        return path.to_owned();
     }
     let name = proto_type.trim_start_matches('.');
     let from: Vec<&str> = package.split('.').filter(|s| !s.is_empty()).collect();
