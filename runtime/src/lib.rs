@@ -3,6 +3,11 @@
 //! - [`MsgPackCodec`] / [`NamedMsgPackCodec`]: the tonic codec (one MessagePack value per message).
 //! - [`msgpack_service`]: tonic servers and clients from a plain Rust trait.
 //! - [`Streaming`] / [`ServerStream`]: the stream types of streaming methods.
+//! - [`wkt`]: the well-known types (`Timestamp` as the MessagePack timestamp, `Duration`, `Any`).
+//!
+//! This crate is what services and clients link; it carries no HTTP server stack. Services from
+//! `.proto` files come from `tonic-msgpack-build` (`build.rs`), the gateway is
+//! `tonic-msgpack-gateway`, and the `tonic-msgpack` command is `tonic-msgpack-cli`.
 #![doc = include_str!("docs/wire-format.md")]
 
 // The derive names `::tonic_msgpack::…`, also inside this crate (`wkt::Any`).
