@@ -4,7 +4,7 @@
 //!
 //! One [`ServiceModel`], two front ends and several back ends:
 //!
-//! - front ends: [`protos`] (`.proto` files through protox, feature `protos`) and
+//! - front ends: `protos` (`.proto` files through protox, feature `protos`) and
 //!   [`traits`] (`#[msgpack_service]` traits through syn);
 //! - back ends: [`tonic_gen`] (the tonic server and client through tonic-build),
 //!   [`trait_gen`] (the attribute's expansion) and [`routes`] (gateway route stubs, listings).
