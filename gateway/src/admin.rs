@@ -1,4 +1,5 @@
-//! Admin endpoints on the HTTP side: `/healthz`, `/readyz`, `/metrics`, `/routes`.
+//! Admin endpoints: `/healthz`, `/readyz`, `/metrics`, `/routes`, served on `admin_listen`
+//! (and those listed in `public_admin` on the public port too).
 
 use std::sync::Arc;
 
@@ -10,14 +11,21 @@ use axum::routing::get;
 
 use super::GatewayState;
 
-/// The admin router.
-pub(crate) fn router(state: Arc<GatewayState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/routes", get(routes))
-        .with_state(state)
+/// A router with the admin endpoints among `paths` (unknown paths are skipped: the config
+/// checks them).
+pub(crate) fn router(state: Arc<GatewayState>, paths: &[impl AsRef<str>]) -> Router {
+    let mut router = Router::new();
+    for path in paths {
+        let path = path.as_ref();
+        router = match path {
+            "/healthz" => router.route(path, get(healthz)),
+            "/readyz" => router.route(path, get(readyz)),
+            "/metrics" => router.route(path, get(metrics)),
+            "/routes" => router.route(path, get(routes)),
+            _ => router,
+        };
+    }
+    router.with_state(state)
 }
 
 /// A JSON error body for HTTP requests nothing answers.
@@ -83,7 +91,7 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render(routes, upstreams),
+        super::metrics::render(routes, upstreams, &state.listener),
     )
 }
 

@@ -17,12 +17,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use config::{Balance, Config, ConfigError, CorsConfig, RestConfig, UpstreamConfig};
+pub use config::{Balance, Config, ConfigError, CorsConfig, Limits, RestConfig, UpstreamConfig};
 pub use rest::BindingError;
 pub use routes::{CallKind, Format, HttpBinding, Route, RouteTable};
 pub use transcode::{Transcode, TranscodeError, Transcoder, UnknownFields};
 
-use metrics::RouteMetrics;
+use metrics::{ListenerMetrics, RouteMetrics};
 
 /// A future that completes on Ctrl-C or SIGTERM, for [`Gateway::serve_on`].
 ///
@@ -44,6 +44,14 @@ pub enum GatewayError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address from the config.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The admin address (`admin_listen`) could not be bound.
+    #[error("cannot listen on {addr} (`admin_listen`): {source}")]
+    AdminBind {
         /// The address from the config.
         addr: SocketAddr,
         /// The I/O error.
@@ -74,6 +82,8 @@ pub(crate) struct GatewayState {
     pub(crate) prefix_targets: Vec<(String, Target)>,
     pub(crate) upstreams: Vec<Upstream>,
     pub(crate) unmatched: RouteMetrics,
+    /// Connections and calls of the public listener.
+    pub(crate) listener: ListenerMetrics,
     pub(crate) config: Config,
     /// The REST bindings of the routes.
     pub(crate) rest: rest::RestRoutes,
@@ -99,7 +109,12 @@ impl GatewayState {
 #[derive(Debug)]
 pub struct Gateway {
     state: Arc<GatewayState>,
+    /// The public port's HTTP router: the user's, plus the admin paths of `public_admin`.
     router: axum::Router,
+    /// The admin port's router.
+    admin_router: axum::Router,
+    /// The admin listener, once bound (by [`Gateway::bind`] or [`Gateway::bind_admin`]).
+    admin: std::sync::Mutex<Option<(SocketAddr, tokio::net::TcpListener)>>,
 }
 
 /// Builds a [`Gateway`] from a [`Config`] and a [`RouteTable`].
@@ -124,8 +139,9 @@ impl GatewayBuilder {
         self
     }
 
-    /// Extra HTTP (non-gRPC) routes, merged with the admin endpoints. Without a router, or
-    /// when it has no fallback of its own, unmatched HTTP requests get a 404 JSON error.
+    /// Extra HTTP (non-gRPC) routes on the public port, merged with the admin paths listed in
+    /// `public_admin` (the admin endpoints themselves answer on `admin_listen`). Without a
+    /// router, unmatched HTTP requests get a 404 JSON error.
     pub fn http_router(mut self, router: axum::Router) -> Self {
         self.router = Some(router);
         self
@@ -208,14 +224,22 @@ impl GatewayBuilder {
             prefix_targets,
             upstreams,
             unmatched: RouteMetrics::new("unmatched".into()),
+            listener: ListenerMetrics::default(),
             config,
         });
-        let admin = admin::router(state.clone());
+        let public = admin::router(state.clone(), &state.config.public_admin);
         let router = match self.router {
-            Some(user) => admin.merge(user),
-            None => admin.fallback(admin::not_found),
+            Some(user) => public.merge(user),
+            None => public.fallback(admin::not_found),
         };
-        Ok(Gateway { state, router })
+        let admin_router =
+            admin::router(state.clone(), &config::ADMIN_PATHS).fallback(admin::not_found);
+        Ok(Gateway {
+            state,
+            router,
+            admin_router,
+            admin: std::sync::Mutex::new(None),
+        })
     }
 
     /// Builds the gateway and serves it until Ctrl-C or SIGTERM.
@@ -253,12 +277,46 @@ impl Gateway {
         })
     }
 
-    /// Binds the configured `listen` address.
+    /// Binds the configured `listen` address, and `admin_listen` (kept until
+    /// [`Gateway::serve_on`]; see [`Gateway::admin_addr`]).
     pub async fn bind(&self) -> Result<tokio::net::TcpListener, GatewayError> {
+        self.bind_admin()?;
         let addr = self.state.config.listen;
         tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| GatewayError::Bind { addr, source })
+    }
+
+    /// Binds `admin_listen` now, if configured and not bound yet, and returns its address
+    /// (the port chosen for `:0`). [`Gateway::serve_on`] binds it otherwise.
+    pub fn bind_admin(&self) -> Result<Option<SocketAddr>, GatewayError> {
+        let Some(addr) = self.state.config.admin_listen else {
+            return Ok(None);
+        };
+        let mut admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((bound, _)) = &*admin {
+            return Ok(Some(*bound));
+        }
+        let error = |source| GatewayError::AdminBind { addr, source };
+        let listener = std::net::TcpListener::bind(addr).map_err(error)?;
+        listener.set_nonblocking(true).map_err(error)?;
+        let bound = listener.local_addr().map_err(error)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(error)?;
+        *admin = Some((bound, listener));
+        Ok(Some(bound))
+    }
+
+    /// Where the admin endpoints answer, once bound: `None` before [`Gateway::bind`] or
+    /// [`Gateway::bind_admin`], and when `admin_listen` is off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(addr, _)| *addr)
     }
 
     /// Serves on the configured address until Ctrl-C or SIGTERM.
@@ -276,15 +334,33 @@ impl Gateway {
         self.serve_on(listener, signal).await
     }
 
-    /// Serves on `listener` (e.g. bound to `127.0.0.1:0` in tests) until `signal` completes,
-    /// then stops accepting and lets in-flight calls finish for up to the grace period.
+    /// Serves on `listener` (e.g. bound to `127.0.0.1:0` in tests), and the admin endpoints on
+    /// `admin_listen`, until `signal` completes, then stops accepting and lets in-flight calls
+    /// finish for up to the grace period.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::AdminBind`] when `admin_listen` cannot be bound.
     pub async fn serve_on(
         self,
         listener: tokio::net::TcpListener,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
-        let grace = self.state.config.grace_period;
-        server::serve(listener, self.state, self.router, signal, grace).await;
+        self.bind_admin()?;
+        let admin = self
+            .admin
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|(_, listener)| listener);
+        server::serve(
+            listener,
+            admin,
+            self.state,
+            self.router,
+            self.admin_router,
+            signal,
+        )
+        .await;
         Ok(())
     }
 }

@@ -91,6 +91,29 @@ impl UpstreamMetrics {
     }
 }
 
+/// Counters of one listener (the public port): client connections and calls admitted or refused.
+#[derive(Debug, Default)]
+pub(crate) struct ListenerMetrics {
+    /// Client connections open now.
+    pub(crate) open: AtomicI64,
+    /// Client connections accepted, ever (including those closed at once).
+    pub(crate) accepted: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub(crate) rejected: AtomicU64,
+    /// Calls in flight now (what `max_in_flight` bounds).
+    pub(crate) in_flight: AtomicI64,
+    /// Calls answered at once because `max_in_flight` calls were in flight.
+    pub(crate) shed: AtomicU64,
+    /// Requests refused for a header list over `max_header_list_bytes`.
+    pub(crate) oversized_headers: AtomicU64,
+    /// Connections closed because they sent no protocol preface within `sniff_timeout`.
+    pub(crate) sniff_timeouts: AtomicU64,
+    /// Connections closed after `idle_timeout` without a request.
+    pub(crate) idle_closed: AtomicU64,
+    /// Connections closed for cancelling more than `max_client_resets` calls in `reset_window`.
+    pub(crate) reset_closed: AtomicU64,
+}
+
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
@@ -102,11 +125,80 @@ fn escape(label: &str) -> String {
 pub(crate) fn render<'a>(
     routes: impl Iterator<Item = &'a RouteMetrics> + Clone,
     upstreams: impl Iterator<Item = &'a UpstreamMetrics> + Clone,
+    listener: &ListenerMetrics,
 ) -> String {
     let mut out = String::with_capacity(4096);
     // Writing to a String cannot fail.
     let _ = render_into(&mut out, routes, upstreams);
+    let _ = render_listener(&mut out, listener);
     out
+}
+
+fn render_listener(out: &mut String, listener: &ListenerMetrics) -> std::fmt::Result {
+    let gauges = [
+        (
+            "gateway_client_connections",
+            "Client connections open on the public port.",
+            listener.open.load(Relaxed),
+        ),
+        (
+            "gateway_in_flight_calls",
+            "Calls in flight across all clients (bounded by limits.max_in_flight).",
+            listener.in_flight.load(Relaxed),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        writeln!(out, "# HELP {name} {help}")?;
+        writeln!(out, "# TYPE {name} gauge")?;
+        writeln!(out, "{name} {value}")?;
+    }
+    let counters = [
+        (
+            "gateway_client_connections_total",
+            "Client connections accepted on the public port.",
+            &listener.accepted,
+        ),
+        (
+            "gateway_client_connections_rejected_total",
+            "Client connections closed at once because limits.max_connections were open.",
+            &listener.rejected,
+        ),
+        (
+            "gateway_calls_shed_total",
+            "Calls refused at once because limits.max_in_flight calls were in flight.",
+            &listener.shed,
+        ),
+        (
+            "gateway_oversized_headers_total",
+            "Requests refused for headers over limits.max_header_list_bytes.",
+            &listener.oversized_headers,
+        ),
+    ];
+    for (name, help, value) in counters {
+        writeln!(out, "# HELP {name} {help}")?;
+        writeln!(out, "# TYPE {name} counter")?;
+        writeln!(out, "{name} {}", value.load(Relaxed))?;
+    }
+    writeln!(
+        out,
+        "# HELP gateway_client_connections_closed_total Client connections the gateway closed, by reason."
+    )?;
+    writeln!(
+        out,
+        "# TYPE gateway_client_connections_closed_total counter"
+    )?;
+    for (reason, value) in [
+        ("sniff_timeout", &listener.sniff_timeouts),
+        ("idle_timeout", &listener.idle_closed),
+        ("client_resets", &listener.reset_closed),
+    ] {
+        writeln!(
+            out,
+            "gateway_client_connections_closed_total{{reason=\"{reason}\"}} {}",
+            value.load(Relaxed)
+        )?;
+    }
+    Ok(())
 }
 
 fn render_into<'a>(
@@ -229,7 +321,9 @@ mod tests {
         route.record(14, Duration::from_millis(20));
         assert_eq!(route.calls(), 2);
         let upstream = UpstreamMetrics::new("a.B".into());
-        let text = render([&route].into_iter(), [&upstream].into_iter());
+        let listener = ListenerMetrics::default();
+        listener.shed.fetch_add(3, Relaxed);
+        let text = render([&route].into_iter(), [&upstream].into_iter(), &listener);
         assert!(
             text.contains("gateway_calls_total{route=\"/a.B/C\"} 2"),
             "{text}"
@@ -239,6 +333,11 @@ mod tests {
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
         assert!(
             text.contains("gateway_upstream_connections{upstream=\"a.B\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("\ngateway_calls_shed_total 3\n"), "{text}");
+        assert!(
+            text.contains("gateway_client_connections_closed_total{reason=\"idle_timeout\"} 0"),
             "{text}"
         );
     }

@@ -140,11 +140,11 @@ async fn four_call_kinds_two_services_metadata_and_admin() {
         .expect_err("unknown method");
     assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
 
-    // Admin.
-    assert_eq!(http_get(gw.addr, "/healthz").await.0, 200);
-    let (status, body) = http_get(gw.addr, "/readyz").await;
+    // Admin, on its own port.
+    assert_eq!(http_get(gw.admin(), "/healthz").await.0, 200);
+    let (status, body) = http_get(gw.admin(), "/readyz").await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = http_get(gw.addr, "/metrics").await;
+    let (status, body) = http_get(gw.admin(), "/metrics").await;
     assert_eq!(status, 200);
     assert!(
         body.contains("gateway_calls_total{route=\"/test.Alpha/Unary\"} 1"),
@@ -162,7 +162,7 @@ async fn four_call_kinds_two_services_metadata_and_admin() {
         body.contains("gateway_upstream_connections{upstream=\"test.Alpha\"} 1"),
         "{body}"
     );
-    let (status, body) = http_get(gw.addr, "/routes").await;
+    let (status, body) = http_get(gw.admin(), "/routes").await;
     assert_eq!(status, 200);
     let routes: serde_json::Value = serde_json::from_str(&body).expect("json");
     let bidi = routes["routes"]

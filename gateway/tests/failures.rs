@@ -97,7 +97,7 @@ async fn upstream_down_at_start_is_unavailable_and_not_ready() {
         routes(),
     )
     .await;
-    let (status, body) = http_get(gw.addr, "/readyz").await;
+    let (status, body) = http_get(gw.admin(), "/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("test.Alpha"), "{body}");
     let channel = channel(&gw.uri()).await;
@@ -181,7 +181,7 @@ async fn oversized_messages_are_resource_exhausted() {
         .await
         .expect("under the limit");
     assert_eq!(ok.get_ref().len(), 1000);
-    let (_, metrics) = http_get(gw.addr, "/metrics").await;
+    let (_, metrics) = http_get(gw.admin(), "/metrics").await;
     assert!(
         metrics.contains("route=\"/test.Alpha/Big\",code=\"RESOURCE_EXHAUSTED\"} 1"),
         "{metrics}"

@@ -39,7 +39,7 @@ async fn two_hundred_clients_share_the_configured_pool() {
         upstream.accepted.load(std::sync::atomic::Ordering::SeqCst),
         3
     );
-    let (_, metrics) = http_get(gw.addr, "/metrics").await;
+    let (_, metrics) = http_get(gw.admin(), "/metrics").await;
     assert!(
         metrics.contains("gateway_calls_total{route=\"/test.Alpha/Unary\"} 1000"),
         "{metrics}"

@@ -71,7 +71,7 @@ async fn every_binding_form_and_metadata() {
     assert_eq!(body["unitPrice"], 3);
 
     // REST calls count in the route's metrics.
-    let response = send(gw.addr, "GET", "/metrics", &[], "").await;
+    let response = send(gw.admin(), "GET", "/metrics", &[], "").await;
     let text = String::from_utf8(body_bytes(response).await.to_vec()).expect("utf-8");
     assert!(
         text.contains("gateway_calls_total{route=\"/rest.v1.Shop/GetItem\"} 3"),

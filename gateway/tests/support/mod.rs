@@ -18,6 +18,8 @@ pub const LIMIT: Duration = Duration::from_secs(20);
 /// A running gateway on `127.0.0.1:0`; dropping it shuts it down.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Where the admin endpoints answer (`admin_listen`, `127.0.0.1:0` unless the TOML sets it).
+    pub admin: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -25,6 +27,11 @@ pub struct RunningGateway {
 impl RunningGateway {
     pub fn uri(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The admin address; panics when `admin_listen` is off.
+    pub fn admin(&self) -> SocketAddr {
+        self.admin.expect("admin_listen is on")
     }
 
     /// Signals shutdown and waits for the gateway to stop.
@@ -49,9 +56,13 @@ impl Drop for RunningGateway {
     }
 }
 
-/// Starts a gateway from a TOML config (its `listen` is ignored) with `routes`.
+/// Starts a gateway from a TOML config (its `listen` is ignored; `admin_listen` is
+/// `127.0.0.1:0` unless the TOML sets it) with `routes`.
 pub async fn start_gateway(config_toml: &str, routes: RouteTable) -> RunningGateway {
-    let config = Config::from_toml(config_toml).expect("valid config");
+    let mut config = Config::from_toml(config_toml).expect("valid config");
+    if !config_toml.contains("admin_listen") {
+        config.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
     let gateway = Gateway::builder()
         .config(config)
         .routes(routes)
@@ -62,6 +73,7 @@ pub async fn start_gateway(config_toml: &str, routes: RouteTable) -> RunningGate
         .await
         .expect("bind gateway");
     let addr = listener.local_addr().expect("gateway addr");
+    let admin = gateway.bind_admin().expect("bind admin");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         gateway
@@ -73,6 +85,7 @@ pub async fn start_gateway(config_toml: &str, routes: RouteTable) -> RunningGate
     });
     RunningGateway {
         addr,
+        admin,
         shutdown: Some(tx),
         task: Some(task),
     }

@@ -1,55 +1,34 @@
-//! One listener for HTTP/1.1 and h2c, split per request by content type; graceful shutdown.
+//! A client connection's socket as hyper sees it: the bytes read while sniffing the protocol
+//! come first, and writes are gathered until a flush.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use http::{Request, Response, header};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
-use tower::{Layer, Service, ServiceExt};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
 
-use super::GatewayState;
-use super::body::GatewayBody;
-use super::proxy::RequestBody;
-use super::{rest, web};
+/// The HTTP/2 connection preface (RFC 9113 §3.4): a connection that starts with it is HTTP/2.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-type ResponseFuture =
-    std::pin::Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
-
-/// Completes on Ctrl-C or (on Unix) SIGTERM.
-pub(crate) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    Ok(async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+/// Reads a new connection's first bytes until they say HTTP/2 (the whole preface) or not (the
+/// first byte that differs), as hyper-util's auto builder does, so a caller can bound it with
+/// a timeout (hyper-util's own sniffing has none). The bytes read are returned, to be read
+/// again by hyper through [`Gathered`]; empty when the client closed without sending any.
+pub(super) async fn sniff(stream: &mut tokio::net::TcpStream) -> io::Result<Bytes> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let read = stream.read(&mut buf[filled..]).await?;
+        if read == 0 {
+            break;
         }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    })
-}
-
-/// Whether a request is gRPC (not gRPC-Web, which goes through the HTTP side).
-fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| {
-            let value = value.as_bytes();
-            value.starts_with(b"application/grpc") && !value.starts_with(b"application/grpc-web")
-        })
+        filled += read;
+        if buf[..filled] != H2_PREFACE[..filled] {
+            break;
+        }
+    }
+    Ok(Bytes::copy_from_slice(&buf[..filled]))
 }
 
 /// A client connection's socket that reports no vectored writes and gathers writes until a
@@ -64,19 +43,24 @@ fn is_grpc<B>(req: &Request<B>) -> bool {
 /// next to what is gathered) keeps those at one system call per flush, as before.
 /// Nothing waits: everything gathered is written at the next flush, which h2 and hyper do
 /// whenever they have written what is ready.
-struct Gathered<I> {
+///
+/// The bytes [`sniff`] read come first on the read side.
+pub(super) struct Gathered<I> {
     io: I,
     gathered: BytesMut,
+    sniffed: Bytes,
 }
 
 /// Writes up to this size are copied; larger ones go straight to the socket.
 const GATHER_MAX: usize = 16 * 1024;
 
 impl<I> Gathered<I> {
-    fn new(io: I) -> Self {
+    /// `io`, with the `sniffed` bytes read before it.
+    pub(super) fn new(io: I, sniffed: Bytes) -> Self {
         Gathered {
             io,
             gathered: BytesMut::new(),
+            sniffed,
         }
     }
 }
@@ -85,8 +69,14 @@ impl<I: hyper::rt::Read + Unpin> hyper::rt::Read for Gathered<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.sniffed.is_empty() {
+            let take = self.sniffed.len().min(buf.remaining());
+            buf.put_slice(&self.sniffed[..take]);
+            self.sniffed.advance(take);
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
@@ -142,144 +132,6 @@ impl<I: hyper::rt::Write + Unpin> hyper::rt::Write for Gathered<I> {
     }
 }
 
-async fn http(
-    router: axum::Router,
-    req: Request<Incoming>,
-) -> Result<Response<GatewayBody>, Infallible> {
-    let response = router.oneshot(req).await?;
-    Ok(response.map(GatewayBody::Http))
-}
-
-async fn grpc(
-    state: Arc<GatewayState>,
-    req: Request<Incoming>,
-) -> Result<Response<GatewayBody>, Infallible> {
-    Ok(super::proxy::forward(state, req.map(RequestBody::Incoming)).await)
-}
-
-/// Everything that is not plain gRPC: gRPC-Web, REST bindings, then the HTTP router.
-#[derive(Clone)]
-struct HttpSide {
-    state: Arc<GatewayState>,
-    router: axum::Router,
-}
-
-impl tower::Service<Request<Incoming>> for HttpSide {
-    type Response = Response<GatewayBody>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> ResponseFuture {
-        let state = self.state.clone();
-        if web::is_grpc_web(&req) {
-            return Box::pin(async move { Ok(web::call(state, req).await) });
-        }
-        if let Some(matched) = state
-            .rest
-            .find(&state.routes, req.method(), req.uri().path())
-        {
-            return Box::pin(async move {
-                Ok(rest::serve(state, matched, req)
-                    .await
-                    .map(GatewayBody::Http))
-            });
-        }
-        Box::pin(http(self.router.clone(), req))
-    }
-}
-
-/// The HTTP side, behind CORS when configured.
-#[derive(Clone)]
-enum HttpService {
-    Plain(HttpSide),
-    Cors(Box<tower_http::cors::Cors<HttpSide>>),
-}
-
-impl HttpService {
-    fn call(&self, req: Request<Incoming>) -> ResponseFuture {
-        match self {
-            HttpService::Plain(side) => side.clone().call(req),
-            HttpService::Cors(cors) => Box::pin((**cors).clone().call(req)),
-        }
-    }
-}
-
-pub(crate) async fn serve(
-    listener: TcpListener,
-    state: Arc<GatewayState>,
-    router: axum::Router,
-    signal: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
-    let side = HttpSide {
-        state: state.clone(),
-        router,
-    };
-    let http_service = match &state.cors {
-        Some(cors) => HttpService::Cors(Box::new(cors.layer(side))),
-        None => HttpService::Plain(side),
-    };
-    let signal = std::pin::pin!(signal);
-    let mut signal = signal;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!("accept failed: {err}");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let http_service = http_service.clone();
-                // Boxed: hyper spawns one task per HTTP/2 stream, and a small future is
-                // cheaper to move into it than the whole call state.
-                let service = service_fn(move |req: Request<Incoming>| -> ResponseFuture {
-                    if is_grpc(&req) {
-                        Box::pin(grpc(state.clone(), req))
-                    } else {
-                        http_service.call(req)
-                    }
-                });
-                let connection = builder
-                    .serve_connection(Gathered::new(TokioIo::new(stream)), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                connections.spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!("connection ended: {err}");
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            () = &mut signal => break,
-        }
-    }
-    drop(listener);
-    tracing::info!(
-        "shutting down: no new connections, waiting up to {grace:?} for in-flight calls"
-    );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; closing the remaining connections");
-    }
-    connections.abort_all();
-    while connections.join_next().await.is_some() {}
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::{self, IoSlice};
@@ -328,10 +180,13 @@ mod tests {
     }
 
     fn gathered(limit: usize) -> Gathered<Recorder> {
-        Gathered::new(Recorder {
-            calls: Vec::new(),
-            limit,
-        })
+        Gathered::new(
+            Recorder {
+                calls: Vec::new(),
+                limit,
+            },
+            bytes::Bytes::new(),
+        )
     }
 
     /// Writes all of `buf` as a caller would (again after a partial write).

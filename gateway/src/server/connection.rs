@@ -1,0 +1,272 @@
+//! What the listener knows about one client connection: its calls in flight (for the idle
+//! timeout and the global in-flight limit), the calls its client cancelled (for the reset-storm
+//! limit), and whether it is closing.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::Notify;
+
+use super::super::GatewayState;
+use super::super::body::{BoxError, GatewayBody};
+
+/// One client connection's shared state, between its requests and its task.
+#[derive(Debug)]
+pub(super) struct ConnState {
+    state: Arc<GatewayState>,
+    opened: Instant,
+    /// Calls of this connection whose response has not ended.
+    in_flight: AtomicUsize,
+    /// When the last call ended, in milliseconds since `opened`.
+    last_call_ended_ms: AtomicU64,
+    /// Cancelled calls in the current window: (window start, count).
+    resets: Mutex<(Instant, u32)>,
+    /// Set once the connection is asked to close: new requests on it are refused.
+    closing: AtomicBool,
+    /// Wakes the connection task to start a graceful shutdown.
+    close: Notify,
+}
+
+impl ConnState {
+    pub(super) fn new(state: Arc<GatewayState>) -> Self {
+        let now = Instant::now();
+        ConnState {
+            state,
+            opened: now,
+            in_flight: AtomicUsize::new(0),
+            last_call_ended_ms: AtomicU64::new(0),
+            resets: Mutex::new((now, 0)),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+        }
+    }
+
+    /// When the connection has been idle for `idle`: `None` while a call is in flight.
+    pub(super) fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+        if self.in_flight.load(Relaxed) > 0 {
+            return None;
+        }
+        let ended = Duration::from_millis(self.last_call_ended_ms.load(Relaxed));
+        Some(self.opened + ended + idle)
+    }
+
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.load(Relaxed)
+    }
+
+    /// Completes when the connection should close (its client cancelled too many calls).
+    pub(super) async fn closed(&self) {
+        self.close.notified().await;
+    }
+
+    /// Counts one call the client cancelled; past `max_client_resets` in `reset_window` the
+    /// connection closes.
+    fn cancelled(&self) {
+        let limits = &self.state.config.limits;
+        let now = Instant::now();
+        let over = {
+            let Ok(mut resets) = self.resets.lock() else {
+                return;
+            };
+            if now.duration_since(resets.0) >= limits.reset_window {
+                *resets = (now, 0);
+            }
+            resets.1 += 1;
+            resets.1 > limits.max_client_resets
+        };
+        if over && !self.closing.swap(true, Relaxed) {
+            self.state.listener.reset_closed.fetch_add(1, Relaxed);
+            tracing::info!(
+                "closing a client connection: more than {} calls cancelled within {:?}",
+                limits.max_client_resets,
+                limits.reset_window
+            );
+            self.close.notify_one();
+        }
+    }
+}
+
+/// One call, from its request until its response body ends. Dropped earlier, the client
+/// cancelled it (HTTP/2 `RST_STREAM`, or the connection went away).
+#[derive(Debug)]
+pub(super) struct InFlight {
+    conn: Arc<ConnState>,
+    /// Whether it holds a place in the global in-flight count.
+    counted: bool,
+    finished: bool,
+}
+
+impl InFlight {
+    /// A call on `conn`, taking a place in the global in-flight count, or `None` when
+    /// `max_in_flight` calls are in flight already.
+    pub(super) fn admit(conn: &Arc<ConnState>) -> Option<InFlight> {
+        let listener = &conn.state.listener;
+        let before = listener.in_flight.fetch_add(1, Relaxed);
+        if before >= conn.state.config.limits.max_in_flight as i64 {
+            listener.in_flight.fetch_sub(1, Relaxed);
+            listener.shed.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(InFlight::new(conn, true))
+    }
+
+    /// A call outside the global count (admin endpoints).
+    pub(super) fn uncounted(conn: &Arc<ConnState>) -> InFlight {
+        InFlight::new(conn, false)
+    }
+
+    fn new(conn: &Arc<ConnState>, counted: bool) -> InFlight {
+        conn.in_flight.fetch_add(1, Relaxed);
+        InFlight {
+            conn: conn.clone(),
+            counted,
+            finished: false,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let conn = &self.conn;
+        if self.counted {
+            conn.state.listener.in_flight.fetch_sub(1, Relaxed);
+        }
+        let ended = u64::try_from(conn.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        conn.last_call_ended_ms.store(ended, Relaxed);
+        conn.in_flight.fetch_sub(1, Relaxed);
+        if !self.finished {
+            conn.cancelled();
+        }
+    }
+}
+
+/// A response body that keeps its call [`InFlight`] until it ends.
+pub(crate) struct TrackedBody {
+    inner: GatewayBody,
+    call: Option<InFlight>,
+}
+
+impl TrackedBody {
+    pub(super) fn new(inner: GatewayBody, call: InFlight) -> Self {
+        TrackedBody {
+            inner,
+            call: Some(call),
+        }
+    }
+
+    /// A body no call waits on (refusals).
+    pub(super) fn untracked(inner: GatewayBody) -> Self {
+        TrackedBody { inner, call: None }
+    }
+
+    fn finish(&mut self) {
+        if let Some(mut call) = self.call.take() {
+            call.finished = true;
+        }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        // hyper does not poll a body that says it has ended.
+        if self.inner.is_end_stream() {
+            self.finish();
+        }
+    }
+}
+
+impl HttpBody for TrackedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        // The end, trailers (hyper polls no further) or a failure of our own making: the
+        // call is over either way, and no client cancelled it.
+        let ended = match &frame {
+            Some(Ok(frame)) => frame.is_trailers() || self.inner.is_end_stream(),
+            Some(Err(_)) | None => true,
+        };
+        if ended {
+            self.finish();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use super::{ConnState, InFlight, TrackedBody};
+    use crate::body::GatewayBody;
+    use crate::{Config, Gateway};
+
+    async fn conn(config: Config) -> Arc<ConnState> {
+        let gateway = Gateway::builder()
+            .config(config)
+            .build()
+            .await
+            .expect("gateway");
+        Arc::new(ConnState::new(gateway.state.clone()))
+    }
+
+    #[tokio::test]
+    async fn calls_dropped_before_their_end_count_as_resets() {
+        let mut config = Config::default();
+        config.limits.max_client_resets = 3;
+        let conn = conn(config).await;
+        // Finished calls never count.
+        for _ in 0..10 {
+            let call = InFlight::admit(&conn).expect("admitted");
+            drop(TrackedBody::new(GatewayBody::Empty, call));
+        }
+        assert!(!conn.is_closing());
+        for _ in 0..3 {
+            drop(InFlight::admit(&conn).expect("admitted"));
+        }
+        assert!(!conn.is_closing(), "three resets are allowed");
+        let call = InFlight::admit(&conn).expect("admitted");
+        let body = axum::body::Body::from("not read");
+        drop(TrackedBody::new(GatewayBody::Http(body), call));
+        assert!(conn.is_closing(), "the fourth closes the connection");
+        assert_eq!(conn.state.listener.reset_closed.load(Relaxed), 1);
+        assert_eq!(conn.state.listener.in_flight.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn in_flight_calls_are_capped_and_delay_the_idle_deadline() {
+        let mut config = Config::default();
+        config.limits.max_in_flight = 2;
+        let conn = conn(config).await;
+        let idle = Duration::from_secs(60);
+        assert!(conn.idle_deadline(idle).is_some());
+        let first = InFlight::admit(&conn).expect("first");
+        let second = InFlight::admit(&conn).expect("second");
+        assert!(InFlight::admit(&conn).is_none(), "third is shed");
+        assert_eq!(conn.state.listener.shed.load(Relaxed), 1);
+        assert!(conn.idle_deadline(idle).is_none(), "busy");
+        drop(TrackedBody::new(GatewayBody::Empty, first));
+        drop(TrackedBody::new(GatewayBody::Empty, second));
+        assert!(conn.idle_deadline(idle).is_some());
+        assert!(InFlight::admit(&conn).is_some(), "room again");
+    }
+}

@@ -1,0 +1,468 @@
+//! The listeners: the public port (HTTP/1.1 and h2c, split per request by content type) and the
+//! admin port, with the `[limits]` every client connection lives under; graceful shutdown.
+//!
+//! Per connection: the protocol sniff is bounded by `sniff_timeout`, HTTP/1.1 header reads by
+//! `header_read_timeout`, a connection without calls closes after `idle_timeout`, HTTP/2
+//! clients are pinged (`keepalive_*`). Per request, before anything is forwarded: the header
+//! list size, the global in-flight count, and whether the connection is closing. A client
+//! that cancels calls faster than `max_client_resets` per `reset_window` is disconnected.
+
+mod admission;
+mod connection;
+mod io;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::{Layer, Service, ServiceExt};
+
+use super::GatewayState;
+use super::body::GatewayBody;
+use super::config::Limits;
+use super::proxy::RequestBody;
+use super::wire::ClientAddr;
+use super::{rest, web};
+use admission::{Kind, Refusal, header_list_size};
+use connection::{ConnState, InFlight, TrackedBody};
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
+type TrackedFuture =
+    Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM.
+pub(crate) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// HTTP/2 streams a client may reset before the gateway has accepted them, past which hyper
+/// closes its connection (hyper's own default, set here so it stays put): such streams never
+/// reach a handler, so nothing of them goes upstream.
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// The largest header block hyper reads at all: the configured limit is checked by the
+/// gateway (so a gRPC client gets `RESOURCE_EXHAUSTED`, not a bare HTTP 431), up to this;
+/// larger blocks are refused by hyper and h2 themselves.
+fn header_block_cap(limit: usize) -> usize {
+    limit.saturating_mul(4).max(256 * 1024)
+}
+
+/// hyper's settings for client connections, from `[limits]`.
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let cap = header_block_cap(limits.max_header_list_bytes);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        // Without a timer hyper silently ignores the header read timeout.
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(cap);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cap).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
+    builder
+}
+
+async fn http(
+    router: axum::Router,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let response = router.oneshot(req).await?;
+    Ok(response.map(GatewayBody::Http))
+}
+
+/// Everything that is not plain gRPC: gRPC-Web, REST bindings, then the HTTP router.
+#[derive(Clone)]
+struct HttpSide {
+    state: Arc<GatewayState>,
+    router: axum::Router,
+}
+
+impl tower::Service<Request<Incoming>> for HttpSide {
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Incoming>) -> ResponseFuture {
+        // Refused by the listener: answered here, inside CORS, so browsers can read it.
+        if let Some(refusal) = req.extensions_mut().remove::<Refusal>() {
+            let response = refusal.answer(Kind::of(&req), &req);
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        let state = self.state.clone();
+        if web::is_grpc_web(&req) {
+            return Box::pin(async move { Ok(web::call(state, req).await) });
+        }
+        if let Some(matched) = state
+            .rest
+            .find(&state.routes, req.method(), req.uri().path())
+        {
+            return Box::pin(async move {
+                Ok(rest::serve(state, matched, req)
+                    .await
+                    .map(GatewayBody::Http))
+            });
+        }
+        Box::pin(http(self.router.clone(), req))
+    }
+}
+
+/// The HTTP side, behind CORS when configured.
+#[derive(Clone)]
+enum HttpService {
+    Plain(HttpSide),
+    Cors(Box<tower_http::cors::Cors<HttpSide>>),
+}
+
+impl HttpService {
+    fn call(&self, req: Request<Incoming>) -> ResponseFuture {
+        match self {
+            HttpService::Plain(side) => side.clone().call(req),
+            HttpService::Cors(cors) => Box::pin((**cors).clone().call(req)),
+        }
+    }
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// Calls, REST, gRPC-Web, and the admin paths of `public_admin`.
+    Public,
+    /// The admin endpoints only.
+    Admin,
+}
+
+/// What every connection of one listener shares.
+struct Ingress {
+    port: Port,
+    state: Arc<GatewayState>,
+    builder: auto::Builder<TokioExecutor>,
+    /// The public port's HTTP side.
+    http: HttpService,
+    /// The admin port's router.
+    admin: axum::Router,
+    /// Open connections of the admin port (the public port's are in the metrics).
+    admin_open: AtomicI64,
+}
+
+/// Takes one connection off its listener's count when it ends.
+struct Open(Arc<Ingress>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open().fetch_sub(1, Relaxed);
+    }
+}
+
+/// Waits until the shutdown signal was given (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+impl Ingress {
+    fn open(&self) -> &AtomicI64 {
+        match self.port {
+            Port::Public => &self.state.listener.open,
+            Port::Admin => &self.admin_open,
+        }
+    }
+
+    /// Accepts connections until the stop signal, then waits up to `grace` for them to end.
+    async fn run(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+        let limits = &self.state.config.limits;
+        let metrics = &self.state.listener;
+        let mut connections = JoinSet::new();
+        let spawn_stop = stop.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(err) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tracing::warn!("accept failed: {err}");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    };
+                    if self.port == Port::Public {
+                        metrics.accepted.fetch_add(1, Relaxed);
+                    }
+                    if self.open().load(Relaxed) >= limits.max_connections as i64 {
+                        // Closed at once: the client sees the connection end before any answer.
+                        if self.port == Port::Public {
+                            metrics.rejected.fetch_add(1, Relaxed);
+                        }
+                        drop(stream);
+                        continue;
+                    }
+                    self.open().fetch_add(1, Relaxed);
+                    let open = Open(self.clone());
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(self.clone().connection(stream, peer, spawn_stop.clone(), open));
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = stopped(&mut stop) => break,
+            }
+        }
+        drop(listener);
+        let grace = self.state.config.grace_period;
+        if self.port == Port::Public {
+            tracing::info!(
+                "shutting down: no new connections, waiting up to {grace:?} for in-flight calls"
+            );
+        }
+        let drained = tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("grace period over; closing the remaining connections");
+        }
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+
+    /// Serves one connection until it ends, closing it on the limits' terms.
+    async fn connection(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+        _open: Open,
+    ) {
+        let limits = &self.state.config.limits;
+        let sniffed = tokio::select! {
+            sniffed = tokio::time::timeout(limits.sniff_timeout, io::sniff(&mut stream)) => sniffed,
+            () = stopped(&mut stop) => return,
+        };
+        let sniffed = match sniffed {
+            Ok(Ok(sniffed)) if !sniffed.is_empty() => sniffed,
+            // Closed before a byte, or failed: nothing to serve.
+            Ok(_) => return,
+            Err(_) => {
+                self.state.listener.sniff_timeouts.fetch_add(1, Relaxed);
+                tracing::debug!(%peer, "no protocol preface within {:?}", limits.sniff_timeout);
+                return;
+            }
+        };
+        let conn = Arc::new(ConnState::new(self.state.clone()));
+        let service = ConnService {
+            ingress: self.clone(),
+            conn: conn.clone(),
+            peer,
+        };
+        let io = io::Gathered::new(TokioIo::new(stream), sniffed);
+        let connection = self.builder.serve_connection(io, service);
+        let mut connection = std::pin::pin!(connection);
+        // When a graceful shutdown started: the connection is dropped if it is still open,
+        // without calls, `keepalive_timeout` later (a client that never answers the GOAWAY's
+        // PING would otherwise keep it).
+        let mut closing: Option<Instant> = None;
+        loop {
+            let wake = match closing {
+                None => conn
+                    .idle_deadline(limits.idle_timeout)
+                    .unwrap_or_else(|| Instant::now() + limits.idle_timeout),
+                Some(since) => since + limits.keepalive_timeout,
+            };
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, "connection ended: {err}");
+                    }
+                    break;
+                }
+                () = tokio::time::sleep_until(wake.into()) => {
+                    let idle = conn
+                        .idle_deadline(limits.idle_timeout)
+                        .is_some_and(|deadline| deadline <= Instant::now());
+                    match closing {
+                        None if idle => {
+                            self.state.listener.idle_closed.fetch_add(1, Relaxed);
+                            tracing::debug!(%peer, "closing a connection idle for {:?}", limits.idle_timeout);
+                            closing = Some(Instant::now());
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        Some(since) if since.elapsed() >= limits.keepalive_timeout
+                            && conn.idle_deadline(limits.idle_timeout).is_some() => break,
+                        Some(_) => closing = Some(Instant::now()),
+                        None => {}
+                    }
+                }
+                () = conn.closed(), if closing.is_none() => {
+                    closing = Some(Instant::now());
+                    connection.as_mut().graceful_shutdown();
+                }
+                () = stopped(&mut stop), if closing.is_none() => {
+                    closing = Some(Instant::now());
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// The service of one client connection.
+struct ConnService {
+    ingress: Arc<Ingress>,
+    conn: Arc<ConnState>,
+    peer: SocketAddr,
+}
+
+impl ConnService {
+    /// Whether a public request may go on: `Ok(None)` for the admin paths of `public_admin`
+    /// (outside the in-flight count), `Ok(Some(call))` for a call in the count.
+    fn admit<B>(&self, req: &Request<B>, kind: Kind) -> Result<Option<InFlight>, Refusal> {
+        let state = &self.ingress.state;
+        if self.conn.is_closing() {
+            return Err(Refusal::Closing);
+        }
+        let max = state.config.limits.max_header_list_bytes;
+        if header_list_size(req, kind != Kind::Http) > max {
+            state.listener.oversized_headers.fetch_add(1, Relaxed);
+            return Err(Refusal::HeadersTooLarge { max });
+        }
+        if kind == Kind::Http
+            && state
+                .config
+                .public_admin
+                .iter()
+                .any(|path| path == req.uri().path())
+        {
+            return Ok(None);
+        }
+        InFlight::admit(&self.conn)
+            .map(Some)
+            .ok_or(Refusal::Overloaded)
+    }
+
+    fn public(&self, mut req: Request<Incoming>) -> TrackedFuture {
+        let kind = Kind::of(&req);
+        let admitted = self.admit(&req, kind);
+        req.extensions_mut().insert(ClientAddr(self.peer));
+        let call = match admitted {
+            Ok(call) => call,
+            Err(refusal) if kind == Kind::Grpc => {
+                let response = refusal.grpc().map(TrackedBody::untracked);
+                return Box::pin(std::future::ready(Ok(response)));
+            }
+            Err(refusal) => {
+                req.extensions_mut().insert(refusal);
+                None
+            }
+        };
+        let track = move |response: Response<GatewayBody>| match call {
+            Some(call) => response.map(|body| TrackedBody::new(body, call)),
+            None => response.map(TrackedBody::untracked),
+        };
+        if kind == Kind::Grpc {
+            let state = self.ingress.state.clone();
+            return Box::pin(async move {
+                let response = super::proxy::forward(state, req.map(RequestBody::Incoming)).await;
+                Ok(track(response))
+            });
+        }
+        let response = self.ingress.http.call(req);
+        Box::pin(async move { Ok(track(response.await?)) })
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response<TrackedBody>;
+    type Error = Infallible;
+    type Future = TrackedFuture;
+
+    fn call(&self, req: Request<Incoming>) -> TrackedFuture {
+        match self.ingress.port {
+            Port::Public => self.public(req),
+            Port::Admin => {
+                let call = InFlight::uncounted(&self.conn);
+                let response = http(self.ingress.admin.clone(), req);
+                Box::pin(async move {
+                    let response = response.await?;
+                    Ok(response.map(|body| TrackedBody::new(body, call)))
+                })
+            }
+        }
+    }
+}
+
+/// Serves the public listener (and the admin one, when given) until `signal` completes, then
+/// stops accepting and lets in-flight calls finish for up to the grace period.
+pub(crate) async fn serve(
+    public: TcpListener,
+    admin: Option<TcpListener>,
+    state: Arc<GatewayState>,
+    router: axum::Router,
+    admin_router: axum::Router,
+    signal: impl Future<Output = ()> + Send + 'static,
+) {
+    let side = HttpSide {
+        state: state.clone(),
+        router,
+    };
+    let http = match &state.cors {
+        Some(cors) => HttpService::Cors(Box::new(cors.layer(side))),
+        None => HttpService::Plain(side),
+    };
+    let ingress = |port| {
+        Arc::new(Ingress {
+            port,
+            state: state.clone(),
+            builder: builder(&state.config.limits),
+            http: http.clone(),
+            admin: admin_router.clone(),
+            admin_open: AtomicI64::new(0),
+        })
+    };
+    let (stop_tx, stop) = watch::channel(false);
+    let admin =
+        admin.map(|listener| tokio::spawn(ingress(Port::Admin).run(listener, stop.clone())));
+    let public = ingress(Port::Public).run(public, stop);
+    let signal = async move {
+        signal.await;
+        let _ = stop_tx.send(true);
+        // Kept until the listeners are done: a dropped sender would also read as "stop".
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = public => {}
+        () = signal => {}
+    }
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+}
