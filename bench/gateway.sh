@@ -5,7 +5,10 @@
 # sampling, so the figures compare.
 #
 #   direct         : h2load -> echo_upstream (tonic-msgpack, MessagePack echo)
-#   gateway        : h2load -> tonic-msgpack gateway (GW_CONNECTIONS upstream conns) -> echo
+#   gateway        : h2load -> the shipped binary `tonic-msgpack-gateway --config` with its
+#                    defaults (multi-thread runtime, limits on) -> echo
+#   gateway_tuned  : h2load -> gateway_bench example (GATEWAY_THREADS workers; 0 = one
+#                    current-thread runtime), the same gateway library with a tuned runtime
 #   nginx          : h2load -> nginx grpc_pass (upstream keepalive) -> echo
 #   haproxy        : h2load -> haproxy mode http, proto h2 both sides, default http-reuse -> echo
 #   haproxy_always : the same plus "http-reuse always"
@@ -18,7 +21,7 @@
 #   WORK [/tmp/tonic-msgpack-bench]  scratch dir (configs, logs, results)
 #   DURATION [10]  WARMUP [2]  REPEAT [3]
 #   LOADGEN_CPUS [0]  SUT_CPUS [1]  SERVER_THREADS [1]
-#   GATEWAY_THREADS [0]  tokio workers of the gateway; 0 = one current-thread runtime (like
+#   GATEWAY_THREADS [0]  tokio workers of gateway_tuned; 0 = one current-thread runtime (like
 #                        nginx and haproxy nbthread 1: a single event loop)
 #   SCENARIOS ["c50m10 c500m1 stream"]
 #   TARGETS ["direct gateway nginx haproxy_always"]   (add "haproxy" for default http-reuse)
@@ -27,7 +30,7 @@
 #                        commit), run as target "gateway_base" for before/after in one run:
 #                        TARGETS="direct gateway_base gateway nginx haproxy_always"
 #   NGINX_KEEPALIVE [1024]  SKIP_INSTALL [0]
-#   PORT_BASE [50150]  ports used: +1 echo, +11 nginx, +21 haproxy, +31 gateway
+#   PORT_BASE [50150]  ports used: +1 echo, +11 nginx, +21 haproxy, +31 gateway, +41 its admin
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,10 +89,11 @@ fi
 
 # ---------------------------------------------------------------- binaries (this repo)
 log "building echo_upstream and gateway_bench (release)"
-(cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --example echo_upstream --example gateway_bench)
+(cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --bin tonic-msgpack-gateway --example echo_upstream --example gateway_bench)
 TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 ECHO_BIN=$TARGET_DIR/release/examples/echo_upstream
-GATEWAY_BIN=$TARGET_DIR/release/examples/gateway_bench
+GATEWAY_BIN=$TARGET_DIR/release/tonic-msgpack-gateway
+GATEWAY_TUNED_BIN=$TARGET_DIR/release/examples/gateway_bench
 GATEWAY_BASE_BIN=${GATEWAY_BASE_BIN:-}
 TONIC_VER=$(awk '/^name = "tonic"$/{getline; gsub(/[^0-9.]/,""); print}' "$ROOT/Cargo.lock")
 
@@ -104,13 +108,15 @@ PY
 BODY_LEN=$(stat -c %s "$WORK/body.bin")   # unary: the echo response body has the same length
 
 # ---------------------------------------------------------------- configs
-cat > "$RUN/gateway.toml" <<EOF
+cat > "$RUN/gateway-base.toml" <<EOF
 listen = "127.0.0.1:$GATEWAY_PORT"
 grace_period = "1s"
 [upstreams."echo.Echo"]
 endpoints = ["http://127.0.0.1:$ECHO_PORT"]
 connections = $GW_CONNECTIONS
 EOF
+# The shipped defaults, but for the admin port (kept off the usual 9901).
+{ echo "admin_listen = \"127.0.0.1:$((PORT_BASE + 41))\""; cat "$RUN/gateway-base.toml"; } > "$RUN/gateway.toml"
 cat > "$RUN/nginx.conf" <<EOF
 # single process (no master) so the script can end it by PID
 master_process off;
@@ -201,11 +207,14 @@ start_sut() { # fresh echo server (+ proxy) for every run, so no idle upstream c
   case $t in
     direct) ;;
     gateway)
-      taskset -c "$SUT_CPUS" "$GATEWAY_BIN" "$RUN/gateway.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
+      taskset -c "$SUT_CPUS" "$GATEWAY_BIN" --config "$RUN/gateway.toml" >>"$RUN/gateway.log" 2>&1 &
+      PROXY_PID=$! ;;
+    gateway_tuned)
+      taskset -c "$SUT_CPUS" "$GATEWAY_TUNED_BIN" "$RUN/gateway.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
       PROXY_PID=$! ;;
     gateway_base)
       [ -x "$GATEWAY_BASE_BIN" ] || { log "gateway_base needs GATEWAY_BASE_BIN"; exit 1; }
-      taskset -c "$SUT_CPUS" "$GATEWAY_BASE_BIN" "$RUN/gateway.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
+      taskset -c "$SUT_CPUS" "$GATEWAY_BASE_BIN" "$RUN/gateway-base.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
       PROXY_PID=$! ;;
     nginx)
       taskset -c "$SUT_CPUS" nginx -c "$RUN/nginx.conf" >>"$RUN/nginx.out" 2>&1 &
@@ -327,7 +336,7 @@ done
 # ---------------------------------------------------------------- table
 {
   echo "# tonic-msgpack gateway benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)  host=$(hostname) cores=$(nproc)"
-  echo "# $(nginx -v 2>&1) | $(haproxy -v | head -1) | $(h2load --version | head -1) | tonic $TONIC_VER | gateway: GATEWAY_THREADS=$GATEWAY_THREADS (0 = current-thread runtime), $GW_CONNECTIONS upstream conn(s)"
+  echo "# $(nginx -v 2>&1) | $(haproxy -v | head -1) | $(h2load --version | head -1) | tonic $TONIC_VER | gateway: the shipped binary with its defaults; gateway_tuned: GATEWAY_THREADS=$GATEWAY_THREADS (0 = current-thread runtime); $GW_CONNECTIONS upstream conn(s)"
   echo "# pinning: h2load -t1 on CPU $LOADGEN_CPUS; echo server ($SERVER_THREADS tokio worker) + proxy or gateway on CPU $SUT_CPUS"
   echo "# nginx: upstream keepalive $NGINX_KEEPALIVE; haproxy: nbthread 1, default http-reuse (haproxy_always: http-reuse always)"
   echo "# each run: ${WARMUP}s warm-up + ${DURATION}s measured, fresh server+proxy per run; $REPEAT repeat(s)"
