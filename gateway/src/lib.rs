@@ -21,6 +21,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use auth::{
+    Access, AccessRule, ApiKey, AuthConfig, DefaultPolicy, JwtConfig, RateLimit, RateLimitConfig,
+};
 pub use config::{Balance, Config, ConfigError, CorsConfig, Limits, RestConfig, UpstreamConfig};
 pub use rest::BindingError;
 pub use routes::{CallKind, Format, HttpBinding, Route, RouteTable};

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::transcode::UnknownFields;
+use crate::auth::{AuthConfig, RateLimitConfig};
 
 /// A configuration that could not be loaded. Every message names the file and the key.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,11 @@ pub struct Config {
     /// CORS for REST and gRPC-Web (`[cors]`); none by default (no CORS headers, preflight
     /// requests are not answered).
     pub cors: Option<CorsConfig>,
+    /// Authentication and authorization (`[auth]`). Without it, calls are forwarded as routes
+    /// and prefixes say, as before; with it, every call is checked before it is forwarded.
+    pub auth: Option<AuthConfig>,
+    /// Token buckets per caller and route (`[rate_limits]`); none by default.
+    pub rate_limits: RateLimitConfig,
 }
 
 /// Bounds on what clients may ask (`[limits]`): every client shares the upstream connections,
@@ -304,6 +310,8 @@ impl Default for Config {
             limits: Limits::default(),
             rest: RestConfig::default(),
             cors: None,
+            auth: None,
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -389,6 +397,23 @@ impl Config {
             ));
         }
         self.limits.check()?;
+        if let Some(auth) = &self.auth {
+            auth.check()?;
+        }
+        if let Some(limit) = &self.rate_limits.per_caller {
+            limit
+                .check()
+                .map_err(|message| ("rate_limits.per_caller".to_owned(), message))?;
+        }
+        for (index, (target, limit)) in self.rate_limits.routes.iter().enumerate() {
+            let key = |field: &str| format!("rate_limits.routes[{index}].{field}");
+            crate::auth::AccessRule::new(target.clone(), crate::auth::Access::Public)
+                .check()
+                .map_err(|message| (key("target"), message))?;
+            limit
+                .check()
+                .map_err(|message| (key("requests"), message))?;
+        }
         self.rest.check()?;
         if let Some(cors) = &self.cors {
             cors.check()?;

@@ -1,14 +1,17 @@
 //! The TOML file format: raw types that mirror the file (every key optional, unknown keys
 //! rejected), merged over the defaults, then checked by [`Config::check`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{Balance, Config, ConfigError, CorsConfig, UpstreamConfig, quote_key};
+use crate::auth::{
+    Access, AccessRule, ApiKey, AuthConfig, DefaultPolicy, JwtConfig, RateLimit, RateLimitConfig,
+};
 use crate::transcode::UnknownFields;
 
 #[derive(Deserialize)]
@@ -29,6 +32,78 @@ struct RawConfig {
     limits: RawLimits,
     rest: Option<RawRest>,
     cors: Option<RawCors>,
+    auth: Option<RawAuth>,
+    #[serde(default)]
+    rate_limits: RawRateLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    default_policy: Option<DefaultPolicy>,
+    jwt: Option<RawJwt>,
+    #[serde(default)]
+    api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    certificate_scopes: BTreeMap<String, BTreeSet<String>>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    hs256_secret_file: Option<PathBuf>,
+    hs256_secret_env: Option<String>,
+    jwks_file: Option<PathBuf>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Option<RawDuration>,
+    scopes_claim: Option<String>,
+    forward_claims: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiKey {
+    id: String,
+    sha256: String,
+    #[serde(default)]
+    scopes: BTreeSet<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    target: String,
+    /// `"public"` or `"authenticated"`; or give `scopes`.
+    access: Option<String>,
+    scopes: Option<BTreeSet<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimits {
+    per_caller: Option<RawRateLimit>,
+    #[serde(default)]
+    routes: Vec<RawRouteLimit>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    requests: u32,
+    per: RawDuration,
+    burst: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouteLimit {
+    target: String,
+    requests: u32,
+    per: RawDuration,
+    burst: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -175,6 +250,24 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
         set(&mut target.max_json_depth, rest.max_json_depth);
         set(&mut target.parse_concurrency, rest.parse_concurrency);
     }
+    config.auth = raw.auth.map(auth).transpose()?;
+    let limit = |requests, per: RawDuration, burst| RateLimit {
+        requests,
+        per: per.0,
+        burst,
+    };
+    config.rate_limits = RateLimitConfig {
+        per_caller: raw
+            .rate_limits
+            .per_caller
+            .map(|raw| limit(raw.requests, raw.per, raw.burst)),
+        routes: raw
+            .rate_limits
+            .routes
+            .into_iter()
+            .map(|raw| (raw.target, limit(raw.requests, raw.per, raw.burst)))
+            .collect(),
+    };
     config.cors = raw.cors.map(|cors| CorsConfig {
         allowed_origins: cors.allowed_origins,
         allowed_headers: cors.allowed_headers,
@@ -182,6 +275,65 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
         max_age: cors.max_age.map_or(Duration::from_secs(600), |d| d.0),
         allow_credentials: cors.allow_credentials,
     });
+    Ok(config)
+}
+
+fn auth(raw: RawAuth) -> Result<AuthConfig, (String, String)> {
+    let mut config = AuthConfig {
+        default_policy: raw.default_policy.unwrap_or_default(),
+        certificate_scopes: raw.certificate_scopes,
+        ..AuthConfig::default()
+    };
+    if let Some(jwt) = raw.jwt {
+        let mut target = JwtConfig {
+            hs256_secret_file: jwt.hs256_secret_file,
+            hs256_secret_env: jwt.hs256_secret_env,
+            jwks_file: jwt.jwks_file,
+            issuer: jwt.issuer,
+            audience: jwt.audience,
+            ..JwtConfig::default()
+        };
+        set_duration(&mut target.leeway, jwt.leeway);
+        set(&mut target.scopes_claim, jwt.scopes_claim);
+        set(&mut target.forward_claims, jwt.forward_claims);
+        config.jwt = Some(target);
+    }
+    for (index, key) in raw.api_keys.into_iter().enumerate() {
+        let sha256 = crate::auth::parse_sha256(&key.sha256).ok_or_else(|| {
+            (
+                format!("auth.api_keys[{index}].sha256"),
+                "not a SHA-256 in hex (64 digits): `printf %s KEY | sha256sum`".to_owned(),
+            )
+        })?;
+        config.api_keys.push(ApiKey {
+            id: key.id,
+            sha256,
+            scopes: key.scopes,
+        });
+    }
+    for (index, rule) in raw.rules.into_iter().enumerate() {
+        let key = |field: &str| format!("auth.rules[{index}].{field}");
+        let access = match (rule.access.as_deref(), rule.scopes) {
+            (Some("public"), None) => Access::Public,
+            (Some("authenticated"), None) => Access::Authenticated,
+            (None, Some(scopes)) if !scopes.is_empty() => Access::Scopes(scopes),
+            (Some(other), None) => {
+                return Err((
+                    key("access"),
+                    format!(
+                        "`{other}`: expected \"public\" or \"authenticated\" (or give `scopes`)"
+                    ),
+                ));
+            }
+            _ => {
+                return Err((
+                    key("access"),
+                    "give `access = \"public\" | \"authenticated\"` or a non-empty `scopes` list, not both".to_owned(),
+                ));
+            }
+        };
+        config.rules.push(AccessRule::new(rule.target, access));
+    }
     Ok(config)
 }
 
@@ -374,5 +526,48 @@ mod tests {
         assert!(e.contains("route_prefixes") && e.contains("missing"), "{e}");
         let e = err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconnections = 0\n");
         assert!(e.contains("upstreams.a.connections"), "{e}");
+    }
+
+    #[test]
+    fn auth_and_rate_limits() {
+        let digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let config = Config::from_toml(&format!(
+            r#"
+            [auth]
+            default_policy = "allow"
+            [[auth.api_keys]]
+            id = "partner"
+            sha256 = "{digest}"
+            scopes = ["read"]
+            [[auth.rules]]
+            target = "/demo.v1.Calculator/"
+            access = "authenticated"
+            [[auth.rules]]
+            target = "demo.v1.Admin"
+            scopes = ["admin"]
+            [rate_limits]
+            per_caller = {{ requests = 10, per = "1s" }}
+            [[rate_limits.routes]]
+            target = "/demo.v1.Calculator/Add"
+            requests = 2
+            per = "1m"
+            burst = 1
+            "#
+        ))
+        .expect("valid");
+        let auth = config.auth.expect("auth");
+        assert_eq!(auth.default_policy, DefaultPolicy::Allow);
+        assert_eq!(auth.api_keys[0].id, "partner");
+        assert_eq!(auth.rules.len(), 2);
+        assert_eq!(config.rate_limits.routes[0].1.burst, Some(1));
+        let err = |text: &str| Config::from_toml(text).expect_err("invalid").to_string();
+        let e = err("[[auth.api_keys]]\nid = \"a\"\nsha256 = \"xyz\"\n");
+        assert!(e.contains("auth.api_keys[0].sha256"), "{e}");
+        let e = err("[[auth.rules]]\ntarget = \"/a.B/\"\naccess = \"everyone\"\n");
+        assert!(e.contains("auth.rules[0].access"), "{e}");
+        let e = err("[[auth.rules]]\ntarget = \"a/b\"\naccess = \"public\"\n");
+        assert!(e.contains("auth.rules[0].target"), "{e}");
+        let e = err("[rate_limits]\nper_caller = { requests = 0, per = \"1s\" }\n");
+        assert!(e.contains("rate_limits.per_caller"), "{e}");
     }
 }
