@@ -45,6 +45,17 @@ pub(crate) struct FrameScanner {
 impl FrameScanner {
     /// Scans `data`; on a frame longer than `max`, the offset in `data` where its header starts.
     pub(crate) fn scan(&mut self, data: &[u8], max: usize) -> Result<(), usize> {
+        self.scan_headers(data, |_, len| len <= max)
+    }
+
+    /// Scans `data`, asking `accept(flags, length)` about each frame header as it completes; on
+    /// a header it refuses, the offset in `data` where that header starts (0 when it began in an
+    /// earlier chunk).
+    pub(crate) fn scan_headers(
+        &mut self,
+        data: &[u8],
+        mut accept: impl FnMut(u8, usize) -> bool,
+    ) -> Result<(), usize> {
         let mut pos = 0;
         while pos < data.len() {
             if self.remaining > 0 {
@@ -62,13 +73,18 @@ impl FrameScanner {
             if self.header_len == FRAME_HEADER_LEN {
                 self.header_len = 0;
                 let (_, len) = frame_header(self.header);
-                if len > max {
+                if !accept(self.header[0], len) {
                     return Err(frame_start);
                 }
                 self.remaining = len;
             }
         }
         Ok(())
+    }
+
+    /// Whether the bytes scanned so far end between two frames (no partial header or payload).
+    pub(crate) fn at_boundary(&self) -> bool {
+        self.header_len == 0 && self.remaining == 0
     }
 }
 
@@ -250,5 +266,101 @@ mod tests {
         assert_eq!(percent_decode("a%20b+c", true).as_deref(), Some("a b c"));
         assert_eq!(percent_decode("%2B", true).as_deref(), Some("+"));
         assert_eq!(percent_decode("%ff", false), None);
+    }
+
+    /// `data` cut at `cuts` (indexes into it, in any order).
+    fn chunks(data: &[u8], cuts: &[proptest::sample::Index]) -> Vec<Vec<u8>> {
+        let mut at: Vec<usize> = cuts.iter().map(|cut| cut.index(data.len() + 1)).collect();
+        at.sort_unstable();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for end in at.into_iter().chain([data.len()]) {
+            out.push(data[start..end].to_vec());
+            start = end;
+        }
+        out
+    }
+
+    /// Random bytes, or frames with random flags and lengths (and a random tail), so the
+    /// interesting cases are common.
+    fn frame_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            (
+                proptest::collection::vec((any::<u8>(), 0u32..64), 0..6),
+                proptest::collection::vec(any::<u8>(), 0..8),
+            )
+                .prop_map(|(frames, tail)| {
+                    let mut out = Vec::new();
+                    for (flags, len) in frames {
+                        out.push(flags);
+                        out.extend(len.to_be_bytes());
+                        out.extend(std::iter::repeat_n(7, len as usize));
+                    }
+                    out.extend(tail);
+                    out
+                }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// The scanner never panics, and cutting the input anywhere changes nothing: the same
+        /// frame is refused, or none, and it ends on a boundary exactly when the whole does.
+        #[test]
+        fn scanner_ignores_chunking(
+            data in frame_bytes(),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..8),
+            max in 0usize..80,
+        ) {
+            let mut whole = FrameScanner::default();
+            let whole_result = whole.scan(&data, max);
+            let mut chunked = FrameScanner::default();
+            let mut offset = 0;
+            let mut chunked_result = Ok(());
+            for chunk in chunks(&data, &cuts) {
+                if let Err(at) = chunked.scan(&chunk, max) {
+                    // The refused header starts at or before this chunk's offset `at`.
+                    chunked_result = Err(offset + at);
+                    break;
+                }
+                offset += chunk.len();
+            }
+            match (whole_result, chunked_result) {
+                (Ok(()), Ok(())) => proptest::prop_assert_eq!(whole.at_boundary(), chunked.at_boundary()),
+                (Err(at), Err(chunked_at)) => proptest::prop_assert!(chunked_at >= at && chunked_at <= at + FRAME_HEADER_LEN),
+                (whole, chunked) => proptest::prop_assert!(false, "whole {whole:?}, chunked {chunked:?}"),
+            }
+        }
+
+        /// The reader never panics and never returns more than it was given, nor a message over
+        /// the limit; what it keeps is at most what it was given.
+        #[test]
+        fn reader_output_is_bounded(
+            data in frame_bytes(),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..8),
+            max in 0usize..80,
+        ) {
+            let mut reader = FrameReader::default();
+            let (mut given, mut returned) = (0, 0);
+            'feed: for chunk in chunks(&data, &cuts) {
+                given += chunk.len();
+                reader.buf.extend_from_slice(&chunk);
+                loop {
+                    match reader.next(max) {
+                        Ok(Some(message)) => {
+                            proptest::prop_assert!(message.len() <= max);
+                            returned += message.len() + FRAME_HEADER_LEN;
+                        }
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+                proptest::prop_assert!(returned + reader.buf.len() <= given);
+            }
+            proptest::prop_assert!(returned <= data.len());
+        }
     }
 }

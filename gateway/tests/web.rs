@@ -310,3 +310,126 @@ async fn cors_preflight_is_answered_by_the_gateway() {
             .is_none()
     );
 }
+
+/// Decodes a `-text` answer: each chunk is base64 on its own, with its padding.
+fn decode_text(text: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(text).expect("base64 text");
+    let mut decoded = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find('=').map_or(rest.len(), |i| {
+            i + rest[i..].chars().take_while(|&c| c == '=').count()
+        });
+        decoded.extend(BASE64.decode(&rest[..end]).expect("base64"));
+        rest = &rest[end..];
+    }
+    decoded
+}
+
+/// The gRPC status of a gRPC-Web answer: in the headers (trailers-only) or in the trailers
+/// frame.
+async fn web_status(response: http::Response<hyper::body::Incoming>) -> (String, String) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if let Some(code) = header("grpc-status") {
+        let message = header("grpc-message").unwrap_or_default();
+        return (code, message);
+    }
+    let text = header("content-type").is_some_and(|value| value.contains("text"));
+    let mut body = body_bytes(response).await.to_vec();
+    if text {
+        body = decode_text(&body);
+    }
+    let frames = frames(&body);
+    let (flag, payload) = frames.last().expect("a trailers frame");
+    assert_eq!(*flag, 0x80);
+    let lines = trailer_lines(payload);
+    let find = |name: &str| {
+        lines
+            .iter()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (find("grpc-status"), find("grpc-message"))
+}
+
+/// Finding 9: a client's bad gRPC-Web body was reported as the upstream's UNAVAILABLE.
+#[tokio::test]
+async fn client_faults_are_invalid_argument() {
+    let (upstream, _gate) = start_shop().await;
+    let gw = shop_gateway(upstream, "").await;
+    let good = frame(0x00, &item_request("web", 5));
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() - 2);
+    let mut trailing = BASE64.encode(&good);
+    trailing.push('A');
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "application/grpc-web-text",
+            b"!!!!not base64".to_vec(),
+            "malformed",
+        ),
+        ("application/grpc-web-text", trailing.into_bytes(), "base64"),
+        (
+            "application/grpc-web+proto",
+            truncated,
+            "ends inside a message",
+        ),
+        ("application/grpc-web", frame(0x80, b"x"), "flags 0x80"),
+        ("application/grpc-web", frame(0x02, b"x"), "flags 0x02"),
+    ];
+    for (content_type, body, expected) in cases {
+        let response = send(
+            gw.addr,
+            "POST",
+            "/rest.v1.Shop/GetItem",
+            &[("content-type", content_type)],
+            body,
+        )
+        .await;
+        assert_eq!(response.status(), 200, "{content_type} {expected}");
+        let (code, message) = web_status(response).await;
+        assert_eq!(code, "3", "{content_type} {expected}: {message}");
+        let message = percent_encoding::percent_decode_str(&message).decode_utf8_lossy();
+        assert!(
+            message.contains("malformed gRPC-Web request") && message.contains(expected),
+            "{content_type}: {message}"
+        );
+    }
+
+    // A content type tonic-web cannot translate: 415, nothing forwarded.
+    let response = send(
+        gw.addr,
+        "POST",
+        "/rest.v1.Shop/GetItem",
+        &[("content-type", "application/grpc-web+json")],
+        good.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 415);
+
+    // The same gateway and upstream connection still serve good calls.
+    for content_type in ["application/grpc-web", "application/grpc-web-text"] {
+        let body = if content_type.contains("text") {
+            BASE64.encode(&good).into_bytes()
+        } else {
+            good.clone()
+        };
+        let response = send(
+            gw.addr,
+            "POST",
+            "/rest.v1.Shop/GetItem",
+            &[("content-type", content_type)],
+            body,
+        )
+        .await;
+        let (code, message) = web_status(response).await;
+        assert_eq!(code, "0", "{content_type}: {message}");
+    }
+}
