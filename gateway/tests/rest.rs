@@ -318,3 +318,27 @@ async fn a_bad_path_template_fails_the_build_naming_the_route() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn headers_named_in_connection_are_not_forwarded() {
+    let (upstream, _gate) = start_shop().await;
+    let gw = shop_gateway(upstream, "").await;
+    // `Connection: x-user` makes `x-user` a header for the gateway alone.
+    let (status, body) = json_call(
+        gw.addr,
+        "GET",
+        "/v1/shelves/a/items/1",
+        &[
+            ("connection", "keep-alive, X-User"),
+            ("x-user", "ada"),
+            ("authorization", "Bearer t0k"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["caller"],
+        "user=- auth=Bearer t0k cookie=- verbose=false"
+    );
+}

@@ -3,8 +3,10 @@
 //! count, then the default `POST /{package}.{Service}/{Method}`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use http::Method;
+use tokio::sync::Semaphore;
 use tonic_msgpack_core::{PathTemplate, Segment};
 
 use crate::routes::{HttpBinding, RouteTable};
@@ -38,12 +40,15 @@ struct Binding {
     body: BodyTarget,
 }
 
-/// Every explicit HTTP binding, indexed by method and segment count.
+/// Every explicit HTTP binding, indexed by method and segment count, and the permits for
+/// parsing large bodies (`rest.parse_concurrency`).
 #[derive(Debug, Default)]
 pub(crate) struct RestRoutes {
     exact: HashMap<(Method, usize), Vec<Binding>>,
     /// Bindings ending in `{field=**}`, by method.
     tails: HashMap<Method, Vec<Binding>>,
+    /// Created on first use, from the config the gateway serves with.
+    parse_permits: OnceLock<Arc<Semaphore>>,
 }
 
 /// A REST request matched to a route.
@@ -92,6 +97,13 @@ impl RestRoutes {
             }
         }
         Ok(table)
+    }
+
+    /// The permits for parsing large bodies: `count` of them, shared by every REST call.
+    pub(super) fn parse_permits(&self, count: usize) -> Arc<Semaphore> {
+        self.parse_permits
+            .get_or_init(|| Arc::new(Semaphore::new(count)))
+            .clone()
     }
 
     /// The binding `method path` matches: a route's explicit binding, else its default

@@ -16,15 +16,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tokio::sync::Semaphore;
 use tonic::Code;
 
 use crate::GatewayState;
+use crate::wire::ClientAddr;
 use error::RestError;
 pub use matching::BindingError;
+use matching::BodyTarget;
 pub(crate) use matching::{Matched, RestRoutes};
-use request::{build_message, transcode_request, upstream_request};
+use request::{
+    MessageInput, check_query_length, deadline, metadata, read_body, request_message,
+    upstream_request,
+};
 use response::{stream_response, unary_response};
 
 /// Serves one matched REST request. Every failure is a JSON error response.
@@ -78,20 +85,38 @@ async fn call(
         ));
     };
     let (parts, body) = req.into_parts();
-    let (message, coerced) = build_message(
-        &state.config.rest,
-        &route.path,
-        &matched,
-        parts.uri.query(),
-        body,
-    )
-    .await?;
-    let msgpack = transcode_request(
-        &transcoder,
-        message,
-        &coerced,
-        state.config.rest.unknown_fields,
+    let rest = &state.config.rest;
+    let query = parts.uri.query();
+    check_query_length(query, rest)?;
+    let metadata = metadata(
+        &parts.headers,
+        parts.extensions.get::<ClientAddr>(),
+        &state.config.limits,
     )?;
+    let body = match matched.body {
+        BodyTarget::None => Bytes::new(),
+        _ => read_body(body, rest).await?,
+    };
+    let input = MessageInput {
+        route: route.path.clone(),
+        body,
+        query: query
+            .filter(|_| matched.body != BodyTarget::Whole)
+            .map(str::to_owned),
+        target: matched.body,
+        vars: matched.vars,
+    };
+    let msgpack = if !input.is_heavy() {
+        request_message(&input, rest, &transcoder)?
+    } else {
+        let permits = state.rest.parse_permits(rest.parse_concurrency);
+        let work_state = state.clone();
+        let work_transcoder = transcoder.clone();
+        offload(permits, move || {
+            request_message(&input, &work_state.config.rest, &work_transcoder)
+        })
+        .await?
+    };
 
     let target = state
         .targets
@@ -112,26 +137,34 @@ async fn call(
             ),
         ));
     }
-    let (request, deadline) = upstream_request(&route.path, &parts.headers, upstream, msgpack)?;
+    let deadline = deadline(
+        &parts.headers,
+        upstream,
+        &state.config.limits,
+        route.kind.server_streaming(),
+    );
+    let request = upstream_request(&route.path, metadata, deadline, &msgpack)?;
+    drop(msgpack);
     let call = async {
-        let (response, guard) = upstream.send(request).await.map_err(|err| {
+        let response = upstream.send(request).await.map_err(|err| {
+            // The details (addresses, h2 errors) are for the operator, not the client.
+            tracing::warn!(upstream = %upstream.name, route = %route.path, "REST call failed: {err}");
             RestError::new(
                 Code::Unavailable,
-                format!("upstream `{}` unavailable: {err}", upstream.name),
+                format!("upstream `{}` unavailable", upstream.name),
             )
         })?;
         if route.kind.server_streaming() {
             Ok(stream_response(
                 response,
-                guard,
                 transcoder.clone(),
                 upstream,
                 target.metrics.clone(),
                 start,
             ))
         } else {
-            let response = unary_response(response, &transcoder, upstream).await?;
-            drop(guard);
+            let permits = state.rest.parse_permits(rest.parse_concurrency);
+            let response = unary_response(response, &transcoder, upstream, permits).await?;
             target.metrics.record(0, start.elapsed());
             Ok(response)
         }
@@ -150,4 +183,26 @@ async fn call(
             }),
         None => call.await,
     }
+}
+
+/// Runs heavy JSON work on a blocking thread once a parse permit is free. The permit goes with
+/// the work, so a client that gives up does not free it before the work is done.
+async fn offload<T: Send + 'static>(
+    permits: Arc<Semaphore>,
+    work: impl FnOnce() -> Result<T, RestError> + Send + 'static,
+) -> Result<T, RestError> {
+    let permit = permits
+        .acquire_owned()
+        .await
+        .map_err(|_| RestError::new(Code::Internal, "the gateway is shutting down"))?;
+    tokio::task::spawn_blocking(move || {
+        let result = work();
+        drop(permit);
+        result
+    })
+    .await
+    .unwrap_or_else(|err| {
+        tracing::error!("REST transcoding task failed: {err}");
+        Err(RestError::new(Code::Internal, "transcoding failed"))
+    })
 }

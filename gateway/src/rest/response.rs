@@ -13,12 +13,14 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use tokio::sync::Semaphore;
 use tonic::Code;
 
 use super::error::RestError;
+use super::offload;
+use super::request::BLOCKING_THRESHOLD;
 use crate::metrics::RouteMetrics;
-use crate::pool::{CallGuard, Upstream};
+use crate::pool::{Upstream, UpstreamBody};
 use crate::transcode::Transcoder;
 use crate::wire::{FrameReader, grpc_status};
 
@@ -53,10 +55,13 @@ fn copy_metadata(from: &HeaderMap, prefix: &str, to: &mut HeaderMap) {
     }
 }
 
+/// A unary answer as JSON; a large message is transcoded on a blocking thread (see
+/// [`offload`]).
 pub(super) async fn unary_response(
-    response: Response<Incoming>,
+    response: Response<UpstreamBody>,
     transcoder: &Transcoder,
     upstream: &Upstream,
+    permits: Arc<Semaphore>,
 ) -> Result<Response<Body>, RestError> {
     let (parts, body) = response.into_parts();
     if let Some((code, message)) = grpc_status(&parts.headers)
@@ -75,7 +80,11 @@ pub(super) async fn unary_response(
                 ),
             )
         } else {
-            RestError::new(Code::Unavailable, format!("upstream stream failed: {err}"))
+            tracing::warn!(upstream = %upstream.name, "REST response failed: {err}");
+            RestError::new(
+                Code::Unavailable,
+                format!("upstream `{}` failed during the call", upstream.name),
+            )
         }
     })?;
     let trailers = collected.trailers().cloned().unwrap_or_default();
@@ -102,9 +111,17 @@ pub(super) async fn unary_response(
             "upstream answered more than one message to a unary call",
         ));
     }
-    let json = transcoder
-        .response_to_json(&first)
-        .map_err(|err| RestError::new(Code::Internal, err.message()))?;
+    let to_json = |transcoder: &Transcoder, message: &[u8]| {
+        transcoder
+            .response_to_json(message)
+            .map_err(|err| RestError::new(Code::Internal, err.message()))
+    };
+    let json = if first.len() < BLOCKING_THRESHOLD {
+        to_json(transcoder, &first)?
+    } else {
+        let transcoder = transcoder.clone();
+        offload(permits, move || to_json(&transcoder, &first)).await?
+    };
     let mut out = json_response(StatusCode::OK, json);
     copy_metadata(&parts.headers, "grpc-metadata-", out.headers_mut());
     copy_metadata(&trailers, "grpc-trailer-", out.headers_mut());
@@ -112,8 +129,7 @@ pub(super) async fn unary_response(
 }
 
 pub(super) fn stream_response(
-    response: Response<Incoming>,
-    guard: CallGuard,
+    response: Response<UpstreamBody>,
     transcoder: Transcoder,
     upstream: &Upstream,
     metrics: Arc<RouteMetrics>,
@@ -131,7 +147,7 @@ pub(super) fn stream_response(
         frames: FrameReader::default(),
         transcoder,
         max: upstream.max_message_size,
-        record: Some((metrics, start, guard)),
+        record: Some((metrics, start)),
     };
     let mut out = Response::new(Body::new(ndjson));
     out.headers_mut().insert(header::CONTENT_TYPE, NDJSON);
@@ -142,18 +158,18 @@ pub(super) fn stream_response(
 /// A server-streaming reply as NDJSON: each upstream message is one line, written as soon as
 /// it arrives; an error after the first byte is a last line `{"error": {"code", "message"}}`.
 struct NdjsonBody {
-    inner: Option<Incoming>,
+    inner: Option<UpstreamBody>,
     frames: FrameReader,
     transcoder: Transcoder,
     max: usize,
-    record: Option<(Arc<RouteMetrics>, Instant, CallGuard)>,
+    record: Option<(Arc<RouteMetrics>, Instant)>,
 }
 
 impl NdjsonBody {
     fn finish(&mut self, code: i32) {
         self.inner = None;
         self.frames.buf.clear();
-        if let Some((metrics, start, _guard)) = self.record.take() {
+        if let Some((metrics, start)) = self.record.take() {
             metrics.record(code as u16, start.elapsed());
         }
     }
@@ -235,10 +251,11 @@ impl HttpBody for NdjsonBody {
                     }
                 },
                 Some(Err(err)) => {
-                    let message = format!("upstream stream failed: {err}");
-                    return Poll::Ready(Some(Ok(
-                        this.error_line(Code::Unavailable as i32, &message)
-                    )));
+                    tracing::warn!("REST stream failed: {err}");
+                    return Poll::Ready(Some(Ok(this.error_line(
+                        Code::Unavailable as i32,
+                        "upstream failed during the call",
+                    ))));
                 }
                 None => {
                     return Poll::Ready(Some(Ok(this.error_line(

@@ -295,3 +295,14 @@ pub fn frames(mut data: &[u8]) -> Vec<(u8, Vec<u8>)> {
     assert!(data.is_empty(), "trailing bytes {data:?}");
     out
 }
+
+/// A gateway in front of the shop at `shop` (REST, gRPC-Web) and the `test.Alpha`/`test.Beta`
+/// services at `grpc` (a `grpc::Upstream` URI: the well-behaved gRPC client's calls), with
+/// `extra` TOML (e.g. `[rest]`, `[limits]`) appended.
+pub async fn shop_and_grpc_gateway(shop: SocketAddr, grpc: &str, extra: &str) -> RunningGateway {
+    let toml = format!(
+        "[upstreams.\"rest.v1.Shop\"]\nendpoints = [\"http://{shop}\"]\n{}{extra}\n",
+        super::grpc::two_services(grpc, "")
+    );
+    start_gateway(&toml, shop_routes().merge(super::grpc::routes())).await
+}
