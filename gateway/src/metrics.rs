@@ -77,6 +77,22 @@ pub(crate) struct UpstreamMetrics {
     pub(crate) connects: AtomicU64,
     pub(crate) connect_errors: AtomicU64,
     pub(crate) has_connected: AtomicBool,
+    /// Upstream protection (pool.rs): what the pool did to keep one client from hurting others.
+    pub(crate) protection: UpstreamProtection,
+}
+
+/// What an upstream's pool did to protect its shared connections (`gateway_upstream_*_total`).
+#[derive(Debug, Default)]
+pub(crate) struct UpstreamProtection {
+    /// Responses reset because their client stopped reading (`slow_consumer_timeout`, or the
+    /// connection window running short).
+    pub(crate) slow_consumer_resets: AtomicU64,
+    /// Calls sent again because the upstream had not processed them (GOAWAY, REFUSED_STREAM).
+    pub(crate) retries: AtomicU64,
+    /// Calls refused after waiting `queue_timeout` behind `concurrency_limit`.
+    pub(crate) queue_timeouts: AtomicU64,
+    /// Calls failed at once because their endpoint was down (waiting for its next attempt).
+    pub(crate) failed_fast: AtomicU64,
 }
 
 impl UpstreamMetrics {
@@ -87,6 +103,7 @@ impl UpstreamMetrics {
             connects: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
             has_connected: AtomicBool::new(false),
+            protection: UpstreamProtection::default(),
         }
     }
 }
@@ -129,9 +146,53 @@ pub(crate) fn render<'a>(
 ) -> String {
     let mut out = String::with_capacity(4096);
     // Writing to a String cannot fail.
+    let upstreams_for_protection = upstreams.clone();
     let _ = render_into(&mut out, routes, upstreams);
     let _ = render_listener(&mut out, listener);
+    let _ = render_upstream_protection(&mut out, upstreams_for_protection);
     out
+}
+
+fn render_upstream_protection<'a>(
+    out: &mut String,
+    upstreams: impl Iterator<Item = &'a UpstreamMetrics> + Clone,
+) -> std::fmt::Result {
+    type Counter = fn(&UpstreamProtection) -> &AtomicU64;
+    let counters: [(&str, &str, Counter); 4] = [
+        (
+            "gateway_upstream_slow_consumer_resets_total",
+            "Upstream responses reset because their client stopped reading them.",
+            |p| &p.slow_consumer_resets,
+        ),
+        (
+            "gateway_upstream_retries_total",
+            "Calls sent again because the upstream had not processed them (GOAWAY, REFUSED_STREAM).",
+            |p| &p.retries,
+        ),
+        (
+            "gateway_upstream_queue_timeouts_total",
+            "Calls refused after waiting queue_timeout behind concurrency_limit.",
+            |p| &p.queue_timeouts,
+        ),
+        (
+            "gateway_upstream_failed_fast_total",
+            "Calls failed at once because their endpoint was down.",
+            |p| &p.failed_fast,
+        ),
+    ];
+    for (name, help, counter) in counters {
+        writeln!(out, "# HELP {name} {help}")?;
+        writeln!(out, "# TYPE {name} counter")?;
+        for upstream in upstreams.clone() {
+            writeln!(
+                out,
+                "{name}{{upstream=\"{}\"}} {}",
+                escape(&upstream.name),
+                counter(&upstream.protection).load(Relaxed)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn render_listener(out: &mut String, listener: &ListenerMetrics) -> std::fmt::Result {

@@ -1,36 +1,73 @@
-//! Upstream pools: per upstream, a fixed set of HTTP/2 connections per endpoint, created at
-//! start and shared by every call (many clients, few upstream connections).
+//! Upstream pools: per upstream, a fixed set of HTTP/2 connections per endpoint, shared by every
+//! call (many clients, few upstream connections).
 //!
-//! Each connection is a hyper HTTP/2 client connection (what a `tonic::transport::Channel`
-//! wraps, without its request buffer and worker task in the call path): requests go straight
-//! into the multiplexed connection. A connection that died is replaced on the next call that
-//! picks it; connecting is bounded by the connect timeout, so a dead upstream answers
-//! `UNAVAILABLE` instead of hanging.
+//! Each connection slot holds a hyper HTTP/2 client connection (what a
+//! `tonic::transport::Channel` wraps, without its request buffer and worker task in the call
+//! path). Because every client shares it, nothing one client does may break it for the others:
+//!
+//! - **Connecting happens in the background**, one attempt at a time per slot. After a
+//!   connection is lost, calls wait for the first attempt (at most the connect timeout); once an
+//!   attempt failed, calls fail at once with `UNAVAILABLE` (or use another live connection of the
+//!   upstream) while the slot tries again with exponential backoff, up to
+//!   `max_reconnect_backoff`.
+//! - **Windows**: each stream may hold `stream_window` bytes of the connection's
+//!   `connection_window`. A response body whose client has not taken the data handed to it for
+//!   `slow_consumer_timeout` is dropped, which resets its upstream stream and gives its window
+//!   back; when the stalled responses of one connection could hold half its window, the
+//!   longest-stalled are dropped sooner (see [`Connection::sweep`]).
+//! - **Refused calls are sent again**: a call the upstream did not process (its connection went
+//!   away before it took the call: GOAWAY, `REFUSED_STREAM`, or the request never left) is sent
+//!   once more on a fresh connection, with the request bytes kept for that (up to
+//!   [`REPLAY_MAX`]).
+//! - **Bounded queue**: a call waiting for a slot under `concurrency_limit` waits at most
+//!   `queue_timeout`.
 
+use std::collections::HashMap;
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::{Context, Poll, Wake, Waker, ready};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::uri::{Authority, Scheme};
-use http::{HeaderValue, Uri};
+use http::{HeaderMap, Request, Response, Uri};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
 
 use super::config::{Balance, UpstreamConfig};
 use super::metrics::UpstreamMetrics;
 use super::proxy::LimitedBody;
-use super::wire::grpc_timeout_value;
 
-/// Why a call could not be sent upstream.
+/// The first wait between connection attempts to an endpoint that is down; it doubles after
+/// each failed attempt, up to `max_reconnect_backoff`.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A connection lost sooner than this after it connected is replaced only after
+/// [`INITIAL_BACKOFF`], so an upstream that accepts and drops connections is not hammered.
+const STABLE: Duration = Duration::from_secs(1);
+
+/// Request bytes kept per call until the upstream answers, so that a call it refused can be
+/// sent again. A larger request (a long client stream) is not retried.
+pub(crate) const REPLAY_MAX: usize = 64 * 1024;
+
+/// How long a response must have waited for its client before it counts as stalled for the
+/// window budget of its connection (see [`Connection::sweep`]).
+const PRESSURE_STALL: Duration = Duration::from_millis(500);
+
+/// Why a call could not be sent upstream. The messages are for the log: clients get a generic
+/// status.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SendError {
-    /// No connection within the connect timeout.
+    /// No connection to the endpoint: the attempt failed or timed out, or the endpoint is down
+    /// and waiting for its next attempt.
     #[error("cannot connect to {endpoint}: {reason}")]
     Connect {
         /// The endpoint.
@@ -38,6 +75,9 @@ pub(crate) enum SendError {
         /// Refused, timed out, ...
         reason: String,
     },
+    /// No free slot under `concurrency_limit` within `queue_timeout`.
+    #[error("no free call slot (concurrency_limit) within the queue timeout of {0:?}")]
+    Queue(Duration),
     /// The connection failed while sending the request.
     #[error("{0}")]
     Http(#[from] hyper::Error),
@@ -48,9 +88,11 @@ pub(crate) enum SendError {
 pub(crate) struct Upstream {
     pub(crate) name: String,
     pub(crate) max_message_size: usize,
-    pub(crate) default_timeout: Option<HeaderValue>,
+    /// The deadline of calls whose client sets none, for every call kind (`default_timeout`).
+    pub(crate) default_deadline: Option<Duration>,
     pub(crate) metrics: Arc<UpstreamMetrics>,
     balance: Balance,
+    queue_timeout: Duration,
     endpoints: Vec<EndpointPool>,
     connections_per_endpoint: usize,
     next: AtomicUsize,
@@ -63,9 +105,22 @@ struct EndpointPool {
     next: AtomicUsize,
 }
 
+impl EndpointPool {
+    fn any_up(&self) -> bool {
+        self.connections.iter().any(|connection| connection.is_up())
+    }
+}
+
 /// Counts a call in flight on one endpoint until dropped (least-loaded balancing).
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<AtomicUsize>);
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Relaxed);
+        InFlight(counter.clone())
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -73,99 +128,213 @@ impl Drop for InFlight {
     }
 }
 
-/// What a call holds until its response ends: the load counter and the concurrency permit.
-#[derive(Debug)]
-pub(crate) struct CallGuard {
-    _in_flight: Option<InFlight>,
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
 impl Upstream {
-    /// Creates every connection of `config` and tries to connect them now (bounded by the
-    /// connect timeout); a connection that fails connects again on its first call.
+    /// Creates every connection of `config` and waits for each one's first attempt (bounded by
+    /// the connect timeout); a connection that fails keeps trying in the background.
     pub(crate) async fn connect(name: &str, config: &UpstreamConfig) -> Upstream {
         let metrics = Arc::new(UpstreamMetrics::new(name.to_owned()));
         let settings = Arc::new(Settings::new(config));
         let endpoints: Vec<EndpointPool> = config
             .endpoints
             .iter()
-            .map(|uri| EndpointPool {
-                connections: (0..config.connections)
-                    .map(|_| Arc::new(Connection::new(uri, settings.clone(), metrics.clone())))
-                    .collect(),
-                in_flight: Arc::new(AtomicUsize::new(0)),
-                next: AtomicUsize::new(0),
+            .map(|uri| {
+                let in_flight = Arc::new(AtomicUsize::new(0));
+                EndpointPool {
+                    connections: (0..config.connections)
+                        .map(|_| {
+                            Arc::new(Connection::new(
+                                uri,
+                                settings.clone(),
+                                metrics.clone(),
+                                in_flight.clone(),
+                            ))
+                        })
+                        .collect(),
+                    in_flight,
+                    next: AtomicUsize::new(0),
+                }
             })
             .collect();
-        let mut attempts = tokio::task::JoinSet::new();
-        for connection in endpoints.iter().flat_map(|e| &e.connections) {
+        let all: Vec<Arc<Connection>> = endpoints
+            .iter()
+            .flat_map(|endpoint| endpoint.connections.iter().cloned())
+            .collect();
+        let mut first = tokio::task::JoinSet::new();
+        for connection in &all {
+            connection.spawn_reconnect(Duration::ZERO);
             let connection = connection.clone();
-            attempts.spawn(async move {
+            first.spawn(async move {
                 if let Err(err) = connection.sender().await {
-                    tracing::warn!("{err}; will connect again on the next call");
+                    tracing::warn!("{err}; connecting again in the background");
                 }
             });
         }
-        while attempts.join_next().await.is_some() {}
+        while first.join_next().await.is_some() {}
+        let every =
+            (PRESSURE_STALL.min(config.slow_consumer_timeout) / 4).max(Duration::from_millis(10));
+        tokio::spawn(sweep(all.iter().map(Arc::downgrade).collect(), every));
         Upstream {
             name: name.to_owned(),
             max_message_size: config.max_message_size,
-            default_timeout: config.default_timeout.map(grpc_timeout_value),
+            default_deadline: config.default_timeout,
             metrics,
             balance: config.balance,
+            queue_timeout: config.queue_timeout,
             endpoints,
             connections_per_endpoint: config.connections,
             next: AtomicUsize::new(0),
         }
     }
 
-    /// Sends `req` on the next connection; the guard must live until the response ends.
+    /// Sends `req` on the next connection. The response body holds the call's slot
+    /// (`concurrency_limit`) until it ends, fails or is dropped.
     pub(crate) async fn send(
         &self,
-        req: http::Request<LimitedBody>,
-    ) -> Result<(http::Response<hyper::body::Incoming>, CallGuard), SendError> {
-        let (connection, in_flight) = self.pick();
-        let permit = match &connection.permits {
-            Some(permits) => permits.clone().acquire_owned().await.ok(),
-            None => None,
-        };
-        let guard = CallGuard {
-            _in_flight: in_flight,
-            _permit: permit,
-        };
-        let mut sender = connection.sender().await?;
-        let req = connection.rewrite(req);
-        let response = sender.send_request(req).await;
-        if response.is_err() {
-            connection.forget_if_closed();
+        req: Request<LimitedBody>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let mut connection = self.pick();
+        let in_flight = (self.balance == Balance::LeastLoaded)
+            .then(|| InFlight::start(&connection.endpoint_load));
+        let permit = connection.permit(self.queue_timeout).await?;
+        let (parts, body) = req.into_parts();
+        // What a second attempt needs besides the body (the first one consumes the request).
+        let head = (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.version,
+            parts.headers.clone(),
+        );
+        let (replay, body) = Replay::start(body);
+        let mut req = connection.rewrite(Request::from_parts(parts, body));
+        let mut attempt = 1;
+        loop {
+            let (mut sender, generation) = connection.sender().await?;
+            let mut failed = match sender.try_send_request(req).await {
+                Ok(response) => {
+                    replay.settle();
+                    return Ok(connection.watch(response, permit, in_flight));
+                }
+                Err(failed) => failed,
+            };
+            let returned = failed.take_message();
+            let error = failed.into_error();
+            let refusal = match returned {
+                // hyper gives the request back when it never left.
+                Some(_) => Some(Refusal::Connection),
+                None => refusal(&error),
+            };
+            let Some(refusal) = refusal.filter(|_| attempt < MAX_ATTEMPTS) else {
+                return Err(error.into());
+            };
+            let again = match returned {
+                Some(req) => req,
+                None => match replay.again() {
+                    Some(body) => {
+                        let (method, uri, version, headers) = head.clone();
+                        let mut req = Request::new(body);
+                        *req.method_mut() = method;
+                        *req.uri_mut() = uri;
+                        *req.version_mut() = version;
+                        *req.headers_mut() = headers;
+                        req
+                    }
+                    None => return Err(error.into()),
+                },
+            };
+            tracing::debug!(
+                upstream = %self.name,
+                "the upstream did not take a call ({error}); sending it again"
+            );
+            self.metrics.protection.retries.fetch_add(1, Relaxed);
+            attempt += 1;
+            if refusal == Refusal::Connection {
+                connection.lost(generation);
+                connection = self.pick();
+            }
+            req = connection.rewrite(again);
         }
-        Ok((response?, guard))
     }
 
-    fn pick(&self) -> (&Connection, Option<InFlight>) {
-        match self.balance {
-            Balance::RoundRobin => {
-                let index = self.next.fetch_add(1, Relaxed);
-                let per = self.connections_per_endpoint;
-                let endpoint = &self.endpoints[(index / per) % self.endpoints.len()];
-                (&endpoint.connections[index % per], None)
-            }
+    /// The connection for the next call: the balancing policy's choice when it is connected,
+    /// else another connected one of this upstream, else the choice (which waits for its
+    /// connection attempt or fails at once).
+    fn pick(&self) -> Arc<Connection> {
+        let start = self.next.fetch_add(1, Relaxed);
+        let count = self.endpoints.len();
+        let per = self.connections_per_endpoint;
+        let (endpoint, index) = match self.balance {
+            Balance::RoundRobin => ((start / per) % count, start % per),
             Balance::LeastLoaded => {
-                let start = self.next.fetch_add(1, Relaxed);
-                let count = self.endpoints.len();
                 let endpoint = (0..count)
-                    .map(|offset| &self.endpoints[(start + offset) % count])
-                    .min_by_key(|endpoint| endpoint.in_flight.load(Relaxed))
-                    .unwrap_or(&self.endpoints[0]);
-                endpoint.in_flight.fetch_add(1, Relaxed);
-                let index = endpoint.next.fetch_add(1, Relaxed) % endpoint.connections.len();
-                (
-                    &endpoint.connections[index],
-                    Some(InFlight(endpoint.in_flight.clone())),
-                )
+                    .map(|offset| (start + offset) % count)
+                    .min_by_key(|&index| {
+                        let endpoint = &self.endpoints[index];
+                        (!endpoint.any_up(), endpoint.in_flight.load(Relaxed))
+                    })
+                    .unwrap_or(0);
+                let index = self.endpoints[endpoint].next.fetch_add(1, Relaxed) % per;
+                (endpoint, index)
             }
+        };
+        let chosen = &self.endpoints[endpoint].connections[index];
+        if chosen.is_up() {
+            return chosen.clone();
         }
+        let total = count * per;
+        let flat = endpoint * per + index;
+        (1..total)
+            .map(|offset| {
+                let other = (flat + offset) % total;
+                &self.endpoints[other / per].connections[other % per]
+            })
+            .find(|connection| connection.is_up())
+            .unwrap_or(chosen)
+            .clone()
     }
+}
+
+/// Attempts per call. A call goes again only when the upstream did not process it: once after
+/// its connection went away, and once more if the fresh connection refused the stream (its
+/// stream limit can apply before its SETTINGS reach the gateway).
+const MAX_ATTEMPTS: u32 = 3;
+
+/// How the upstream turned down a call it did not process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The connection is going away: the call goes again on a fresh one.
+    Connection,
+    /// Only the stream was refused (`REFUSED_STREAM`): the connection stays.
+    Stream,
+}
+
+/// Whether hyper's error says the upstream did not process the request:
+///
+/// - the upstream refused the stream: `REFUSED_STREAM`;
+/// - its connection is going away: h2 gives a remote GOAWAY error only to streams above the
+///   GOAWAY's last stream id and to streams opened after it (streams the upstream took and then
+///   lost end with other errors);
+/// - or hyper dropped the request before it reached the wire: its dispatch task ended (the
+///   connection went away) with the request still queued behind the upstream's stream limit.
+///   For an HTTP/2 request this "dispatch gone" error is the only user error a response can end
+///   with (the others are about HTTP/1 or CONNECT requests).
+fn refusal(error: &hyper::Error) -> Option<Refusal> {
+    if error.is_user() {
+        return Some(Refusal::Connection);
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            if !h2.is_remote() {
+                return None;
+            }
+            if h2.is_go_away() {
+                return Some(Refusal::Connection);
+            }
+            return (h2.reason() == Some(h2::Reason::REFUSED_STREAM)).then_some(Refusal::Stream);
+        }
+        source = err.source();
+    }
+    None
 }
 
 /// Connection settings shared by an upstream's connections.
@@ -175,6 +344,10 @@ struct Settings {
     keepalive_interval: Option<Duration>,
     keepalive_timeout: Option<Duration>,
     limit: Option<usize>,
+    stream_window: u32,
+    connection_window: u32,
+    slow_consumer_timeout: Duration,
+    max_backoff: Duration,
 }
 
 impl Settings {
@@ -184,11 +357,46 @@ impl Settings {
             keepalive_interval: config.keepalive_interval,
             keepalive_timeout: config.keepalive_timeout,
             limit: config.concurrency_limit,
+            stream_window: config.stream_window,
+            connection_window: config.connection_window,
+            slow_consumer_timeout: config.slow_consumer_timeout,
+            max_backoff: config.max_reconnect_backoff.max(INITIAL_BACKOFF),
         }
     }
 }
 
-/// One upstream HTTP/2 connection slot: reconnects when the connection has died.
+/// The state of a connection slot.
+#[derive(Debug)]
+enum Link {
+    /// Connected: calls go to `sender`. The generation tells a stale loss report from one
+    /// about the current connection.
+    Up {
+        sender: SendRequest<ReplayBody>,
+        generation: u64,
+        since: Instant,
+    },
+    /// The first attempt after start or after losing the connection is running: calls wait
+    /// for it (at most the connect timeout).
+    Connecting,
+    /// The last attempt failed; the next one runs after a backoff. Calls fail at once.
+    Down { reason: Arc<str> },
+}
+
+/// [`Link`] without the sender, for balancing without taking the lock.
+const UP: u8 = 0;
+const CONNECTING: u8 = 1;
+const DOWN: u8 = 2;
+
+/// What a call finds in a slot.
+enum Current {
+    Ready(SendRequest<ReplayBody>, u64),
+    /// Up, but hyper says the connection is closed: report it lost.
+    Closed(u64),
+    Wait,
+    Down(Arc<str>),
+}
+
+/// One upstream HTTP/2 connection slot.
 #[derive(Debug)]
 struct Connection {
     endpoint: Uri,
@@ -196,14 +404,33 @@ struct Connection {
     authority: Authority,
     settings: Arc<Settings>,
     metrics: Arc<UpstreamMetrics>,
-    current: RwLock<Option<SendRequest<LimitedBody>>>,
-    connecting: tokio::sync::Mutex<()>,
+    link: Mutex<Link>,
+    /// The [`Link`] kind, readable without the lock.
+    health: AtomicU8,
+    /// Woken whenever the link changes.
+    changed: Notify,
+    generation: AtomicU64,
+    /// The calls in flight on this connection's endpoint (least-loaded balancing).
+    endpoint_load: Arc<AtomicUsize>,
     /// In-flight calls allowed on this connection (`concurrency_limit`).
     permits: Option<Arc<Semaphore>>,
+    /// The response bodies of this connection, for the slow-consumer sweep.
+    streams: Mutex<HashMap<u64, Arc<Watch>>>,
+    next_stream: AtomicU64,
+}
+
+/// Locks `mutex`, ignoring poisoning: every critical section here leaves the data consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl Connection {
-    fn new(endpoint: &Uri, settings: Arc<Settings>, metrics: Arc<UpstreamMetrics>) -> Self {
+    fn new(
+        endpoint: &Uri,
+        settings: Arc<Settings>,
+        metrics: Arc<UpstreamMetrics>,
+        endpoint_load: Arc<AtomicUsize>,
+    ) -> Self {
         Connection {
             endpoint: endpoint.clone(),
             scheme: endpoint.scheme().cloned().unwrap_or(Scheme::HTTP),
@@ -214,73 +441,180 @@ impl Connection {
             permits: settings.limit.map(|limit| Arc::new(Semaphore::new(limit))),
             settings,
             metrics,
-            current: RwLock::new(None),
-            connecting: tokio::sync::Mutex::new(()),
+            link: Mutex::new(Link::Connecting),
+            health: AtomicU8::new(CONNECTING),
+            changed: Notify::new(),
+            generation: AtomicU64::new(0),
+            endpoint_load,
+            streams: Mutex::new(HashMap::new()),
+            next_stream: AtomicU64::new(0),
         }
     }
 
-    fn live(&self) -> Option<SendRequest<LimitedBody>> {
-        let current = self
-            .current
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
-        current
-            .as_ref()
-            .filter(|sender| !sender.is_closed())
-            .cloned()
+    fn is_up(&self) -> bool {
+        self.health.load(Relaxed) == UP
     }
 
-    fn forget_if_closed(&self) {
-        let mut current = self
-            .current
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if current.as_ref().is_some_and(SendRequest::is_closed) {
-            *current = None;
-        }
-    }
-
-    /// The live connection, connecting first when there is none (one attempt at a time).
-    async fn sender(&self) -> Result<SendRequest<LimitedBody>, SendError> {
-        match self.live() {
-            Some(sender) => Ok(sender),
-            // Boxed: keeps the rarely used connect state out of every call's future.
-            None => Box::pin(self.reconnect()).await,
-        }
-    }
-
-    async fn reconnect(&self) -> Result<SendRequest<LimitedBody>, SendError> {
-        let _connecting = self.connecting.lock().await;
-        if let Some(sender) = self.live() {
-            return Ok(sender);
-        }
-        let connect_error = |reason: String| SendError::Connect {
-            endpoint: self.endpoint.clone(),
-            reason,
+    fn set(&self, link: Link) {
+        let health = match link {
+            Link::Up { .. } => UP,
+            Link::Connecting => CONNECTING,
+            Link::Down { .. } => DOWN,
         };
-        let sender =
-            match tokio::time::timeout(self.settings.connect_timeout, self.handshake()).await {
-                Ok(Ok(sender)) => sender,
-                Ok(Err(err)) => {
-                    self.metrics.connect_errors.fetch_add(1, Relaxed);
-                    return Err(connect_error(err.to_string()));
-                }
-                Err(_) => {
-                    self.metrics.connect_errors.fetch_add(1, Relaxed);
-                    return Err(connect_error(format!(
-                        "timed out after {:?}",
-                        self.settings.connect_timeout
-                    )));
-                }
-            };
-        *self
-            .current
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = Some(sender.clone());
-        Ok(sender)
+        *lock(&self.link) = link;
+        self.health.store(health, Relaxed);
+        self.changed.notify_waiters();
     }
 
-    async fn handshake(&self) -> io::Result<SendRequest<LimitedBody>> {
+    fn current(&self) -> Current {
+        match &*lock(&self.link) {
+            Link::Up {
+                sender, generation, ..
+            } => {
+                if sender.is_closed() {
+                    Current::Closed(*generation)
+                } else {
+                    Current::Ready(sender.clone(), *generation)
+                }
+            }
+            Link::Connecting => Current::Wait,
+            Link::Down { reason } => Current::Down(reason.clone()),
+        }
+    }
+
+    /// A slot under `concurrency_limit`, waiting at most `wait` for one.
+    async fn permit(&self, wait: Duration) -> Result<Option<OwnedSemaphorePermit>, SendError> {
+        let Some(permits) = &self.permits else {
+            return Ok(None);
+        };
+        if let Ok(permit) = permits.clone().try_acquire_owned() {
+            return Ok(Some(permit));
+        }
+        match tokio::time::timeout(wait, permits.clone().acquire_owned()).await {
+            Ok(permit) => Ok(permit.ok()),
+            Err(_) => {
+                self.metrics.protection.queue_timeouts.fetch_add(1, Relaxed);
+                Err(SendError::Queue(wait))
+            }
+        }
+    }
+
+    /// The live connection; while the slot connects, waits for that attempt (at most the
+    /// connect timeout); fails at once when the endpoint is down.
+    async fn sender(self: &Arc<Self>) -> Result<(SendRequest<ReplayBody>, u64), SendError> {
+        match self.current() {
+            Current::Ready(sender, generation) => Ok((sender, generation)),
+            // Boxed: keeps the rarely used wait out of every call's future.
+            _ => Box::pin(self.wait_for_link()).await,
+        }
+    }
+
+    async fn wait_for_link(self: &Arc<Self>) -> Result<(SendRequest<ReplayBody>, u64), SendError> {
+        let deadline = tokio::time::Instant::now() + self.settings.connect_timeout;
+        loop {
+            // Registered before looking, so a change in between is not missed.
+            let mut changed = pin!(self.changed.notified());
+            changed.as_mut().enable();
+            match self.current() {
+                Current::Ready(sender, generation) => return Ok((sender, generation)),
+                Current::Closed(generation) => {
+                    self.lost(generation);
+                    continue;
+                }
+                Current::Down(reason) => {
+                    self.metrics.protection.failed_fast.fetch_add(1, Relaxed);
+                    return Err(SendError::Connect {
+                        endpoint: self.endpoint.clone(),
+                        reason: format!("endpoint down ({reason})"),
+                    });
+                }
+                Current::Wait => {}
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(SendError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    reason: format!(
+                        "no connection within the connect timeout of {:?}",
+                        self.settings.connect_timeout
+                    ),
+                });
+            }
+        }
+    }
+
+    /// The connection of `generation` is gone (closed, or going away): connect again in the
+    /// background, unless that already happened.
+    fn lost(self: &Arc<Self>, generation: u64) {
+        let delay = {
+            let mut link = lock(&self.link);
+            let Link::Up {
+                generation: current,
+                since,
+                ..
+            } = &*link
+            else {
+                return;
+            };
+            if *current != generation {
+                return;
+            }
+            let delay = if since.elapsed() < STABLE {
+                INITIAL_BACKOFF
+            } else {
+                Duration::ZERO
+            };
+            *link = Link::Connecting;
+            delay
+        };
+        self.health.store(CONNECTING, Relaxed);
+        self.changed.notify_waiters();
+        self.spawn_reconnect(delay);
+    }
+
+    /// Starts the slot's reconnection task: attempts until one succeeds, with backoff.
+    fn spawn_reconnect(self: &Arc<Self>, delay: Duration) {
+        tokio::spawn(reconnect(Arc::downgrade(self), delay));
+    }
+
+    /// One connection attempt, bounded by the connect timeout.
+    async fn attempt(self: &Arc<Self>) -> Result<(), String> {
+        let timeout = self.settings.connect_timeout;
+        let (sender, connection) = match tokio::time::timeout(timeout, self.handshake()).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(err)) => {
+                self.metrics.connect_errors.fetch_add(1, Relaxed);
+                return Err(err.to_string());
+            }
+            Err(_) => {
+                self.metrics.connect_errors.fetch_add(1, Relaxed);
+                return Err(format!("timed out after {timeout:?}"));
+            }
+        };
+        let generation = self.generation.fetch_add(1, Relaxed) + 1;
+        self.set(Link::Up {
+            sender,
+            generation,
+            since: Instant::now(),
+        });
+        let slot = Arc::downgrade(self);
+        let endpoint = self.endpoint.clone();
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%endpoint, "upstream connection ended: {err}");
+            }
+            if let Some(slot) = slot.upgrade() {
+                slot.lost(generation);
+            }
+        });
+        Ok(())
+    }
+
+    async fn handshake(
+        &self,
+    ) -> io::Result<(
+        SendRequest<ReplayBody>,
+        http2::Connection<TokioIo<CountedStream>, ReplayBody, TokioExecutor>,
+    )> {
         let host = self.authority.host().trim_matches(['[', ']']);
         let port = self.authority.port_u16().unwrap_or(80);
         let stream = TcpStream::connect((host, port)).await?;
@@ -294,6 +628,12 @@ impl Connection {
         });
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder.timer(TokioTimer::new());
+        // Fixed windows (no BDP growth): a stream never holds more than `stream_window` of
+        // the connection's `connection_window`.
+        builder
+            .adaptive_window(false)
+            .initial_stream_window_size(self.settings.stream_window)
+            .initial_connection_window_size(self.settings.connection_window);
         if let Some(interval) = self.settings.keepalive_interval {
             builder.keep_alive_interval(interval);
             builder.keep_alive_while_idle(true);
@@ -301,18 +641,11 @@ impl Connection {
         if let Some(timeout) = self.settings.keepalive_timeout {
             builder.keep_alive_timeout(timeout);
         }
-        let (sender, connection) = builder.handshake(io).await.map_err(io::Error::other)?;
-        let endpoint = self.endpoint.clone();
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%endpoint, "upstream connection ended: {err}");
-            }
-        });
-        Ok(sender)
+        builder.handshake(io).await.map_err(io::Error::other)
     }
 
     /// Points the request at this endpoint (scheme and authority), keeping path and query.
-    fn rewrite(&self, mut req: http::Request<LimitedBody>) -> http::Request<LimitedBody> {
+    fn rewrite(&self, mut req: Request<ReplayBody>) -> Request<ReplayBody> {
         let mut parts = std::mem::take(req.uri_mut()).into_parts();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
@@ -324,9 +657,444 @@ impl Connection {
         }
         req
     }
+
+    /// Wraps a response body for the slow-consumer sweep; the call's slot and load count go
+    /// with it.
+    fn watch(
+        self: &Arc<Self>,
+        response: Response<Incoming>,
+        permit: Option<OwnedSemaphorePermit>,
+        in_flight: Option<InFlight>,
+    ) -> Response<UpstreamBody> {
+        response.map(|body| {
+            let watch = Arc::new(Watch {
+                held: Mutex::new(Held {
+                    body: Some(body),
+                    _permit: permit,
+                    _in_flight: in_flight,
+                }),
+                // The client's turn: a body nobody asks for (its client's window is full)
+                // stalls from the start.
+                handed: AtomicU64::new(now_ms()),
+                consumer: Mutex::new(None),
+                expired: AtomicBool::new(false),
+            });
+            let id = self.next_stream.fetch_add(1, Relaxed);
+            lock(&self.streams).insert(id, watch.clone());
+            UpstreamBody {
+                watch,
+                connection: self.clone(),
+                id,
+                reported: false,
+            }
+        })
+    }
+
+    /// Drops the response bodies whose clients stopped taking data, and returns how many:
+    ///
+    /// - every body stalled for `slow_consumer_timeout`;
+    /// - and, longest-stalled first, bodies stalled for [`PRESSURE_STALL`] while more of them
+    ///   than fit in half the connection window (counting a full `stream_window` each) are
+    ///   stalled: a stalled stream holds up to its window of the shared connection window, and
+    ///   the other half must stay free for everyone else.
+    fn sweep(&self) -> usize {
+        let now = now_ms();
+        let timeout = millis(self.settings.slow_consumer_timeout);
+        let pressure = millis(PRESSURE_STALL.min(self.settings.slow_consumer_timeout));
+        let mut stalled: Vec<(u64, Arc<Watch>)> = lock(&self.streams)
+            .values()
+            .filter_map(|watch| {
+                let waited = watch.waited(now)?;
+                (waited >= pressure).then(|| (waited, watch.clone()))
+            })
+            .collect();
+        if stalled.is_empty() {
+            return 0;
+        }
+        stalled.sort_unstable_by_key(|(waited, _)| std::cmp::Reverse(*waited));
+        let fit = (self.settings.connection_window / 2 / self.settings.stream_window).max(1);
+        let over = stalled.len().saturating_sub(fit as usize);
+        let mut dropped = 0;
+        for (index, (waited, watch)) in stalled.iter().enumerate() {
+            let limit = if index < over { pressure } else { timeout };
+            if *waited >= limit && watch.expire(now, limit) {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            tracing::info!(
+                endpoint = %self.endpoint,
+                "reset {dropped} upstream responses their clients stopped reading"
+            );
+        }
+        dropped
+    }
 }
 
-/// `grpc-timeout` header value for `timeout` (milliseconds, at most 8 digits).
+/// Attempts to connect a slot until one succeeds, waiting `delay` first and then a doubling
+/// backoff between attempts. Ends when the slot is gone (the gateway was dropped).
+async fn reconnect(slot: Weak<Connection>, mut delay: Duration) {
+    let mut backoff = INITIAL_BACKOFF;
+    loop {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let Some(connection) = slot.upgrade() else {
+            return;
+        };
+        let Err(reason) = connection.attempt().await else {
+            return;
+        };
+        tracing::warn!(
+            endpoint = %connection.endpoint,
+            "cannot connect to the upstream: {reason}; next attempt in {backoff:?}"
+        );
+        connection.set(Link::Down {
+            reason: reason.into(),
+        });
+        delay = backoff;
+        backoff = (backoff * 2).min(connection.settings.max_backoff);
+    }
+}
+
+/// Sweeps an upstream's connections for slow consumers every `every`, until they are gone.
+async fn sweep(connections: Vec<Weak<Connection>>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let mut alive = false;
+        for connection in connections.iter().filter_map(Weak::upgrade) {
+            alive = true;
+            let dropped = connection.sweep();
+            if dropped > 0 {
+                connection
+                    .metrics
+                    .protection
+                    .slow_consumer_resets
+                    .fetch_add(dropped as u64, Relaxed);
+            }
+        }
+        if !alive {
+            return;
+        }
+    }
+}
+
+/// Milliseconds since the first call (never 0, which means "not waiting" in [`Watch`]).
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    millis(EPOCH.get_or_init(Instant::now).elapsed()) + 1
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a response body holds of the shared connection, released when it ends or expires.
+#[derive(Debug)]
+struct Held {
+    body: Option<Incoming>,
+    _permit: Option<OwnedSemaphorePermit>,
+    _in_flight: Option<InFlight>,
+}
+
+/// A response body as the sweep sees it.
+#[derive(Debug)]
+struct Watch {
+    held: Mutex<Held>,
+    /// Since when the body has had something for its client that the client has not asked
+    /// for ([`now_ms`]): since it was created, handed out data, or was woken by the upstream
+    /// (data, trailers) after waiting; 0 while the client waits for the upstream, or once the
+    /// body has ended.
+    handed: AtomicU64,
+    /// The task of the body's consumer, woken through [`Watch`]'s own waker.
+    consumer: Mutex<Option<Waker>>,
+    /// Dropped by the sweep: the client gets an error when it asks again.
+    expired: AtomicBool,
+}
+
+/// The waker the upstream body gets: when the upstream has something new, the client's turn
+/// starts (a consumer that does not come to take it is stalled), then the consumer is woken.
+impl Wake for Watch {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = self.handed.compare_exchange(0, now_ms(), Relaxed, Relaxed);
+        let consumer = lock(&self.consumer).clone();
+        if let Some(consumer) = consumer {
+            consumer.wake();
+        }
+    }
+}
+
+impl Watch {
+    /// How long the body has waited for its client to take more, if it is waiting.
+    fn waited(&self, now: u64) -> Option<u64> {
+        match self.handed.load(Relaxed) {
+            0 => None,
+            at => Some(now.saturating_sub(at)),
+        }
+    }
+
+    /// Drops the upstream body if it still has waited at least `limit` ms: h2 then resets the
+    /// stream and gives its window back to the connection.
+    fn expire(&self, now: u64, limit: u64) -> bool {
+        let mut held = lock(&self.held);
+        if held.body.is_none() || self.waited(now).is_none_or(|waited| waited < limit) {
+            return false;
+        }
+        self.expired.store(true, Relaxed);
+        self.handed.store(0, Relaxed);
+        let released = std::mem::replace(
+            &mut *held,
+            Held {
+                body: None,
+                _permit: None,
+                _in_flight: None,
+            },
+        );
+        drop(held);
+        drop(released);
+        true
+    }
+}
+
+/// Why an upstream response body failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// The client did not take the data handed to it in time; the gateway reset the stream.
+    #[error("the client did not read the response in time; the gateway reset it")]
+    SlowConsumer,
+    /// The upstream stream failed.
+    #[error("{0}")]
+    Upstream(#[from] hyper::Error),
+}
+
+impl BodyError {
+    /// The status a client gets for this failure when the gateway caused it.
+    pub(crate) fn own_status(&self) -> Option<Status> {
+        match self {
+            BodyError::SlowConsumer => Some(Status::resource_exhausted(
+                "the response was not read within the gateway's slow_consumer_timeout",
+            )),
+            BodyError::Upstream(_) => None,
+        }
+    }
+}
+
+/// An upstream's response body, watched for clients that stop reading it. Dropping it (or its
+/// end) releases the call's slot under `concurrency_limit`.
+#[derive(Debug)]
+pub(crate) struct UpstreamBody {
+    watch: Arc<Watch>,
+    connection: Arc<Connection>,
+    id: u64,
+    /// Whether the expiry error was returned already.
+    reported: bool,
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        lock(&self.connection.streams).remove(&self.id);
+    }
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let mut held = lock(&this.watch.held);
+        let Some(body) = held.body.as_mut() else {
+            if this.watch.expired.load(Relaxed) && !this.reported {
+                this.reported = true;
+                return Poll::Ready(Some(Err(BodyError::SlowConsumer)));
+            }
+            return Poll::Ready(None);
+        };
+        // The consumer asks: it is the upstream's turn until the upstream wakes the body.
+        // The consumer's waker is stored first, so a wake during the poll is not lost.
+        {
+            let mut consumer = lock(&this.watch.consumer);
+            if !consumer
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+            {
+                *consumer = Some(cx.waker().clone());
+            }
+        }
+        this.watch.handed.store(0, Relaxed);
+        let waker = Waker::from(this.watch.clone());
+        let polled = Pin::new(body).poll_frame(&mut Context::from_waker(&waker));
+        match &polled {
+            Poll::Pending => {}
+            Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
+                this.watch.handed.store(now_ms(), Relaxed);
+            }
+            // Trailers, the end or a failure: the stream is over, and so is the call's hold.
+            Poll::Ready(_) => {
+                this.watch.handed.store(0, Relaxed);
+                *held = Held {
+                    body: None,
+                    _permit: None,
+                    _in_flight: None,
+                };
+            }
+        }
+        polled.map_err(BodyError::Upstream)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        lock(&self.watch.held)
+            .body
+            .as_ref()
+            .is_none_or(HttpBody::is_end_stream)
+            && (self.reported || !self.watch.expired.load(Relaxed))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        lock(&self.watch.held)
+            .body
+            .as_ref()
+            .map_or_else(SizeHint::default, HttpBody::size_hint)
+    }
+}
+
+/// One frame of a request body, as kept for a second attempt.
+#[derive(Debug, Clone)]
+enum Kept {
+    Data(Bytes),
+    Trailers(HeaderMap),
+}
+
+/// A call's request body, shared by its attempts.
+#[derive(Debug)]
+struct ReplayState {
+    inner: LimitedBody,
+    /// The frames taken so far, while a second attempt is possible.
+    kept: Vec<Kept>,
+    kept_bytes: usize,
+    replayable: bool,
+    /// The attempt allowed to read; earlier ones end.
+    attempt: u8,
+}
+
+/// The call's handle on its request body: settles it once the upstream answered, or starts a
+/// second attempt.
+#[derive(Debug)]
+struct Replay(Arc<Mutex<ReplayState>>);
+
+impl Replay {
+    fn start(inner: LimitedBody) -> (Replay, ReplayBody) {
+        let shared = Arc::new(Mutex::new(ReplayState {
+            inner,
+            kept: Vec::new(),
+            kept_bytes: 0,
+            replayable: true,
+            attempt: 0,
+        }));
+        let body = ReplayBody {
+            shared: shared.clone(),
+            attempt: 0,
+            next: 0,
+        };
+        (Replay(shared), body)
+    }
+
+    /// The upstream answered: nothing will be sent again, so nothing more is kept.
+    fn settle(&self) {
+        let mut state = lock(&self.0);
+        state.replayable = false;
+        state.kept = Vec::new();
+    }
+
+    /// A body for a second attempt (the frames taken so far, then the rest), unless too much
+    /// was taken to keep.
+    fn again(&self) -> Option<ReplayBody> {
+        let mut state = lock(&self.0);
+        if !state.replayable {
+            return None;
+        }
+        state.attempt += 1;
+        Some(ReplayBody {
+            shared: self.0.clone(),
+            attempt: state.attempt,
+            next: 0,
+        })
+    }
+}
+
+/// The request body one attempt sends upstream.
+#[derive(Debug)]
+pub(crate) struct ReplayBody {
+    shared: Arc<Mutex<ReplayState>>,
+    attempt: u8,
+    /// The next kept frame to send.
+    next: usize,
+}
+
+impl HttpBody for ReplayBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        let mut state = lock(&this.shared);
+        if state.attempt != this.attempt {
+            // An abandoned attempt: its stream is gone anyway.
+            return Poll::Ready(None);
+        }
+        if let Some(kept) = state.kept.get(this.next) {
+            this.next += 1;
+            return Poll::Ready(Some(Ok(match kept.clone() {
+                Kept::Data(data) => Frame::data(data),
+                Kept::Trailers(trailers) => Frame::trailers(trailers),
+            })));
+        }
+        let polled = ready!(Pin::new(&mut state.inner).poll_frame(cx));
+        if state.replayable
+            && let Some(Ok(frame)) = &polled
+        {
+            let kept = match frame.data_ref() {
+                Some(data) => {
+                    state.kept_bytes += data.len();
+                    Kept::Data(data.clone())
+                }
+                None => Kept::Trailers(frame.trailers_ref().cloned().unwrap_or_default()),
+            };
+            if state.kept_bytes > REPLAY_MAX {
+                state.replayable = false;
+                state.kept = Vec::new();
+            } else {
+                state.kept.push(kept);
+            }
+            this.next = state.kept.len();
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let state = lock(&self.shared);
+        state.attempt != self.attempt
+            || (self.next >= state.kept.len() && state.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // The bytes are the client's; any length it announced travels in its headers.
+        SizeHint::default()
+    }
+}
+
 /// A TCP stream that decrements the open-connections gauge when closed.
 #[derive(Debug)]
 pub(crate) struct CountedStream {
@@ -377,5 +1145,61 @@ impl AsyncWrite for CountedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use bytes::Bytes;
+    use http_body::{Body as HttpBody, Frame};
+
+    use super::{REPLAY_MAX, Replay, ReplayBody};
+    use crate::proxy::LimitedBody;
+
+    /// A request body of `chunks`, as a client would stream it.
+    fn client_body(chunks: Vec<Vec<u8>>) -> LimitedBody {
+        let frames = chunks
+            .into_iter()
+            .map(|chunk| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(chunk))));
+        let stream = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        LimitedBody::built(tonic::body::Body::new(stream))
+    }
+
+    /// Polls up to `count` frames (`None` at the end).
+    fn take(body: &mut ReplayBody, count: usize) -> Vec<Option<Vec<u8>>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        (0..count)
+            .map(|_| match Pin::new(&mut *body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => Some(frame.into_data().expect("data").to_vec()),
+                Poll::Ready(None) => None,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_second_attempt_sends_what_the_first_took_then_the_rest() {
+        let (replay, mut first) = Replay::start(client_body(vec![vec![1], vec![2], vec![3]]));
+        assert_eq!(take(&mut first, 2), [Some(vec![1]), Some(vec![2])]);
+        let mut second = replay.again().expect("replayable");
+        // The abandoned attempt ends; the new one starts over and goes on.
+        assert_eq!(take(&mut first, 1), [None]);
+        assert_eq!(
+            take(&mut second, 4),
+            [Some(vec![1]), Some(vec![2]), Some(vec![3]), None]
+        );
+        // Once the upstream answered, nothing is kept.
+        replay.settle();
+        assert!(replay.again().is_none());
+    }
+
+    #[test]
+    fn a_large_request_is_not_kept() {
+        let (replay, mut first) = Replay::start(client_body(vec![vec![0; REPLAY_MAX], vec![0; 2]]));
+        assert_eq!(take(&mut first, 2).len(), 2);
+        assert!(replay.again().is_none(), "over REPLAY_MAX");
     }
 }

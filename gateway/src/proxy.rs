@@ -2,26 +2,47 @@
 //!
 //! The only thing read from the bytes are the 5-byte gRPC frame headers, to enforce the
 //! maximum message size. Every failure becomes a gRPC status (a trailers-only response, or
-//! trailers after a started response), never a transport error.
+//! trailers after a started response), never a transport error. The request headers are
+//! cleaned before they go upstream ([`upstream_headers`], [`set_forwarded`]); what a client
+//! learns of an upstream failure is generic, the details go to the log.
 
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header;
-use http::{HeaderMap, Request, Response};
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use tonic::{Code, Status};
 
 use super::GatewayState;
 use super::body::GatewayBody;
+use super::config::Limits;
 use super::metrics::RouteMetrics;
-use super::pool::{CallGuard, SendError, Upstream};
-use super::wire::{FrameScanner, GRPC_STATUS, GRPC_TIMEOUT, HOP_BY_HOP, parse_grpc_timeout};
+use super::pool::{BodyError, SendError, Upstream, UpstreamBody};
+use super::routes::CallKind;
+use super::wire::{
+    ClientAddr, FrameScanner, GRPC_STATUS, GRPC_TIMEOUT, HOP_BY_HOP, grpc_timeout_value,
+    parse_grpc_timeout,
+};
+
+/// What a client hears when its upstream cannot be reached or fails (details are logged).
+const UPSTREAM_UNAVAILABLE: &str = "upstream unavailable";
+
+/// The `grpc-*` headers a client may send; the others are reserved (`grpc-status`,
+/// `grpc-message`...) and dropped.
+const CLIENT_GRPC_HEADERS: [HeaderName; 3] = [
+    GRPC_TIMEOUT,
+    HeaderName::from_static("grpc-encoding"),
+    HeaderName::from_static("grpc-accept-encoding"),
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// A request body on its way upstream: straight from the client connection, or built by the
 /// gateway (REST) or translated (gRPC-Web).
@@ -30,6 +51,15 @@ pub(crate) enum RequestBody {
     Incoming(Incoming),
     /// Any other body.
     Boxed(tonic::body::Body),
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RequestBody::Incoming(_) => "RequestBody::Incoming",
+            RequestBody::Boxed(_) => "RequestBody::Boxed",
+        })
+    }
 }
 
 impl HttpBody for RequestBody {
@@ -63,6 +93,96 @@ impl HttpBody for RequestBody {
     }
 }
 
+/// Cleans a passthrough call's request headers for the upstream and returns the call's
+/// deadline:
+///
+/// - hop-by-hop headers and every header the client's `Connection` names are removed (they
+///   belong to the client's connection, RFC 9110 §7.6.1); `te: trailers` is set;
+/// - reserved `grpc-*` headers are removed, except `grpc-timeout`, `grpc-encoding` and
+///   `grpc-accept-encoding`;
+/// - `grpc-timeout` above `limits.max_timeout` is lowered to it, and an unreadable one removed;
+///   without one, the upstream's `default_timeout` applies, else `limits.default_timeout` for
+///   the call kinds that end with one response (unary, client streaming). A path the route
+///   table does not know (prefix routes) may be a long-lived stream: it gets no default.
+pub(crate) fn upstream_headers(
+    headers: &mut HeaderMap,
+    upstream_default: Option<Duration>,
+    kind: Option<CallKind>,
+    limits: &Limits,
+) -> Option<Duration> {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(&HOP_BY_HOP) {
+        headers.remove(name);
+    }
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    let reserved: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("grpc-") && !CLIENT_GRPC_HEADERS.contains(name))
+        .cloned()
+        .collect();
+    for name in reserved {
+        headers.remove(name);
+    }
+    let asked = headers.get(GRPC_TIMEOUT).map(parse_grpc_timeout);
+    let timeout = match asked {
+        Some(Some(asked)) => Some(asked.min(limits.max_timeout)),
+        _ => upstream_default.or_else(|| {
+            kind.filter(|kind| !kind.server_streaming())
+                .map(|_| limits.default_timeout)
+        }),
+    };
+    match timeout {
+        Some(timeout) if asked != Some(Some(timeout)) => {
+            headers.insert(GRPC_TIMEOUT, grpc_timeout_value(timeout));
+        }
+        Some(_) => {}
+        None => {
+            headers.remove(GRPC_TIMEOUT);
+        }
+    }
+    timeout
+}
+
+/// Replaces whatever the client claimed about forwarding (`x-forwarded-*`, `forwarded`,
+/// `x-real-ip`) with the gateway's own knowledge: `x-forwarded-for: <peer ip>` and
+/// `forwarded: for=<peer ip>`, from the listener's [`ClientAddr`]; without it, nothing.
+pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: Option<ClientAddr>) {
+    let claimed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            name.as_str().starts_with("x-forwarded-")
+                || *name == header::FORWARDED
+                || *name == X_REAL_IP
+        })
+        .cloned()
+        .collect();
+    for name in claimed {
+        headers.remove(name);
+    }
+    let Some(ClientAddr(addr)) = client else {
+        return;
+    };
+    let ip = addr.ip().to_canonical();
+    let node = match ip {
+        std::net::IpAddr::V4(ip) => format!("for={ip}"),
+        // RFC 7239: an IPv6 node is bracketed and quoted.
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\""),
+    };
+    if let (Ok(ip), Ok(node)) = (
+        HeaderValue::try_from(ip.to_string()),
+        HeaderValue::try_from(node),
+    ) {
+        headers.insert(X_FORWARDED_FOR, ip);
+        headers.insert(header::FORWARDED, node);
+    }
+}
+
 /// Forwards one gRPC call to its upstream.
 pub(crate) async fn forward(
     state: Arc<GatewayState>,
@@ -79,45 +199,42 @@ pub(crate) async fn forward(
     };
     let metrics = target.metrics.clone();
     let Some(upstream) = target.upstream.and_then(|index| state.upstreams.get(index)) else {
+        tracing::warn!(
+            path = req.uri().path(),
+            "no upstream configured for this path"
+        );
         metrics.record(Code::Unavailable as u16, start.elapsed());
-        return Status::unavailable(format!("no upstream configured for {}", req.uri().path()))
-            .into_http();
+        return Status::unavailable(UPSTREAM_UNAVAILABLE).into_http();
     };
 
+    let kind = state.routes.get(req.uri().path()).map(|route| route.kind);
+    let client = req.extensions().get::<ClientAddr>().copied();
     let headers = req.headers_mut();
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    if let Some(te) = headers.get(header::TE)
-        && te.as_bytes() != b"trailers"
-    {
-        headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
-    }
-    if let Some(default) = &upstream.default_timeout
-        && !headers.contains_key(GRPC_TIMEOUT)
-    {
-        headers.insert(GRPC_TIMEOUT, default.clone());
-    }
-
-    let deadline = headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout);
+    let timeout = upstream_headers(
+        headers,
+        upstream.default_deadline,
+        kind,
+        &state.config.limits,
+    );
+    set_forwarded(headers, client);
     // gRPC-Web may arrive over HTTP/1.1; upstream is always HTTP/2.
     *req.version_mut() = http::Version::HTTP_2;
 
-    let oversized = Arc::new(AtomicBool::new(false));
+    let fault = Arc::new(ClientFault::default());
     let req = req.map(|body| LimitedBody {
         inner: body,
         scanner: FrameScanner::default(),
         max: upstream.max_message_size,
-        oversized: oversized.clone(),
+        fault: fault.clone(),
     });
+    // Too far away to represent: no local deadline (the upstream still gets the header).
+    let deadline =
+        timeout.and_then(|timeout| tokio::time::Instant::from_std(start).checked_add(timeout));
     let sent = match deadline {
-        Some(deadline) => match tokio::time::timeout(deadline, upstream.send(req)).await {
+        Some(deadline) => match tokio::time::timeout_at(deadline, upstream.send(req)).await {
             Ok(sent) => sent,
             Err(_) => {
-                let status = Status::deadline_exceeded(format!(
-                    "upstream `{}` did not answer before the deadline",
-                    upstream.name
-                ));
+                let status = Status::deadline_exceeded("deadline exceeded");
                 metrics.record(status.code() as u16, start.elapsed());
                 return status.into_http();
             }
@@ -125,7 +242,7 @@ pub(crate) async fn forward(
         None => upstream.send(req).await,
     };
     match sent {
-        Ok((response, guard)) => {
+        Ok(response) => {
             let header_code = response
                 .headers()
                 .get(GRPC_STATUS)
@@ -136,36 +253,25 @@ pub(crate) async fn forward(
                     inner: Some(body),
                     scanner: FrameScanner::default(),
                     max: upstream.max_message_size,
-                    oversized,
+                    fault,
+                    deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
                     pending: None,
                     code: header_code,
-                    call: Some(CallRecord {
-                        metrics,
-                        start,
-                        _guard: guard,
-                    }),
+                    call: Some(CallRecord { metrics, start }),
                 })
             })
         }
         Err(err) => {
-            let status = if oversized.load(Relaxed) {
-                too_large(upstream)
-            } else {
-                upstream_error(upstream, &err)
-            };
+            let status = fault
+                .status()
+                .unwrap_or_else(|| upstream_error(upstream, &err));
             metrics.record(status.code() as u16, start.elapsed());
             status.into_http()
         }
     }
 }
 
-fn too_large(upstream: &Upstream) -> Status {
-    Status::resource_exhausted(format!(
-        "message larger than the gateway's limit of {} bytes for upstream `{}`",
-        upstream.max_message_size, upstream.name
-    ))
-}
-
+/// The client's status for a call that could not be sent; the details go to the log.
 fn upstream_error(upstream: &Upstream, err: &SendError) -> Status {
     let mut detail = err.to_string();
     let mut source = std::error::Error::source(err);
@@ -174,18 +280,47 @@ fn upstream_error(upstream: &Upstream, err: &SendError) -> Status {
         detail.push_str(&err.to_string());
         source = err.source();
     }
-    Status::unavailable(format!(
-        "upstream `{}` unavailable: {detail}",
-        upstream.name
-    ))
+    match err {
+        SendError::Queue(_) => {
+            tracing::debug!(upstream = %upstream.name, "call refused: {detail}");
+            Status::resource_exhausted("upstream busy: no call slot free in time")
+        }
+        // Connection failures are logged when they happen, once per attempt.
+        SendError::Connect { .. } => {
+            tracing::debug!(upstream = %upstream.name, "call failed: {detail}");
+            Status::unavailable(UPSTREAM_UNAVAILABLE)
+        }
+        SendError::Http(_) => {
+            tracing::warn!(upstream = %upstream.name, "call failed: {detail}");
+            Status::unavailable(UPSTREAM_UNAVAILABLE)
+        }
+    }
+}
+
+/// A failure on the client's side of a call (its request body), which the client must hear
+/// as such rather than as an upstream failure. The first one recorded wins.
+#[derive(Debug, Default)]
+pub(crate) struct ClientFault(OnceLock<Status>);
+
+impl ClientFault {
+    /// Records `status` (unless a fault was recorded already) and returns it.
+    fn set(&self, status: Status) -> Status {
+        let _ = self.0.set(status.clone());
+        status
+    }
+
+    fn status(&self) -> Option<Status> {
+        self.0.get().cloned()
+    }
 }
 
 /// The client's request body on its way upstream, failing on an oversized message.
+#[derive(Debug)]
 pub(crate) struct LimitedBody {
     inner: RequestBody,
     scanner: FrameScanner,
     max: usize,
-    oversized: Arc<AtomicBool>,
+    fault: Arc<ClientFault>,
 }
 
 impl LimitedBody {
@@ -195,7 +330,7 @@ impl LimitedBody {
             inner: RequestBody::Boxed(body),
             scanner: FrameScanner::default(),
             max: usize::MAX,
-            oversized: Arc::new(AtomicBool::new(false)),
+            fault: Arc::new(ClientFault::default()),
         }
     }
 }
@@ -214,16 +349,27 @@ impl HttpBody for LimitedBody {
                 if let Some(data) = frame.data_ref()
                     && this.scanner.scan(data, this.max).is_err()
                 {
-                    this.oversized.store(true, Relaxed);
-                    return Poll::Ready(Some(Err(Status::resource_exhausted(
-                        "request message too large",
-                    ))));
+                    let status = Status::resource_exhausted(format!(
+                        "request message larger than the gateway's limit of {} bytes",
+                        this.max
+                    ));
+                    return Poll::Ready(Some(Err(this.fault.set(status))));
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(err)) => Poll::Ready(Some(Err(Status::cancelled(format!(
-                "client request body failed: {err}"
-            ))))),
+            Some(Err(err)) => {
+                let status = match this.inner {
+                    // The client reset its stream or lost its connection.
+                    RequestBody::Incoming(_) => {
+                        Status::cancelled("the client stopped sending its request")
+                    }
+                    // gRPC-Web: the client's body could not be decoded (bad base64...).
+                    RequestBody::Boxed(_) => Status::invalid_argument(format!(
+                        "the request body could not be read: {err}"
+                    )),
+                };
+                Poll::Ready(Some(Err(this.fault.set(status))))
+            }
             None => Poll::Ready(None),
         }
     }
@@ -241,15 +387,28 @@ impl HttpBody for LimitedBody {
 struct CallRecord {
     metrics: Arc<RouteMetrics>,
     start: Instant,
-    _guard: CallGuard,
+}
+
+/// How a response body's failure reads for the client.
+pub(crate) trait BodyFailure: std::fmt::Display {
+    /// The status of a failure the gateway itself decided (a slow consumer), if it is one.
+    fn own_status(&self) -> Option<Status>;
+}
+
+impl BodyFailure for BodyError {
+    fn own_status(&self) -> Option<Status> {
+        BodyError::own_status(self)
+    }
 }
 
 /// The upstream's response body on its way to the client (`B`: only tests use another body).
-pub(crate) struct ProxyBody<B = Incoming> {
+pub(crate) struct ProxyBody<B = UpstreamBody> {
     inner: Option<B>,
     scanner: FrameScanner,
     max: usize,
-    oversized: Arc<AtomicBool>,
+    fault: Arc<ClientFault>,
+    /// The call's deadline, while the response is still coming.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Trailers to send after the data already returned (synthesized status).
     pending: Option<HeaderMap>,
     /// The status seen so far (trailers-only header, trailers, or synthesized).
@@ -307,7 +466,7 @@ const COALESCE_MAX: usize = 1024;
 impl<B> ProxyBody<B>
 where
     B: HttpBody<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
+    B::Error: BodyFailure,
 {
     /// Checks one upstream frame: message sizes, status, failures.
     fn event(&mut self, frame: Option<Result<Frame<Bytes>, B::Error>>) -> Event {
@@ -342,11 +501,14 @@ where
                 },
             },
             Some(Err(err)) => {
-                let status = if self.oversized.load(Relaxed) {
-                    Status::resource_exhausted("request message larger than the gateway's limit")
-                } else {
-                    Status::unavailable(format!("upstream stream failed: {err}"))
-                };
+                let status = self
+                    .fault
+                    .status()
+                    .or_else(|| err.own_status())
+                    .unwrap_or_else(|| {
+                        tracing::warn!("upstream stream failed: {err}");
+                        Status::unavailable("upstream stream failed")
+                    });
                 Event::Trailers(self.fail(&status))
             }
             None => {
@@ -403,7 +565,7 @@ where
 impl<B> HttpBody for ProxyBody<B>
 where
     B: HttpBody<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
+    B::Error: BodyFailure,
 {
     type Data = Bytes;
     type Error = Status;
@@ -419,7 +581,20 @@ where
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        let frame = ready!(Pin::new(inner).poll_frame(cx));
+        let frame = match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if let Some(deadline) = this.deadline.as_mut()
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    // Dropping the upstream body resets its stream.
+                    this.deadline = None;
+                    let status = Status::deadline_exceeded("deadline exceeded");
+                    return Poll::Ready(Some(Ok(Frame::trailers(this.fail(&status)))));
+                }
+                return Poll::Pending;
+            }
+        };
         match this.event(frame) {
             Event::Data(data) => {
                 let data = this.coalesce(data, cx);
@@ -447,14 +622,13 @@ mod tests {
     use std::collections::VecDeque;
     use std::pin::Pin;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
     use std::task::{Context, Poll, Waker};
 
     use bytes::Bytes;
     use http::{HeaderMap, HeaderValue};
     use http_body::{Body as HttpBody, Frame};
 
-    use super::ProxyBody;
+    use super::{BodyFailure, ProxyBody};
     use crate::wire::{FrameScanner, GRPC_STATUS};
 
     fn frame(len: u32) -> Vec<u8> {
@@ -466,6 +640,12 @@ mod tests {
 
     /// One step of a scripted upstream body: a frame, an error, the end, or `Pending`.
     type Step = Poll<Option<Result<Frame<Bytes>, String>>>;
+
+    impl BodyFailure for String {
+        fn own_status(&self) -> Option<tonic::Status> {
+            None
+        }
+    }
 
     /// An upstream body that plays a script.
     struct Script(VecDeque<Step>);
@@ -494,7 +674,8 @@ mod tests {
             inner: Some(Script(steps.into())),
             scanner: FrameScanner::default(),
             max,
-            oversized: Arc::new(AtomicBool::new(false)),
+            fault: Arc::new(super::ClientFault::default()),
+            deadline: None,
             pending: None,
             code: None,
             call: None,
@@ -623,5 +804,119 @@ mod tests {
             100,
         );
         assert_eq!(drain(&mut body), [Out::Data(a), Out::Trailers("14".into())]);
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn connection_and_reserved_headers_stay_behind() {
+        let limits = crate::config::Limits::default();
+        let mut sent = headers(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("connection", "x-other"),
+            ("keep-alive", "5"),
+            ("x-secret", "1"),
+            ("x-other", "2"),
+            ("host", "gateway"),
+            ("te", "gzip"),
+            ("grpc-status", "0"),
+            ("grpc-message", "forged"),
+            ("grpc-previous-rpc-attempts", "3"),
+            ("grpc-encoding", "gzip"),
+            ("grpc-accept-encoding", "identity"),
+            ("x-kept", "yes"),
+        ]);
+        let deadline = super::upstream_headers(&mut sent, None, None, &limits);
+        assert_eq!(deadline, None, "a prefix route without grpc-timeout");
+        let mut names: Vec<&str> = sent.keys().map(|name| name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["grpc-accept-encoding", "grpc-encoding", "te", "x-kept"]
+        );
+        assert_eq!(sent["te"], "trailers");
+    }
+
+    #[test]
+    fn deadlines_are_defaulted_by_kind_and_capped() {
+        use crate::routes::CallKind;
+        use std::time::Duration;
+        let limits = crate::config::Limits {
+            default_timeout: Duration::from_secs(3),
+            max_timeout: Duration::from_secs(60),
+            ..crate::config::Limits::default()
+        };
+        let run = |pairs: &[(&'static str, &'static str)],
+                   upstream: Option<Duration>,
+                   kind: Option<CallKind>| {
+            let mut sent = headers(pairs);
+            let deadline = super::upstream_headers(&mut sent, upstream, kind, &limits);
+            let header = sent
+                .get("grpc-timeout")
+                .map(|value| value.to_str().unwrap_or_default().to_owned());
+            (deadline, header)
+        };
+        let secs = |n| Some(Duration::from_secs(n));
+        let unary = Some(CallKind::Unary);
+        assert_eq!(run(&[], None, unary), (secs(3), Some("3000m".into())));
+        assert_eq!(
+            run(&[], None, Some(CallKind::ClientStreaming)),
+            (secs(3), Some("3000m".into()))
+        );
+        assert_eq!(
+            run(&[], None, Some(CallKind::ServerStreaming)),
+            (None, None)
+        );
+        assert_eq!(run(&[], None, Some(CallKind::Bidirectional)), (None, None));
+        assert_eq!(
+            run(&[], secs(7), Some(CallKind::Bidirectional)),
+            (secs(7), Some("7000m".into()))
+        );
+        assert_eq!(
+            run(&[("grpc-timeout", "99999999H")], None, unary),
+            (secs(60), Some("60000m".into()))
+        );
+        assert_eq!(
+            run(&[("grpc-timeout", "2S")], secs(7), unary),
+            (secs(2), Some("2S".into())),
+            "a client deadline under the cap passes as sent"
+        );
+        assert_eq!(
+            run(&[("grpc-timeout", "soon")], None, None),
+            (None, None),
+            "an unreadable value is dropped"
+        );
+    }
+
+    #[test]
+    fn forwarding_claims_are_replaced_by_the_peer() {
+        use crate::wire::ClientAddr;
+        let forged = [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-kept", "yes"),
+        ];
+        let mut sent = headers(&forged);
+        let v4 = ClientAddr("10.1.2.3:5000".parse().expect("addr"));
+        super::set_forwarded(&mut sent, Some(v4));
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(sent["forwarded"], "for=10.1.2.3");
+        let mut sent = headers(&forged);
+        let v6 = ClientAddr("[2001:db8::1]:5000".parse().expect("addr"));
+        super::set_forwarded(&mut sent, Some(v6));
+        assert_eq!(sent["x-forwarded-for"], "2001:db8::1");
+        assert_eq!(sent["forwarded"], "for=\"[2001:db8::1]\"");
+        let mut sent = headers(&forged);
+        super::set_forwarded(&mut sent, None);
+        assert_eq!(sent.keys().collect::<Vec<_>>(), ["x-kept"]);
     }
 }

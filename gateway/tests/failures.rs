@@ -11,7 +11,10 @@ use tonic::{Code, Request};
 async fn upstream_killed_mid_call_then_restarted() {
     let mut upstream = Upstream::start().await;
     let gw = gateway(
-        &two_services(&upstream.uri(), "connect_timeout = \"500ms\""),
+        &two_services(
+            &upstream.uri(),
+            "connect_timeout = \"500ms\"\nmax_reconnect_backoff = \"200ms\"",
+        ),
         routes(),
     )
     .await;
@@ -67,10 +70,20 @@ async fn upstream_killed_mid_call_then_restarted() {
     );
 
     upstream.restart().await;
-    let response = unary(&channel, "/test.Alpha/Unary", Request::new("back".into()))
-        .await
-        .expect("succeeds once the upstream is back");
-    assert_eq!(response.get_ref(), "test.Alpha:back");
+    // The slot reconnects in the background (backoff at most 200 ms here); until then calls
+    // fail at once.
+    let back = tokio::time::timeout(LIMIT, async {
+        loop {
+            match unary(&channel, "/test.Alpha/Unary", Request::new("back".into())).await {
+                Ok(response) => break response,
+                Err(err) => assert_eq!(err.code(), Code::Unavailable, "{err:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("succeeds once the upstream is back");
+    assert_eq!(back.get_ref(), "test.Alpha:back");
     let messages = server_streaming(
         &channel,
         "/test.Beta/ServerStream",
@@ -133,11 +146,12 @@ async fn deadlines_propagate() {
         .await
         .expect("deadline call");
     assert_ne!(seen.get_ref(), "none");
-    // No client deadline: none upstream, or the upstream's default.
+    // No client deadline: the gateway's default for a unary call (limits.default_timeout,
+    // 30 s), or the upstream's own default.
     let seen = unary(&channel, "/test.Alpha/Deadline", Request::new("x".into()))
         .await
         .expect("call");
-    assert_eq!(seen.get_ref(), "none");
+    assert_eq!(seen.get_ref(), "30000m");
     let seen = unary(&channel, "/test.Beta/Deadline", Request::new("x".into()))
         .await
         .expect("call");
