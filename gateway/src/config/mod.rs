@@ -138,7 +138,8 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// The deadline given to unary and client-streaming calls that carry no `grpc-timeout`,
     /// so an upstream that never answers cannot hold a call forever. Server- and
-    /// bidi-streaming calls get none (they may legitimately live long); an upstream's own
+    /// bidi-streaming calls get none (they may legitimately live long), nor do paths the route
+    /// table does not know (prefix routes: their kind is unknown); an upstream's own
     /// `default_timeout` wins. Default 30 s.
     pub default_timeout: Duration,
     /// Client `grpc-timeout` values above this are lowered to it. Default 1 hour.
@@ -260,7 +261,9 @@ pub struct UpstreamConfig {
     /// HTTP/2 receive window of each upstream connection (default 16 MiB).
     pub connection_window: u32,
     /// A response the client has not read for this long is reset, so its stream's window is
-    /// given back to the shared connection (default 30 s).
+    /// given back to the shared connection; the client then gets `RESOURCE_EXHAUSTED`. When
+    /// the stalled responses of one connection could hold half its window, the longest-stalled
+    /// are reset sooner (default 30 s).
     pub slow_consumer_timeout: Duration,
     /// The longest wait between reconnection attempts to an endpoint that is down; attempts
     /// start at 100 ms and double up to this (default 5 s).
