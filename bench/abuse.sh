@@ -33,8 +33,10 @@
 #   SUT_CPUS [1]  upstream and gateways;  LOADGEN_CPUS [0]  steady client and attacks
 #                 (empty: no pinning); the attacks run under `nice -n ATTACK_NICE` [10] so
 #                 they do not steal the steady client's CPU
-#   FRESH [1]  start the gateways afresh for every attack, so each row's RSS is that attack's;
-#              0: one gateway process of each kind takes every attack in turn
+#   FRESH [1]  start the gateways afresh for every attack, so each row's RSS is that attack's
+#              (peak: the kernel's VmHWM, the highest RSS since the gateway started);
+#              0: one gateway process of each kind takes every attack in turn (a repeated
+#              attack, ATTACKS="held-streams held-streams", then tells retention from a leak)
 #   EXTRA_TOML []  appended to both gateways' config, e.g. $'[limits]\nmax_in_flight = 20000'
 #   SKIP_BUILD [0]  1: use the binaries already built
 set -euo pipefail
@@ -96,6 +98,7 @@ alive() { # pid: running and not a zombie
   [ -n "$1" ] && [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
 }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kb() { awk '/^VmHWM:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; } # peak RSS so far
 wait_addr() { # file pid -> the address after "listening on "
   local i a
   for i in $(seq 1 100); do
@@ -167,7 +170,7 @@ attack_args() { # name -> "sut|abuse arguments"
   esac
 }
 
-printf 'attack\tgateway\tsuccess_pct\tstreams\tcodes\tp99_before_ms\tp99_during_ms\tratio\trss_before_kb\trss_after_kb\talive\tverdict\tbaseline_success_pct\n' > "$RES/raw.tsv"
+printf 'attack\tgateway\tsuccess_pct\tstreams\tcodes\tp99_before_ms\tp99_during_ms\tratio\trss_before_kb\trss_after_kb\talive\tverdict\tbaseline_success_pct\trss_peak_kb\n' > "$RES/raw.tsv"
 : > "$RES/attacker.txt"
 
 start_upstream
@@ -203,10 +206,10 @@ for name in $ATTACKS; do
 
   during=$(cat "$RES/$name.steady")
   if alive "$pid"; then
-    alive_text=yes; rss_after=$(rss_kb "$pid")
+    alive_text=yes; rss_after=$(rss_kb "$pid"); rss_peak=$(hwm_kb "$pid")
   else
     code=0; wait "$pid" 2>/dev/null || code=$?
-    alive_text="no (exit $code)"; rss_after=0
+    alive_text="no (exit $code)"; rss_after=0; rss_peak=0
     tail -n 5 "$RUN/$sut-gateway.err" > "$RES/$name.death" || true
     why=$(grep -m1 -oE 'overflowed its stack|panicked at [^ ]*|out of memory|Killed' "$RES/$name.death" || true)
     [ -z "$why" ] || alive_text="no (exit $code: $why)"
@@ -226,10 +229,10 @@ for name in $ATTACKS; do
       if (al != "yes") bad = bad " alive"
       print (bad == "" ? "yes" : "no:" bad) }')
   ratio=$(awk -v b="$p99b" -v d="$p99d" 'BEGIN { if (b + 0 > 0 && d != "") printf "%.1f", d / b; else print "NA" }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$label" "$success" "$streams" "$codes" \
-    "${p99b:-NA}" "${p99d:-NA}" "$ratio" "$rss_before" "$rss_after" "$alive_text" "$verdict" "${base_success:-NA}" >> "$RES/raw.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$label" "$success" "$streams" "$codes" \
+    "${p99b:-NA}" "${p99d:-NA}" "$ratio" "$rss_before" "$rss_after" "$alive_text" "$verdict" "${base_success:-NA}" "$rss_peak" >> "$RES/raw.tsv"
   printf -- '- %s: %s\n' "$name" "$(sed 's/^attack [^ ]* //' "$RES/$name.attack" 2>/dev/null | head -1)" >> "$RES/attacker.txt"
-  log "$name: success ${success}% streams $streams, p99 ${p99b:-NA} -> ${p99d:-NA} ms, RSS $rss_before -> $rss_after kB, alive $alive_text"
+  log "$name: success ${success}% streams $streams, p99 ${p99b:-NA} -> ${p99d:-NA} ms, RSS $rss_before -> peak $rss_peak -> $rss_after kB, alive $alive_text"
 done
 
 # ---------------------------------------------------------------- table
@@ -238,12 +241,12 @@ done
   echo "# each attack: $([ "$FRESH" = 1 ] && echo "fresh gateway, ")${BASELINE}s steady baseline, then ${DURATION}s attack + steady (slowloris ${SLOW_DURATION}s), RSS ${SETTLE}s after; steady: $RATE unary/s + server stream + bidi stream (+ REST calls on the REST gateway)"
   echo "# pinning: upstream + gateways on CPU ${SUT_CPUS:-any}; steady + attack (nice $ATTACK_NICE) on CPU ${LOADGEN_CPUS:-any}; default [limits]/[rest]${EXTRA_TOML:+ + EXTRA_TOML}"
   echo
-  echo "| attack | gateway | well-behaved success % | streams | p99 before → during (ratio) | RSS before → after (MB) | alive | meets target |"
+  echo "| attack | gateway | well-behaved success % | streams | p99 before → during (ratio) | RSS before → peak → after (MB) | alive | meets target |"
   echo "|---|---|---|---|---|---|---|---|"
   awk -F'\t' 'NR > 1 {
       succ = $3; if ($5 != "-" && $5 != "") succ = succ " (" $5 ")"
       p99 = $6 " → " $7 " ms (" $8 "×)"; if ($13 != "100.00") p99 = p99 " [baseline success " $13 "%]"
-      printf "| %s | %s | %s | %s | %s | %.1f → %.1f | %s | %s |\n", $1, $2, succ, $4, p99, $9 / 1024, $10 / 1024, $11, $12 }' "$RES/raw.tsv"
+      printf "| %s | %s | %s | %s | %s | %.1f → %.1f → %.1f | %s | %s |\n", $1, $2, succ, $4, p99, $9 / 1024, $14 / 1024, $10 / 1024, $11, $12 }' "$RES/raw.tsv"
   echo
   echo "What the attacker saw:"
   echo
