@@ -64,11 +64,16 @@ log() { printf '[abuse] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- cleanup
 UP_PID=""; GRPC_PID=""; REST_PID=""; CLIENT_PIDS=""
-cleanup() { # end only the processes this script started
-  local p
-  for p in $CLIENT_PIDS $GRPC_PID $REST_PID $UP_PID; do
-    kill "$p" 2>/dev/null || true
+cleanup() { # end only the processes this script started; SIGKILL for any that ignore SIGTERM
+  local p i left
+  for p in $CLIENT_PIDS $GRPC_PID $REST_PID $UP_PID; do kill "$p" 2>/dev/null || true; done
+  for i in $(seq 1 30); do
+    left=""
+    for p in $CLIENT_PIDS $GRPC_PID $REST_PID $UP_PID; do alive "$p" && left=1; done
+    [ -n "$left" ] || return 0
+    sleep 0.1
   done
+  for p in $CLIENT_PIDS $GRPC_PID $REST_PID $UP_PID; do kill -9 "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT INT TERM
 
