@@ -91,7 +91,13 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render(routes, upstreams, &state.listener),
+        {
+            let mut text = super::metrics::render(routes, upstreams, &state.listener);
+            for (name, value) in state.gate.counters() {
+                text.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
+            }
+            text
+        },
     )
 }
 
@@ -131,6 +137,15 @@ async fn routes(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "routes": routes, "prefixes": prefixes }).to_string(),
+        {
+            let rules: Vec<serde_json::Value> = state
+                .gate
+                .rules()
+                .into_iter()
+                .map(|(target, access)| serde_json::json!({ "target": target, "access": access }))
+                .collect();
+            serde_json::json!({ "routes": routes, "prefixes": prefixes, "auth_rules": rules })
+                .to_string()
+        },
     )
 }

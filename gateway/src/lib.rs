@@ -1,14 +1,13 @@
 #![doc = include_str!("docs/gateway.md")]
 
 mod admin;
-#[allow(dead_code, unused_imports, unreachable_pub)] // wired into the request path next
 mod auth;
 mod body;
 mod config;
+mod gate;
 mod metrics;
 mod pool;
 mod proxy;
-#[allow(dead_code)]
 mod reload;
 mod rest;
 mod routes;
@@ -96,6 +95,8 @@ pub(crate) struct GatewayState {
     pub(crate) rest: rest::RestRoutes,
     /// CORS for REST and gRPC-Web, when configured.
     pub(crate) cors: Option<tower_http::cors::CorsLayer>,
+    /// Authentication, authorization and rate limits.
+    pub(crate) gate: gate::Gate,
 }
 
 impl GatewayState {
@@ -223,7 +224,15 @@ impl GatewayBuilder {
             Some(cors) => Some(web::cors_layer(cors)?),
             None => None,
         };
+        let gate = gate::Gate::new(config.auth.as_ref(), &config.rate_limits).map_err(
+            |(key, message)| ConfigError::Invalid {
+                path: None,
+                key,
+                message,
+            },
+        )?;
         let state = Arc::new(GatewayState {
+            gate,
             rest,
             cors,
             routes,
@@ -359,6 +368,7 @@ impl Gateway {
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .map(|(_, listener)| listener);
+        let upkeep = (!self.state.gate.is_open()).then(|| tokio::spawn(upkeep(self.state.clone())));
         server::serve(
             listener,
             admin,
@@ -368,6 +378,39 @@ impl Gateway {
             signal,
         )
         .await;
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
+        }
         Ok(())
+    }
+}
+
+/// Reloads changed key files and forgets idle rate-limit buckets: every few seconds, and at
+/// once on SIGHUP.
+async fn upkeep(state: Arc<GatewayState>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        {
+            let hangup = async {
+                match hangup.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(EVERY) => {}
+                () = hangup => tracing::info!("SIGHUP: reloading key files"),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::time::sleep(EVERY).await;
+        let state = state.clone();
+        // Reading files is blocking work.
+        let _ = tokio::task::spawn_blocking(move || state.gate.upkeep()).await;
     }
 }

@@ -189,6 +189,20 @@ pub(crate) async fn forward(
     mut req: Request<RequestBody>,
 ) -> Response<GatewayBody> {
     let start = Instant::now();
+    // Who may call comes before whether the path exists: refusals reveal no routes.
+    let client = req.extensions().get::<ClientAddr>().copied();
+    let path = req.uri().path().to_owned();
+    if let Err(refused) = state.gate.check(
+        &path,
+        req.headers_mut(),
+        client.map(|ClientAddr(addr)| addr.ip()),
+        None,
+    ) {
+        state
+            .unmatched
+            .record(refused.code() as u16, start.elapsed());
+        return refused.status().into_http();
+    }
     let Some(target) = state.target(req.uri().path()) else {
         let status =
             Status::unimplemented(format!("no route for {} on this gateway", req.uri().path()));
@@ -208,7 +222,6 @@ pub(crate) async fn forward(
     };
 
     let kind = state.routes.get(req.uri().path()).map(|route| route.kind);
-    let client = req.extensions().get::<ClientAddr>().copied();
     let headers = req.headers_mut();
     let timeout = upstream_headers(
         headers,

@@ -45,6 +45,23 @@ pub(crate) async fn serve(
         return RestError::new(Code::Internal, "route index out of range").into_response();
     };
     let metrics = target.metrics.clone();
+    let mut req = req;
+    if let Some(route) = state.routes.routes().get(matched.route) {
+        let client = req.extensions().get::<ClientAddr>().copied();
+        let checked = state.gate.check(
+            &route.path,
+            req.headers_mut(),
+            client.map(|ClientAddr(addr)| addr.ip()),
+            None,
+        );
+        if let Err(refused) = checked {
+            metrics.record(refused.code() as u16, start.elapsed());
+            let mut response =
+                RestError::new(refused.code(), refused.status().message()).into_response();
+            response.headers_mut().extend(refused.http_headers());
+            return response;
+        }
+    }
     match call(&state, matched, req, start).await {
         Ok(response) => response,
         Err(err) => {
