@@ -12,6 +12,7 @@ mod reload;
 mod rest;
 mod routes;
 mod server;
+mod tls;
 mod transcode;
 mod web;
 mod wire;
@@ -23,7 +24,10 @@ use std::sync::Arc;
 pub use auth::{
     Access, AccessRule, ApiKey, AuthConfig, DefaultPolicy, JwtConfig, RateLimit, RateLimitConfig,
 };
-pub use config::{Balance, Config, ConfigError, CorsConfig, Limits, RestConfig, UpstreamConfig};
+pub use config::{
+    Balance, ClientAuth, Config, ConfigError, CorsConfig, Limits, RestConfig, TlsConfig,
+    UpstreamConfig,
+};
 pub use rest::BindingError;
 pub use routes::{CallKind, Format, HttpBinding, Route, RouteTable};
 pub use transcode::{Transcode, TranscodeError, Transcoder, UnknownFields};
@@ -97,9 +101,19 @@ pub(crate) struct GatewayState {
     pub(crate) cors: Option<tower_http::cors::CorsLayer>,
     /// Authentication, authorization and rate limits.
     pub(crate) gate: gate::Gate,
+    /// TLS on the public port (`[tls]`).
+    pub(crate) tls: Option<tls::ServerTls>,
 }
 
 impl GatewayState {
+    /// The upkeep: files changed on disk are read again (blocking work).
+    pub(crate) fn reload(&self) {
+        self.gate.upkeep();
+        if let Some(tls) = &self.tls {
+            tls.refresh();
+        }
+    }
+
     /// The target of a gRPC path: its route, else the longest prefix override.
     pub(crate) fn target(&self, path: &str) -> Option<&Target> {
         match self.routes.index_of(path) {
@@ -169,11 +183,25 @@ impl GatewayBuilder {
     pub async fn build(self) -> Result<Gateway, GatewayError> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
+        let invalid = |(key, message): (String, String)| ConfigError::Invalid {
+            path: None,
+            key,
+            message,
+        };
+        // Certificate files are read now: a missing or bad one is a startup error.
+        let server_tls = config
+            .tls
+            .as_ref()
+            .map(tls::ServerTls::new)
+            .transpose()
+            .map_err(invalid)?;
         let mut routes = self.routes;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         let mut connecting = Vec::new();
         for (name, upstream) in &config.upstreams {
-            connecting.push(Upstream::connect(name, upstream));
+            let prefix = format!("upstreams.{}", config::quote_key(name));
+            let client_tls = tls::UpstreamTls::new(upstream, &prefix).map_err(invalid)?;
+            connecting.push(Upstream::connect(name, upstream, client_tls));
         }
         for upstream in connecting {
             upstreams.push(upstream.await);
@@ -233,6 +261,7 @@ impl GatewayBuilder {
         )?;
         let state = Arc::new(GatewayState {
             gate,
+            tls: server_tls,
             rest,
             cors,
             routes,
@@ -368,7 +397,8 @@ impl Gateway {
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .map(|(_, listener)| listener);
-        let upkeep = (!self.state.gate.is_open()).then(|| tokio::spawn(upkeep(self.state.clone())));
+        let reloads = !self.state.gate.is_open() || self.state.tls.is_some();
+        let upkeep = reloads.then(|| tokio::spawn(upkeep(self.state.clone())));
         server::serve(
             listener,
             admin,
@@ -385,8 +415,8 @@ impl Gateway {
     }
 }
 
-/// Reloads changed key files and forgets idle rate-limit buckets: every few seconds, and at
-/// once on SIGHUP.
+/// Reloads changed key files and TLS certificates and forgets idle rate-limit buckets: every
+/// few seconds, and at once on SIGHUP.
 async fn upkeep(state: Arc<GatewayState>) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
     #[cfg(unix)]
@@ -411,6 +441,6 @@ async fn upkeep(state: Arc<GatewayState>) {
         tokio::time::sleep(EVERY).await;
         let state = state.clone();
         // Reading files is blocking work.
-        let _ = tokio::task::spawn_blocking(move || state.gate.upkeep()).await;
+        let _ = tokio::task::spawn_blocking(move || state.reload()).await;
     }
 }

@@ -45,6 +45,7 @@ use tonic::Status;
 use super::config::{Balance, UpstreamConfig};
 use super::metrics::UpstreamMetrics;
 use super::proxy::LimitedBody;
+use super::tls::{ClientStream, UpstreamTls};
 
 /// The first wait between connection attempts to an endpoint that is down; it doubles after
 /// each failed attempt, up to `max_reconnect_backoff`.
@@ -130,10 +131,15 @@ impl Drop for InFlight {
 
 impl Upstream {
     /// Creates every connection of `config` and waits for each one's first attempt (bounded by
-    /// the connect timeout); a connection that fails keeps trying in the background.
-    pub(crate) async fn connect(name: &str, config: &UpstreamConfig) -> Upstream {
+    /// the connect timeout); a connection that fails keeps trying in the background. `tls` is
+    /// the TLS client of its `https://` endpoints.
+    pub(crate) async fn connect(
+        name: &str,
+        config: &UpstreamConfig,
+        tls: Option<UpstreamTls>,
+    ) -> Upstream {
         let metrics = Arc::new(UpstreamMetrics::new(name.to_owned()));
-        let settings = Arc::new(Settings::new(config));
+        let settings = Arc::new(Settings::new(config, tls));
         let endpoints: Vec<EndpointPool> = config
             .endpoints
             .iter()
@@ -348,10 +354,12 @@ struct Settings {
     connection_window: u32,
     slow_consumer_timeout: Duration,
     max_backoff: Duration,
+    /// The TLS client of `https://` endpoints.
+    tls: Option<UpstreamTls>,
 }
 
 impl Settings {
-    fn new(config: &UpstreamConfig) -> Self {
+    fn new(config: &UpstreamConfig, tls: Option<UpstreamTls>) -> Self {
         Settings {
             connect_timeout: config.connect_timeout,
             keepalive_interval: config.keepalive_interval,
@@ -361,6 +369,7 @@ impl Settings {
             connection_window: config.connection_window,
             slow_consumer_timeout: config.slow_consumer_timeout,
             max_backoff: config.max_reconnect_backoff.max(INITIAL_BACKOFF),
+            tls,
         }
     }
 }
@@ -616,9 +625,21 @@ impl Connection {
         http2::Connection<TokioIo<CountedStream>, ReplayBody, TokioExecutor>,
     )> {
         let host = self.authority.host().trim_matches(['[', ']']);
-        let port = self.authority.port_u16().unwrap_or(80);
+        let https = self.scheme == Scheme::HTTPS;
+        let port = self
+            .authority
+            .port_u16()
+            .unwrap_or(if https { 443 } else { 80 });
         let stream = TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
+        // An https endpoint is only ever spoken to through TLS: no cleartext fallback.
+        let stream = match (&self.settings.tls, https) {
+            (Some(tls), true) => tls.connect(host, stream).await?,
+            (None, true) => {
+                return Err(io::Error::other("no TLS client for an https endpoint"));
+            }
+            (_, false) => ClientStream::Plain(stream),
+        };
         self.metrics.connects.fetch_add(1, Relaxed);
         self.metrics.open.fetch_add(1, Relaxed);
         self.metrics.has_connected.store(true, Relaxed);
@@ -1095,10 +1116,10 @@ impl HttpBody for ReplayBody {
     }
 }
 
-/// A TCP stream that decrements the open-connections gauge when closed.
+/// A TCP stream (in TLS for https) that decrements the open-connections gauge when closed.
 #[derive(Debug)]
 pub(crate) struct CountedStream {
-    stream: TcpStream,
+    stream: ClientStream,
     metrics: Arc<UpstreamMetrics>,
 }
 

@@ -25,6 +25,7 @@ use super::config::Limits;
 use super::metrics::RouteMetrics;
 use super::pool::{BodyError, SendError, Upstream, UpstreamBody};
 use super::routes::CallKind;
+use super::tls::ClientCert;
 use super::wire::{
     ClientAddr, FrameScanner, GRPC_STATUS, GRPC_TIMEOUT, HOP_BY_HOP, grpc_timeout_value,
     parse_grpc_timeout,
@@ -191,12 +192,15 @@ pub(crate) async fn forward(
     let start = Instant::now();
     // Who may call comes before whether the path exists: refusals reveal no routes.
     let client = req.extensions().get::<ClientAddr>().copied();
+    let certificate = req.extensions().get::<ClientCert>().cloned();
     let path = req.uri().path().to_owned();
     if let Err(refused) = state.gate.check(
         &path,
         req.headers_mut(),
         client.map(|ClientAddr(addr)| addr.ip()),
-        None,
+        certificate
+            .as_ref()
+            .map(|ClientCert(subject)| subject.as_str()),
     ) {
         state
             .unmatched

@@ -97,6 +97,66 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// Token buckets per caller and route (`[rate_limits]`); none by default.
     pub rate_limits: RateLimitConfig,
+    /// TLS on the public port (`[tls]`); none by default (cleartext HTTP/1.1 and h2c).
+    pub tls: Option<TlsConfig>,
+}
+
+/// Whether a client must present a certificate when `client_ca_file` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// A client without a verified certificate is refused at the handshake. The default.
+    #[default]
+    Required,
+    /// A client may connect without a certificate; one it presents must verify.
+    Optional,
+}
+
+/// TLS on the public port (`[tls]`): ALPN `h2` and `http/1.1`, so gRPC, gRPC-Web and REST
+/// share the port. The certificate and key files are read again when they change (every few
+/// seconds and on SIGHUP); open connections keep the certificate they started with.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1: RSA, ECDSA or Ed25519).
+    pub key_file: PathBuf,
+    /// CA certificates (PEM) that client certificates must chain to; sets mTLS on.
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: whether a certificate is required (default) or optional.
+    pub client_auth: ClientAuth,
+    /// The header that carries the verified client certificate's subject (e.g. `CN=…`)
+    /// upstream; any value a client sent in it is removed. Default `x-client-cert-subject`.
+    pub identity_header: String,
+}
+
+impl TlsConfig {
+    /// TLS with `cert_file` and `key_file`, no client certificates.
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            client_ca_file: None,
+            client_auth: ClientAuth::Required,
+            identity_header: "x-client-cert-subject".into(),
+        }
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        if http::HeaderName::from_bytes(self.identity_header.as_bytes()).is_err()
+            || self.identity_header.starts_with("grpc-")
+            || self.identity_header.starts_with(':')
+        {
+            return Err((
+                "tls.identity_header".into(),
+                format!(
+                    "`{}` is not a lower-case header name outside `grpc-*`",
+                    self.identity_header
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Bounds on what clients may ask (`[limits]`): every client shares the upstream connections,
@@ -268,6 +328,13 @@ pub struct UpstreamConfig {
     /// The longest wait between reconnection attempts to an endpoint that is down; attempts
     /// start at 100 ms and double up to this (default 5 s).
     pub max_reconnect_backoff: Duration,
+    /// CA certificates (PEM) that `https://` endpoints must chain to; default: the Mozilla
+    /// roots of the `webpki-roots` crate (built in, no system store needed).
+    pub ca_file: Option<PathBuf>,
+    /// The gateway's client certificate chain (PEM) for `https://` endpoints that ask for one.
+    pub client_cert_file: Option<PathBuf>,
+    /// The key of `client_cert_file` (PEM).
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl UpstreamConfig {
@@ -297,6 +364,9 @@ impl Default for UpstreamConfig {
             connection_window: 16 * 1024 * 1024,
             slow_consumer_timeout: Duration::from_secs(30),
             max_reconnect_backoff: Duration::from_secs(5),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -315,6 +385,7 @@ impl Default for Config {
             cors: None,
             auth: None,
             rate_limits: RateLimitConfig::default(),
+            tls: None,
         }
     }
 }
@@ -421,6 +492,9 @@ impl Config {
         if let Some(cors) = &self.cors {
             cors.check()?;
         }
+        if let Some(tls) = &self.tls {
+            tls.check()?;
+        }
         Ok(())
     }
 
@@ -507,12 +581,34 @@ impl UpstreamConfig {
             ));
         }
         for (index, uri) in self.endpoints.iter().enumerate() {
-            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
                 return Err((
                     format!("{}[{index}]", key("endpoints")),
-                    format!("`{uri}` must look like \"http://host:port\""),
+                    format!("`{uri}` must look like \"http://host:port\" or \"https://host:port\""),
                 ));
             }
+        }
+        let tls = self
+            .endpoints
+            .iter()
+            .any(|uri| uri.scheme_str() == Some("https"));
+        for (name, set) in [
+            ("ca_file", self.ca_file.is_some()),
+            ("client_cert_file", self.client_cert_file.is_some()),
+            ("client_key_file", self.client_key_file.is_some()),
+        ] {
+            if set && !tls {
+                return Err((
+                    key(name),
+                    "only used with \"https://\" endpoints; this upstream has none".into(),
+                ));
+            }
+        }
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            return Err((
+                key("client_cert_file"),
+                "give both `client_cert_file` and `client_key_file`, or neither".into(),
+            ));
         }
         at_least_one(key("connections"), self.connections as u64, "")?;
         if self.concurrency_limit == Some(0) {

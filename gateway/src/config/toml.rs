@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Balance, Config, ConfigError, CorsConfig, UpstreamConfig, quote_key};
+use super::{
+    Balance, ClientAuth, Config, ConfigError, CorsConfig, TlsConfig, UpstreamConfig, quote_key,
+};
 use crate::auth::{
     Access, AccessRule, ApiKey, AuthConfig, DefaultPolicy, JwtConfig, RateLimit, RateLimitConfig,
 };
@@ -35,6 +37,17 @@ struct RawConfig {
     auth: Option<RawAuth>,
     #[serde(default)]
     rate_limits: RawRateLimits,
+    tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
+    client_auth: Option<ClientAuth>,
+    identity_header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +179,9 @@ struct RawUpstream {
     connection_window: Option<u32>,
     slow_consumer_timeout: Option<RawDuration>,
     max_reconnect_backoff: Option<RawDuration>,
+    ca_file: Option<PathBuf>,
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
 }
 
 /// A duration written as `"250ms"`, `"5s"`, `"2m"` or `"1h"`.
@@ -268,6 +284,19 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
             .map(|raw| (raw.target, limit(raw.requests, raw.per, raw.burst)))
             .collect(),
     };
+    if let Some(tls) = raw.tls {
+        if tls.client_auth.is_some() && tls.client_ca_file.is_none() {
+            return Err((
+                "tls.client_auth".into(),
+                "needs `client_ca_file`, the CAs client certificates are checked against".into(),
+            ));
+        }
+        let mut target = TlsConfig::new(tls.cert_file, tls.key_file);
+        target.client_ca_file = tls.client_ca_file;
+        set(&mut target.client_auth, tls.client_auth);
+        set(&mut target.identity_header, tls.identity_header);
+        config.tls = Some(target);
+    }
     config.cors = raw.cors.map(|cors| CorsConfig {
         allowed_origins: cors.allowed_origins,
         allowed_headers: cors.allowed_headers,
@@ -411,6 +440,9 @@ fn upstream_config(name: &str, raw: &RawUpstream) -> Result<UpstreamConfig, (Str
     set(&mut config.connection_window, raw.connection_window);
     set_duration(&mut config.slow_consumer_timeout, raw.slow_consumer_timeout);
     set_duration(&mut config.max_reconnect_backoff, raw.max_reconnect_backoff);
+    config.ca_file.clone_from(&raw.ca_file);
+    config.client_cert_file.clone_from(&raw.client_cert_file);
+    config.client_key_file.clone_from(&raw.client_key_file);
     Ok(config)
 }
 
@@ -433,6 +465,9 @@ fn merge(upstream: &RawUpstream, defaults: &RawUpstream) -> RawUpstream {
         connection_window: u.connection_window.or(d.connection_window),
         slow_consumer_timeout: u.slow_consumer_timeout.or(d.slow_consumer_timeout),
         max_reconnect_backoff: u.max_reconnect_backoff.or(d.max_reconnect_backoff),
+        ca_file: u.ca_file.or(d.ca_file),
+        client_cert_file: u.client_cert_file.or(d.client_cert_file),
+        client_key_file: u.client_key_file.or(d.client_key_file),
     }
 }
 

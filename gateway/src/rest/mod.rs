@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tonic::Code;
 
 use crate::GatewayState;
+use crate::tls::ClientCert;
 use crate::wire::ClientAddr;
 use error::RestError;
 pub use matching::BindingError;
@@ -48,11 +49,14 @@ pub(crate) async fn serve(
     let mut req = req;
     if let Some(route) = state.routes.routes().get(matched.route) {
         let client = req.extensions().get::<ClientAddr>().copied();
+        let certificate = req.extensions().get::<ClientCert>().cloned();
         let checked = state.gate.check(
             &route.path,
             req.headers_mut(),
             client.map(|ClientAddr(addr)| addr.ip()),
-            None,
+            certificate
+                .as_ref()
+                .map(|ClientCert(subject)| subject.as_str()),
         );
         if let Err(refused) = checked {
             metrics.record(refused.code() as u16, start.elapsed());
@@ -105,11 +109,18 @@ async fn call(
     let rest = &state.config.rest;
     let query = parts.uri.query();
     check_query_length(query, rest)?;
-    let metadata = metadata(
+    let mut metadata = metadata(
         &parts.headers,
         parts.extensions.get::<ClientAddr>(),
         &state.config.limits,
     )?;
+    // The listener removed any client-sent value; the verified subject goes upstream even when
+    // the identity header is not an `x-*` one.
+    if let (Some(tls), Some(ClientCert(subject))) = (&state.tls, parts.extensions.get()) {
+        if let Ok(value) = http::HeaderValue::from_str(subject) {
+            metadata.insert(tls.identity_header.clone(), value);
+        }
+    }
     let body = match matched.body {
         BodyTarget::None => Bytes::new(),
         _ => read_body(body, rest).await?,

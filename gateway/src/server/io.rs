@@ -15,7 +15,7 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// first byte that differs), as hyper-util's auto builder does, so a caller can bound it with
 /// a timeout (hyper-util's own sniffing has none). The bytes read are returned, to be read
 /// again by hyper through [`Gathered`]; empty when the client closed without sending any.
-pub(super) async fn sniff(stream: &mut tokio::net::TcpStream) -> io::Result<Bytes> {
+pub(super) async fn sniff<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> io::Result<Bytes> {
     let mut buf = [0u8; H2_PREFACE.len()];
     let mut filled = 0;
     while filled < buf.len() {
