@@ -116,10 +116,10 @@ async fn call(
     )?;
     // The listener removed any client-sent value; the verified subject goes upstream even when
     // the identity header is not an `x-*` one.
-    if let (Some(tls), Some(ClientCert(subject))) = (&state.tls, parts.extensions.get()) {
-        if let Ok(value) = http::HeaderValue::from_str(subject) {
-            metadata.insert(tls.identity_header.clone(), value);
-        }
+    if let (Some(tls), Some(ClientCert(subject))) = (&state.tls, parts.extensions.get())
+        && let Ok(value) = http::HeaderValue::from_str(subject)
+    {
+        metadata.insert(tls.identity_header.clone(), value);
     }
     let body = match matched.body {
         BodyTarget::None => Bytes::new(),
