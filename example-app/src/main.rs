@@ -76,10 +76,13 @@ fn gateway_config(listen: SocketAddr, services: SocketAddr) -> anyhow::Result<Co
     Ok(config)
 }
 
+/// The gateway's public address, its admin address (when `admin_listen` is on) and its task.
+type Started = (SocketAddr, Option<SocketAddr>, tokio::task::JoinHandle<()>);
+
 async fn start_gateway(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<Started> {
     let gateway = Gateway::builder()
         .config(config)
         .routes(example_app::routes::table())
@@ -88,12 +91,13 @@ async fn start_gateway(
         .context("cannot build the gateway")?;
     let listener = gateway.bind().await.context("cannot bind the gateway")?;
     let addr = listener.local_addr()?;
+    let admin = gateway.admin_addr();
     let task = tokio::spawn(async move {
         if let Err(error) = gateway.serve_on(listener, shutdown).await {
             eprintln!("gateway stopped: {error}");
         }
     });
-    Ok((addr, task))
+    Ok((addr, admin, task))
 }
 
 async fn serve(
@@ -113,8 +117,11 @@ async fn serve(
         }
         None => gateway_config(listen, services)?,
     };
-    let (addr, gateway) = start_gateway(config, shutdown_signal()).await?;
-    println!("gateway listening on {addr} (gRPC, REST, gRPC-Web, /healthz, /metrics, /routes)");
+    let (addr, admin, gateway) = start_gateway(config, shutdown_signal()).await?;
+    println!("gateway listening on {addr} (gRPC, REST, gRPC-Web)");
+    if let Some(admin) = admin {
+        println!("admin endpoints on {admin} (/healthz, /readyz, /metrics, /routes)");
+    }
     gateway.await?;
     println!("gateway stopped");
     Ok(())
@@ -153,8 +160,9 @@ fn hello(name: &str, count: u32) -> HelloRequest {
 async fn demo() -> anyhow::Result<()> {
     let services = example_app::spawn_services("127.0.0.1:0".parse()?).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = gateway_config("127.0.0.1:0".parse()?, services)?;
-    let (gateway, gateway_task) = start_gateway(config, async {
+    let mut config = gateway_config("127.0.0.1:0".parse()?, services)?;
+    config.admin_listen = Some("127.0.0.1:0".parse()?);
+    let (gateway, admin, gateway_task) = start_gateway(config, async {
         let _ = stopped.await;
     })
     .await?;
@@ -247,6 +255,13 @@ async fn demo() -> anyhow::Result<()> {
     );
 
     rest_calls(gateway).await?;
+    if let Some(admin) = admin {
+        let (status, _, reply) = http_call(admin, "GET", "/healthz", "").await?;
+        println!(
+            "\nadmin port {admin}: GET /healthz -> {status} {}",
+            reply.trim()
+        );
+    }
 
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), gateway_task)
@@ -273,7 +288,6 @@ async fn rest_calls(gateway: SocketAddr) -> anyhow::Result<()> {
             r#"{"a": 9223372036854775807, "b": 1}"#,
         ),
         ("POST", "/demo.v1.Greeter/SayHello", r#"{"name": 42}"#),
-        ("GET", "/healthz", ""),
     ];
     for (method, path, body) in calls {
         let (status, content_type, reply) = http_call(gateway, method, path, body).await?;

@@ -59,8 +59,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await?;
         let listener = gateway.bind().await?;
         let addr = listener.local_addr().context("listener address")?;
-        // Tests and scripts read this line to find a `:0` port.
+        // Tests and scripts read these lines to find `:0` ports.
         println!("listening on {addr}");
+        match gateway.admin_addr() {
+            Some(admin) => println!("admin on {admin}"),
+            None => println!("admin off"),
+        }
         gateway
             .serve_on(listener, tonic_msgpack_gateway::shutdown_signal()?)
             .await?;

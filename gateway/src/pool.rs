@@ -654,7 +654,15 @@ impl Connection {
         builder
             .adaptive_window(false)
             .initial_stream_window_size(self.settings.stream_window)
-            .initial_connection_window_size(self.settings.connection_window);
+            .initial_connection_window_size(self.settings.connection_window)
+            // Clients cancel calls: each cancellation resets a stream of this shared connection,
+            // and frames the upstream had already sent on it must then be ignored, not answered
+            // as errors. With h2's defaults (50 reset streams remembered, and the connection
+            // closed after 1,024 such errors) a burst of cancellations made the gateway close
+            // its own upstream connection (`too_many_internal_resets`). The upstream is
+            // trusted; that limit protects against servers, not against our own clients.
+            .max_concurrent_reset_streams(MAX_REMEMBERED_RESETS)
+            .max_local_error_reset_streams(None);
         if let Some(interval) = self.settings.keepalive_interval {
             builder.keep_alive_interval(interval);
             builder.keep_alive_while_idle(true);
@@ -778,6 +786,10 @@ async fn reconnect(slot: Weak<Connection>, mut delay: Duration) {
     }
 }
 
+/// Streams reset by the gateway that each upstream connection remembers (for h2's reset
+/// duration, 1 s), so late frames on them are ignored.
+const MAX_REMEMBERED_RESETS: usize = 10_000;
+
 /// Sweeps an upstream's connections for slow consumers every `every`, until they are gone.
 async fn sweep(connections: Vec<Weak<Connection>>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
@@ -813,7 +825,7 @@ fn millis(duration: Duration) -> u64 {
 }
 
 /// What a response body holds of the shared connection, released when it ends or expires.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Held {
     body: Option<Incoming>,
     _permit: Option<OwnedSemaphorePermit>,
@@ -839,6 +851,9 @@ struct Watch {
 /// starts (a consumer that does not come to take it is stalled), then the consumer is woken.
 impl Wake for Watch {
     fn wake(self: Arc<Self>) {
+        // h2 wakes (and drops) its wakers with its stream lock held, so this may drop the last
+        // reference to the watch: harmless, as the watch no longer holds the upstream body
+        // once its `UpstreamBody` is gone (dropping the body takes that lock).
         self.wake_by_ref();
     }
 
@@ -869,14 +884,7 @@ impl Watch {
         }
         self.expired.store(true, Relaxed);
         self.handed.store(0, Relaxed);
-        let released = std::mem::replace(
-            &mut *held,
-            Held {
-                body: None,
-                _permit: None,
-                _in_flight: None,
-            },
-        );
+        let released = std::mem::take(&mut *held);
         drop(held);
         drop(released);
         true
@@ -920,6 +928,9 @@ pub(crate) struct UpstreamBody {
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         lock(&self.connection.streams).remove(&self.id);
+        // The upstream body goes now, in its consumer's context. Left in the watch, it would
+        // live on in the stream's own waker (a cycle), and go when h2 drops that waker: with
+        // h2's lock held, which dropping the body takes again (a deadlock).
     }
 }
 
@@ -962,11 +973,7 @@ impl HttpBody for UpstreamBody {
             // Trailers, the end or a failure: the stream is over, and so is the call's hold.
             Poll::Ready(_) => {
                 this.watch.handed.store(0, Relaxed);
-                *held = Held {
-                    body: None,
-                    _permit: None,
-                    _in_flight: None,
-                };
+                *held = Held::default();
             }
         }
         polled.map_err(BodyError::Upstream)

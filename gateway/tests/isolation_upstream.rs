@@ -609,6 +609,78 @@ async fn a_response_not_read_for_the_slow_consumer_timeout_is_reset() {
     assert_alive(&gw, "/test.Flood/Unary", "flood:alive").await;
 }
 
+/// A client that cancels its stream gets it reset upstream at once (its window is not held
+/// until the upstream ends it), and an upstream that then dies with the stream's remains in
+/// its connection does not hang the gateway. A multi-threaded runtime, so that a hung
+/// gateway thread fails the test instead of hanging it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_stream_is_reset_upstream_and_its_connection_may_die() {
+    let (flood, ended) = start_flood().await;
+    let mut mortal = Upstream::start().await;
+    let config = format!(
+        "[upstreams.\"test.Flood\"]\nendpoints = [\"http://{flood}\"]\n[upstreams.\"test.Alpha\"]\nendpoints = [\"{}\"]\n",
+        mortal.uri()
+    );
+    let gw = start_gateway(&config, flood_routes().merge(routes())).await;
+    let good = channel(&gw.uri()).await;
+
+    for _ in 0..3 {
+        let mut client = tonic::client::Grpc::new(good.clone());
+        client.ready().await.expect("ready");
+        let mut stream = tokio::time::timeout(
+            LIMIT,
+            client.server_streaming(
+                Request::new("go".to_owned()),
+                path("/test.Flood/Flood"),
+                Codec::default(),
+            ),
+        )
+        .await
+        .expect("in time")
+        .expect("stream starts")
+        .into_inner();
+        let first = tokio::time::timeout(LIMIT, stream.message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(first.map(|m| m.len()), Some(CHUNK));
+        drop(stream);
+    }
+    let reset = Instant::now();
+    while ended.load(SeqCst) < 3 {
+        assert!(
+            reset.elapsed() < Duration::from_secs(5),
+            "{} reset",
+            ended.load(SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The same on a connection that then dies.
+    let mut client = tonic::client::Grpc::new(good.clone());
+    client.ready().await.expect("ready");
+    let mut ticks = tokio::time::timeout(
+        LIMIT,
+        client.server_streaming(
+            Request::new("100".to_owned()),
+            path("/test.Alpha/Ticks"),
+            Codec::default(),
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect("stream starts")
+    .into_inner();
+    tokio::time::timeout(LIMIT, ticks.message())
+        .await
+        .expect("in time")
+        .expect("tick");
+    drop(ticks);
+    mortal.kill();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_alive(&gw, "/test.Flood/Unary", "flood:alive").await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Reconnecting: in the background, one attempt at a time, failing fast while down.
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 //! timeout and the global in-flight limit), the calls its client cancelled (for the reset-storm
 //! limit), and whether it is closing.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::Notify;
 
@@ -106,9 +109,12 @@ impl InFlight {
     /// `max_in_flight` calls are in flight already.
     pub(super) fn admit(conn: &Arc<ConnState>) -> Option<InFlight> {
         let listener = &conn.state.listener;
-        let before = listener.in_flight.fetch_add(1, Relaxed);
-        if before >= conn.state.config.limits.max_in_flight as i64 {
-            listener.in_flight.fetch_sub(1, Relaxed);
+        let max = i64::try_from(conn.state.config.limits.max_in_flight).unwrap_or(i64::MAX);
+        // Not an add-then-undo: a burst of refused calls must not crowd out admissible ones.
+        let admitted = listener
+            .in_flight
+            .fetch_update(Relaxed, Relaxed, |now| (now < max).then_some(now + 1));
+        if admitted.is_err() {
             listener.shed.fetch_add(1, Relaxed);
             return None;
         }
@@ -130,6 +136,16 @@ impl InFlight {
     }
 }
 
+impl InFlight {
+    /// Counts the call as cancelled by its client now (it may still be winding down).
+    fn cancel(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.conn.cancelled();
+        }
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         let conn = &self.conn;
@@ -142,6 +158,87 @@ impl Drop for InFlight {
         if !self.finished {
             conn.cancelled();
         }
+    }
+}
+
+/// How long a call its client cancelled before the response headers may go on waiting for
+/// them (see [`Answering`]).
+pub(super) const CANCEL_LINGER: Duration = Duration::from_secs(1);
+
+/// The future of a call's response (which the gateway's handlers resolve with the upstream's
+/// response headers).
+pub(super) type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
+
+/// A call until its response headers, then its response with a [`TrackedBody`].
+///
+/// Dropped before (its client cancelled), the call is counted as cancelled at once but goes
+/// on in the background until the headers arrive, for at most [`CANCEL_LINGER`], and only
+/// then is dropped (which resets its upstream stream). A server answers with headers only
+/// once it has accepted the stream, and HTTP/2 servers (hyper's, so tonic's) close the whole
+/// connection (GOAWAY `too_many_resets`) when more than a few streams are reset before they
+/// were accepted: a client resetting calls in bursts would otherwise take down the upstream
+/// connection every other client shares.
+pub(super) struct Answering {
+    inner: Option<ResponseFuture>,
+    call: Option<InFlight>,
+}
+
+impl Answering {
+    pub(super) fn new(inner: ResponseFuture, call: Option<InFlight>) -> Self {
+        Answering {
+            inner: Some(inner),
+            call,
+        }
+    }
+}
+
+impl Future for Answering {
+    type Output = Result<Response<TrackedBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Pending;
+        };
+        let response = ready!(inner.as_mut().poll(cx))?;
+        this.inner = None;
+        let response = match this.call.take() {
+            Some(call) => response.map(|body| TrackedBody::new(body, call)),
+            None => response.map(TrackedBody::untracked),
+        };
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        let call = self.call.take().map(|mut call| {
+            call.cancel();
+            call
+        });
+        if std::env::var_os("GW_NO_LINGER").is_some() {
+            return;
+        } // EXPERIMENT
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            // The response (if any) is dropped here: the upstream stream is reset now.
+            let linger = std::env::var("GW_LINGER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(CANCEL_LINGER, Duration::from_millis); // EXPERIMENT
+            match tokio::time::timeout(linger, inner).await {
+                Ok(_) => tracing::debug!("EXP linger answered"),
+                Err(_) => tracing::debug!("EXP linger timed out"),
+            }
+            // The call keeps its place in the in-flight count until then.
+            drop(call);
+        });
     }
 }
 
@@ -268,5 +365,41 @@ mod tests {
         drop(TrackedBody::new(GatewayBody::Empty, second));
         assert!(conn.idle_deadline(idle).is_some());
         assert!(InFlight::admit(&conn).is_some(), "room again");
+    }
+}
+
+/// EXPERIMENT: a client's request body whose failure (a reset) is held back.
+pub(super) struct Deferred {
+    pub(super) inner: hyper::body::Incoming,
+    pub(super) delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    pub(super) error: Option<hyper::Error>,
+}
+
+impl HttpBody for Deferred {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        loop {
+            if let Some(delay) = self.delay.as_mut() {
+                ready!(delay.as_mut().poll(cx));
+                return Poll::Ready(self.error.take().map(Err));
+            }
+            match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+                Some(Err(err)) => {
+                    tracing::debug!("EXP body error deferred: {err}");
+                    self.error = Some(err);
+                    self.delay = Some(Box::pin(tokio::time::sleep(CANCEL_LINGER)));
+                }
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.delay.is_none() && self.inner.is_end_stream()
     }
 }

@@ -36,10 +36,8 @@ use super::proxy::RequestBody;
 use super::wire::ClientAddr;
 use super::{rest, web};
 use admission::{Kind, Refusal, header_list_size};
-use connection::{ConnState, InFlight, TrackedBody};
+use connection::{Answering, ConnState, InFlight, ResponseFuture, TrackedBody};
 
-type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
 type TrackedFuture =
     Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
 
@@ -384,19 +382,25 @@ impl ConnService {
                 None
             }
         };
-        let track = move |response: Response<GatewayBody>| match call {
-            Some(call) => response.map(|body| TrackedBody::new(body, call)),
-            None => response.map(TrackedBody::untracked),
-        };
-        if kind == Kind::Grpc {
+        let response: ResponseFuture = if kind == Kind::Grpc {
             let state = self.ingress.state.clone();
-            return Box::pin(async move {
-                let response = super::proxy::forward(state, req.map(RequestBody::Incoming)).await;
-                Ok(track(response))
-            });
-        }
-        let response = self.ingress.http.call(req);
-        Box::pin(async move { Ok(track(response.await?)) })
+            Box::pin(async move {
+                if std::env::var_os("GW_DEFER").is_some() {
+                    let req = req.map(|inner| {
+                        RequestBody::Boxed(tonic::body::Body::new(connection::Deferred {
+                            inner,
+                            delay: None,
+                            error: None,
+                        }))
+                    });
+                    return Ok(super::proxy::forward(state, req).await);
+                }
+                Ok(super::proxy::forward(state, req.map(RequestBody::Incoming)).await)
+            })
+        } else {
+            self.ingress.http.call(req)
+        };
+        Box::pin(Answering::new(response, call))
     }
 }
 

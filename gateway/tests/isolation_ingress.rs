@@ -1,0 +1,796 @@
+//! Issue 11, the listener's side: attacks on the gateway's public port (oversized headers, slow
+//! and silent clients, connection and call floods, reset storms, look-alike content types) are
+//! stopped at ingress, while a well-behaved client — unary calls on one connection, a
+//! long-lived bidirectional stream on another — keeps succeeding, and the gateway is alive
+//! after.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use support::grpc::{Upstream, channel, http_get, path, routes, two_services, unary};
+use support::{LIMIT, RunningGateway, start_gateway};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_msgpack::MsgPackCodec;
+
+type Codec = MsgPackCodec<String, String>;
+
+/// The well-behaved client: unary calls in a loop on one connection, and a bidirectional
+/// stream exchanging a message every 25 ms on another, both checked reply by reply.
+struct Steady {
+    stop: Arc<AtomicBool>,
+    unary: Option<JoinHandle<Result<usize, String>>>,
+    bidi: JoinHandle<Result<usize, String>>,
+}
+
+impl Steady {
+    /// Starts both, and returns once the stream has answered its first message.
+    async fn start(gw: &RunningGateway) -> Steady {
+        let mut steady = Steady::stream_only(gw).await;
+        let unary_channel = channel(&gw.uri()).await;
+        steady.unary = Some(tokio::spawn(unary_loop(unary_channel, steady.stop.clone())));
+        steady
+    }
+
+    /// Only the stream (which holds one call in flight throughout).
+    async fn stream_only(gw: &RunningGateway) -> Steady {
+        let stop = Arc::new(AtomicBool::new(false));
+        let bidi_channel = channel(&gw.uri()).await;
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let bidi = tokio::spawn(bidi_loop(bidi_channel, stop.clone(), started_tx));
+        tokio::time::timeout(LIMIT, started)
+            .await
+            .expect("the stream starts within the limit")
+            .expect("the stream started");
+        Steady {
+            stop,
+            unary: None,
+            bidi,
+        }
+    }
+
+    /// Stops both and asserts that every call and every message of the stream succeeded.
+    async fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        let unary = match self.unary {
+            Some(unary) => tokio::time::timeout(LIMIT, unary)
+                .await
+                .expect("unary loop ends")
+                .expect("unary task"),
+            None => Ok(1),
+        };
+        let bidi = tokio::time::timeout(LIMIT, self.bidi)
+            .await
+            .expect("stream ends")
+            .expect("stream task");
+        let unary = unary.unwrap_or_else(|err| panic!("the well-behaved unary calls: {err}"));
+        let bidi = bidi.unwrap_or_else(|err| panic!("the well-behaved stream: {err}"));
+        assert!(unary > 0 && bidi > 0, "unary {unary}, stream {bidi}");
+        (unary, bidi)
+    }
+}
+
+async fn unary_loop(channel: Channel, stop: Arc<AtomicBool>) -> Result<usize, String> {
+    let mut ok = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let message = format!("u{ok}");
+        let reply = unary(&channel, "/test.Alpha/Unary", Request::new(message.clone()))
+            .await
+            .map_err(|status| format!("call {ok}: {status:?}"))?;
+        if reply.get_ref() != &format!("test.Alpha:{message}") {
+            return Err(format!("call {ok}: wrong reply {:?}", reply.get_ref()));
+        }
+        ok += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(ok)
+}
+
+async fn bidi_loop(
+    channel: Channel,
+    stop: Arc<AtomicBool>,
+    started: tokio::sync::oneshot::Sender<()>,
+) -> Result<usize, String> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
+    let send = |i: usize| {
+        let tx = tx.clone();
+        async move {
+            tx.send(format!("m{i}"))
+                .await
+                .map_err(|_| "request stream".to_owned())
+        }
+    };
+    send(0).await?;
+    let mut client = tonic::client::Grpc::new(channel);
+    let response = tokio::time::timeout(LIMIT, async {
+        client
+            .ready()
+            .await
+            .map_err(|err| Status::unavailable(err.to_string()))?;
+        client
+            .streaming(
+                Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
+                path("/test.Alpha/Bidi"),
+                Codec::default(),
+            )
+            .await
+    })
+    .await
+    .map_err(|_| "stream headers timed out".to_owned())?
+    .map_err(|status| format!("stream start: {status:?}"))?;
+    let mut inbound = response.into_inner();
+    let mut started = Some(started);
+    let mut i = 0;
+    loop {
+        let reply = tokio::time::timeout(LIMIT, inbound.message())
+            .await
+            .map_err(|_| format!("message {i} timed out"))?
+            .map_err(|status| format!("message {i}: {status:?}"))?
+            .ok_or_else(|| format!("stream ended before message {i}"))?;
+        if reply != format!("test.Alpha:M{i}") {
+            return Err(format!("message {i}: wrong reply {reply:?}"));
+        }
+        if let Some(started) = started.take() {
+            let _ = started.send(());
+        }
+        i += 1;
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        send(i).await?;
+    }
+    drop(tx);
+    let end = tokio::time::timeout(LIMIT, inbound.message())
+        .await
+        .map_err(|_| "stream end timed out".to_owned())?
+        .map_err(|status| format!("stream end: {status:?}"))?;
+    if end.is_some() {
+        return Err("a message after the end".into());
+    }
+    Ok(i)
+}
+
+/// The gateway is alive: its task runs, a new client's call works, the admin port answers.
+async fn assert_alive(gw: &RunningGateway) {
+    assert!(
+        gw.task.as_ref().is_some_and(|task| !task.is_finished()),
+        "the gateway task ended"
+    );
+    let fresh = channel(&gw.uri()).await;
+    let reply = unary(&fresh, "/test.Beta/Unary", Request::new("alive".into()))
+        .await
+        .expect("a new client's call");
+    assert_eq!(reply.get_ref(), "test.Beta:alive");
+    assert_eq!(http_get(gw.admin(), "/healthz").await.0, 200);
+}
+
+/// The value of one metric line (`name{labels} value`) on the admin port.
+async fn metric(gw: &RunningGateway, series: &str) -> f64 {
+    let (_, text) = http_get(gw.admin(), "/metrics").await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+/// Polls `metric` until `accept` holds, up to `within`; returns the last value.
+async fn metric_until(
+    gw: &RunningGateway,
+    series: &str,
+    within: Duration,
+    accept: impl Fn(f64) -> bool,
+) -> f64 {
+    let start = Instant::now();
+    loop {
+        let value = metric(gw, series).await;
+        if accept(value) || start.elapsed() > within {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A gateway in front of a fresh upstream, with `limits` as the `[limits]` section.
+async fn gateway(limits: &str) -> (Upstream, RunningGateway) {
+    let upstream = Upstream::start().await;
+    let toml = format!("[limits]\n{limits}\n{}", two_services(&upstream.uri(), ""));
+    let gw = start_gateway(&toml, routes()).await;
+    (upstream, gw)
+}
+
+/// One MessagePack string as a gRPC frame (short strings only).
+fn grpc_frame(text: &str) -> Bytes {
+    assert!(text.len() < 32, "a fixstr");
+    let mut frame = vec![0, 0, 0, 0, text.len() as u8 + 1, 0xa0 | text.len() as u8];
+    frame.extend_from_slice(text.as_bytes());
+    Bytes::from(frame)
+}
+
+fn grpc_request(addr: SocketAddr, method: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request")
+}
+
+/// A raw HTTP/2 client on a new connection; the task ends when the connection does.
+async fn h2_client<T>(
+    io: T,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    JoinHandle<Result<(), h2::Error>>,
+)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, connection) = tokio::time::timeout(LIMIT, h2::client::handshake(io))
+        .await
+        .expect("handshake within the limit")
+        .expect("handshake");
+    (send, tokio::spawn(connection))
+}
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    tokio::time::timeout(LIMIT, TcpStream::connect(addr))
+        .await
+        .expect("connect within the limit")
+        .expect("connect")
+}
+
+/// Reads until the peer closes the connection (or resets it); returns how long that took.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at((start + limit).into(), stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused_before_anything_is_forwarded() {
+    let (_upstream, gw) = gateway("max_header_list_bytes = 16384").await;
+    let steady = Steady::start(&gw).await;
+    let attacker = channel(&gw.uri()).await;
+    // gRPC over HTTP/2: 20 KiB, 64 KiB and 200 KiB headers: RESOURCE_EXHAUSTED, not forwarded.
+    for size in [20 << 10, 64 << 10, 200 << 10] {
+        let mut request = Request::new("big".to_owned());
+        let value = "v".repeat(size).parse().expect("ascii value");
+        request.metadata_mut().insert("x-big", value);
+        let status = unary(&attacker, "/test.Beta/Unary", request)
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::ResourceExhausted, "{size}: {status:?}");
+        assert!(status.message().contains("16384"), "{status:?}");
+    }
+    // Far over hyper's own cap (4 × the limit, at least 256 KiB): the HTTP/2 layer refuses it,
+    // on the attacker's connection only.
+    let mut request = Request::new("huge".to_owned());
+    let value = "v".repeat(1 << 20).parse().expect("ascii value");
+    request.metadata_mut().insert("x-huge", value);
+    let huge = channel(&gw.uri()).await;
+    let status = unary(&huge, "/test.Beta/Unary", request)
+        .await
+        .expect_err("refused");
+    assert_ne!(status.code(), Code::Ok);
+    // Under the limit: served.
+    let mut request = Request::new("fine".to_owned());
+    let value = "v".repeat(8 << 10).parse().expect("ascii value");
+    request.metadata_mut().insert("x-fine", value);
+    unary(&attacker, "/test.Beta/Unary", request)
+        .await
+        .expect("8 KiB of headers are fine");
+
+    // REST and the HTTP router over HTTP/1.1: 431 with a JSON error (hyper's own 431 past
+    // its cap); gRPC-Web: RESOURCE_EXHAUSTED in the headers.
+    let big = "v".repeat(64 << 10);
+    let huge = "v".repeat(300 << 10);
+    for (value, json) in [(&big, true), (&huge, false)] {
+        let response = support::rest::send(
+            gw.addr,
+            "POST",
+            "/test.Beta/Unary",
+            &[("content-type", "application/json"), ("x-big", value)],
+            "{}",
+        )
+        .await;
+        assert_eq!(response.status(), 431);
+        let body = support::rest::body_bytes(response).await;
+        if json {
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(body["code"], 8, "{body}");
+        }
+    }
+    let response = support::rest::send(
+        gw.addr,
+        "POST",
+        "/test.Beta/Unary",
+        &[
+            ("content-type", "application/grpc-web+proto"),
+            ("x-big", &big),
+        ],
+        support::rest::frame(0, b"\xa3web"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["grpc-status"], "8");
+
+    // Only the 8 KiB call reached the upstream, and the refusals are counted.
+    assert_eq!(
+        metric(&gw, "gateway_calls_total{route=\"/test.Beta/Unary\"}").await,
+        1.0
+    );
+    assert_eq!(metric(&gw, "gateway_oversized_headers_total").await, 5.0);
+    steady.finish().await;
+    assert_alive(&gw).await;
+}
+
+#[tokio::test]
+async fn slow_and_silent_connections_are_closed_within_the_timeouts() {
+    let (_upstream, gw) = gateway(
+        "sniff_timeout = \"300ms\"\nheader_read_timeout = \"500ms\"\nidle_timeout = \"1s\"\nkeepalive_interval = \"300ms\"\nkeepalive_timeout = \"500ms\"",
+    )
+    .await;
+    let steady = Steady::start(&gw).await;
+    let limit = Duration::from_secs(4);
+
+    // Silent: connects and sends nothing.
+    let silent: Vec<_> = futures_util::future::join_all((0..20).map(|_| connect(gw.addr))).await;
+    // Slow preface: HTTP/2's preface a byte at a time.
+    let slow_preface = tokio::spawn(trickle(
+        gw.addr,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+        limit,
+    ));
+    // Slowloris over HTTP/1.1: a request head a byte at a time.
+    let slow_head = tokio::spawn(trickle(
+        gw.addr,
+        b"GET /test.Alpha/Unary HTTP/1.1\r\nhost: gw\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n".to_vec(),
+        limit,
+    ));
+    // HTTP/2 that sends its preface and settings, then a header block a byte at a time.
+    let mut slow_h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    slow_h2.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let slow_h2_prefix = slow_h2.len();
+    slow_h2.extend_from_slice(&[0, 0, 40, 1, 4, 0, 0, 0, 1]);
+    slow_h2.extend(std::iter::repeat_n(0x82, 40));
+    let slow_h2 = tokio::spawn(trickle_after(gw.addr, slow_h2, slow_h2_prefix, limit));
+
+    for (index, mut stream) in silent.into_iter().enumerate() {
+        let took = closed_within(&mut stream, limit)
+            .await
+            .unwrap_or_else(|| panic!("silent connection {index} still open after {limit:?}"));
+        assert!(took < Duration::from_secs(2), "silent {index}: {took:?}");
+    }
+    for (what, task) in [
+        ("slow preface", slow_preface),
+        ("slow HTTP/1.1 head", slow_head),
+        ("slow HTTP/2 headers", slow_h2),
+    ] {
+        let took = task
+            .await
+            .expect("task")
+            .unwrap_or_else(|| panic!("{what}: still open"));
+        assert!(
+            took < Duration::from_secs(3),
+            "{what}: closed after {took:?}"
+        );
+    }
+    assert!(
+        metric(
+            &gw,
+            "gateway_client_connections_closed_total{reason=\"sniff_timeout\"}"
+        )
+        .await
+            >= 21.0
+    );
+
+    // An HTTP/1.1 keep-alive connection after its request: closed too.
+    let mut keep_alive = connect(gw.addr).await;
+    keep_alive
+        .write_all(b"GET /nothing HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await
+        .expect("write");
+    let took = closed_within(&mut keep_alive, limit).await.expect("closed");
+    assert!(took < Duration::from_secs(2), "keep-alive: {took:?}");
+
+    // An HTTP/2 client that answers pings but makes no call after its first: a GOAWAY after
+    // the idle timeout, and the connection ends.
+    let (client, connection) = h2_client(connect(gw.addr).await).await;
+    let mut client = tokio::time::timeout(LIMIT, client.ready())
+        .await
+        .expect("ready")
+        .expect("ready");
+    let (response, mut body) = client
+        .send_request(grpc_request(gw.addr, "/test.Alpha/Unary"), false)
+        .expect("send");
+    body.send_data(grpc_frame("idle"), true).expect("data");
+    let response = tokio::time::timeout(LIMIT, response)
+        .await
+        .expect("headers")
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    let start = Instant::now();
+    tokio::time::timeout(limit, connection)
+        .await
+        .expect("the idle connection ends")
+        .expect("task")
+        .expect("a graceful end");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+        "idle: {took:?}"
+    );
+    assert_eq!(
+        metric(
+            &gw,
+            "gateway_client_connections_closed_total{reason=\"idle_timeout\"}"
+        )
+        .await,
+        1.0
+    );
+
+    // An HTTP/2 client that stops answering with a stream open: keepalive PINGs go
+    // unanswered and the connection closes (the idle timeout does not apply: a call is open).
+    let open_before = metric(&gw, "gateway_client_connections").await;
+    let frozen = Arc::new(AtomicBool::new(false));
+    let io = Freezable {
+        io: connect(gw.addr).await,
+        frozen: frozen.clone(),
+    };
+    let (client, _connection) = h2_client(io).await;
+    let mut client = tokio::time::timeout(LIMIT, client.ready())
+        .await
+        .expect("ready")
+        .expect("ready");
+    let (response, mut body) = client
+        .send_request(grpc_request(gw.addr, "/test.Alpha/Ticks"), false)
+        .expect("send");
+    body.send_data(grpc_frame("1000"), true).expect("data");
+    let response = tokio::time::timeout(LIMIT, response)
+        .await
+        .expect("headers")
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        metric(&gw, "gateway_client_connections").await,
+        open_before + 1.0
+    );
+    frozen.store(true, Ordering::SeqCst);
+    let open = metric_until(
+        &gw,
+        "gateway_client_connections",
+        Duration::from_secs(5),
+        |open| open <= open_before,
+    )
+    .await;
+    assert_eq!(
+        open, open_before,
+        "the frozen client's connection is closed"
+    );
+
+    steady.finish().await;
+    assert_alive(&gw).await;
+}
+
+/// Sends `bytes` one every 100 ms; returns how long until the gateway closed the connection.
+async fn trickle(addr: SocketAddr, bytes: Vec<u8>, limit: Duration) -> Option<Duration> {
+    trickle_after(addr, bytes, 0, limit).await
+}
+
+/// Sends `bytes[..at]` at once, then the rest one every 100 ms; returns how long (from the
+/// start) until the gateway closed the connection.
+async fn trickle_after(
+    addr: SocketAddr,
+    bytes: Vec<u8>,
+    at: usize,
+    limit: Duration,
+) -> Option<Duration> {
+    let stream = connect(addr).await;
+    let start = Instant::now();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&bytes[..at]).await;
+        for byte in &bytes[at..] {
+            if write.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Then nothing more, but keep the socket open.
+        tokio::time::sleep(limit).await;
+    });
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout_at((start + limit).into(), read.read(&mut buf)).await {
+            Err(_) => break None,
+            Ok(Ok(0) | Err(_)) => break Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    };
+    writer.abort();
+    closed
+}
+
+/// A socket that stops reading and writing when told: a client that has gone silent
+/// without closing its connection.
+struct Freezable {
+    io: TcpStream,
+    frozen: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Freezable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.frozen.load(Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Freezable {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.frozen.load(Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.frozen.load(Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Opens a long server stream (`Ticks`, 1000 × 50 ms) on a raw HTTP/2 client and waits for
+/// its response headers; returns them with the stream, to be reset by dropping or
+/// `send_reset`.
+async fn open_ticks(
+    client: &mut h2::client::SendRequest<Bytes>,
+    addr: SocketAddr,
+) -> (http::Response<h2::RecvStream>, h2::SendStream<Bytes>) {
+    let mut ready = tokio::time::timeout(LIMIT, client.clone().ready())
+        .await
+        .expect("ready within the limit")
+        .expect("ready");
+    let (response, mut body) = ready
+        .send_request(grpc_request(addr, "/test.Alpha/Ticks"), false)
+        .expect("send");
+    body.send_data(grpc_frame("1000"), true).expect("data");
+    let response = tokio::time::timeout(LIMIT, response)
+        .await
+        .expect("headers within the limit")
+        .expect("response");
+    (response, body)
+}
+
+#[tokio::test]
+async fn excess_connections_are_closed_at_once() {
+    let (_upstream, gw) = gateway("max_connections = 12\nmax_concurrent_streams = 7").await;
+    let steady = Steady::start(&gw).await;
+    assert_eq!(metric(&gw, "gateway_client_connections").await, 2.0);
+
+    // The SETTINGS a client sees.
+    let (client, _connection) = h2_client(connect(gw.addr).await).await;
+    let mut client = open_ticks(&mut client.clone(), gw.addr).await.1;
+    client.send_reset(h2::Reason::CANCEL);
+    drop(client);
+
+    // Nine more make twelve: every one after is closed as soon as it is accepted.
+    let mut holders = Vec::new();
+    for _ in 0..9 {
+        holders.push(connect(gw.addr).await);
+    }
+    let open = metric_until(&gw, "gateway_client_connections", LIMIT, |open| {
+        open >= 12.0
+    })
+    .await;
+    assert_eq!(open, 12.0);
+    for _ in 0..5 {
+        let mut excess = connect(gw.addr).await;
+        let took = closed_within(&mut excess, Duration::from_secs(2))
+            .await
+            .expect("an excess connection is closed");
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+    assert_eq!(
+        metric(&gw, "gateway_client_connections_rejected_total").await,
+        5.0
+    );
+    // The admin port has connections of its own.
+    assert_eq!(http_get(gw.admin(), "/healthz").await.0, 200);
+    drop(holders);
+    metric_until(&gw, "gateway_client_connections", LIMIT, |open| open <= 3.0).await;
+    steady.finish().await;
+    assert_alive(&gw).await;
+}
+
+#[tokio::test]
+async fn streams_per_connection_are_announced_in_settings() {
+    let (_upstream, gw) = gateway("max_concurrent_streams = 7").await;
+    let (client, _connection) = h2_client(connect(gw.addr).await).await;
+    let mut ready = client.clone();
+    let (_response, mut body) = open_ticks(&mut ready, gw.addr).await;
+    assert_eq!(client.current_max_send_streams(), 7);
+    body.send_reset(h2::Reason::CANCEL);
+}
+
+#[tokio::test]
+async fn calls_over_the_in_flight_limit_are_shed_at_once() {
+    let (_upstream, gw) = gateway("max_in_flight = 6").await;
+    // The stream holds one of the six throughout.
+    let steady = Steady::stream_only(&gw).await;
+    let (mut attacker, _connection) = h2_client(connect(gw.addr).await).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(open_ticks(&mut attacker, gw.addr).await);
+    }
+    assert_eq!(metric(&gw, "gateway_in_flight_calls").await, 6.0);
+    // The next call of any kind is answered at once.
+    let (response, _body) = open_ticks(&mut attacker, gw.addr).await;
+    assert_eq!(response.headers()["grpc-status"], "8");
+    let probe = channel(&gw.uri()).await;
+    let start = Instant::now();
+    let status = unary(&probe, "/test.Beta/Unary", Request::new("x".into()))
+        .await
+        .expect_err("shed");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    let response = support::rest::send(
+        gw.addr,
+        "POST",
+        "/test.Beta/Unary",
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let response = support::rest::send(
+        gw.addr,
+        "POST",
+        "/test.Beta/Unary",
+        &[("content-type", "application/grpc-web+proto")],
+        support::rest::frame(0, b"\xa3web"),
+    )
+    .await;
+    assert_eq!(response.headers()["grpc-status"], "8");
+    assert_eq!(metric(&gw, "gateway_calls_shed_total").await, 4.0);
+
+    // A call counts until its response ends: reading a held stream to its end, or cancelling
+    // it, gives its place back.
+    for (_, mut body) in held.drain(..) {
+        body.send_reset(h2::Reason::CANCEL);
+    }
+    let in_flight = metric_until(&gw, "gateway_in_flight_calls", LIMIT, |calls| calls <= 1.0).await;
+    assert_eq!(in_flight, 1.0);
+    let replies = support::grpc::server_streaming(
+        &probe,
+        "/test.Beta/ServerStream",
+        Request::new("s".into()),
+    )
+    .await
+    .expect("room again");
+    assert_eq!(replies.len(), 5);
+    assert_eq!(metric(&gw, "gateway_in_flight_calls").await, 1.0);
+    steady.finish().await;
+    assert_alive(&gw).await;
+}
+
+#[tokio::test]
+async fn look_alike_content_types_are_not_grpc() {
+    let (_upstream, gw) = gateway("").await;
+    let response = support::rest::send(
+        gw.addr,
+        "POST",
+        "/test.Alpha/Unary",
+        &[("content-type", "application/grpcX")],
+        support::rest::frame(0, b"\xa1x"),
+    )
+    .await;
+    // Not passed through: answered as REST, which this route cannot serve (no transcoder).
+    assert!(response.headers().get("grpc-status").is_none());
+    assert_eq!(response.status(), 501);
+    // The real thing, over HTTP/1.1 too, is gRPC.
+    let (client, _connection) = h2_client(connect(gw.addr).await).await;
+    let mut ready = tokio::time::timeout(LIMIT, client.ready())
+        .await
+        .expect("ready")
+        .expect("ready");
+    let mut request = grpc_request(gw.addr, "/test.Alpha/Unary");
+    request.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/grpc+msgpack"),
+    );
+    let (response, mut body) = ready.send_request(request, false).expect("send");
+    body.send_data(grpc_frame("x"), true).expect("data");
+    let response = tokio::time::timeout(LIMIT, response)
+        .await
+        .expect("headers")
+        .expect("response");
+    let mut body = response.into_body();
+    while tokio::time::timeout(LIMIT, body.data())
+        .await
+        .expect("data")
+        .is_some()
+    {}
+    let trailers = tokio::time::timeout(LIMIT, body.trailers())
+        .await
+        .expect("trailers")
+        .expect("trailers")
+        .expect("some trailers");
+    assert_eq!(trailers["grpc-status"], "0");
+}
+
+#[tokio::test]
+async fn admin_endpoints_answer_on_their_own_port_only() {
+    let (_upstream, gw) = gateway("").await;
+    for path in ["/healthz", "/readyz", "/metrics", "/routes"] {
+        assert_eq!(http_get(gw.admin(), path).await.0, 200, "{path}");
+        assert_eq!(
+            http_get(gw.addr, path).await.0,
+            404,
+            "{path} on the public port"
+        );
+    }
+    drop(gw);
+
+    // Probes for a load balancer on the public port.
+    let upstream = Upstream::start().await;
+    let toml = format!(
+        "public_admin = [\"/healthz\", \"/readyz\"]\n{}",
+        two_services(&upstream.uri(), "")
+    );
+    let gw = start_gateway(&toml, routes()).await;
+    assert_eq!(http_get(gw.addr, "/healthz").await.0, 200);
+    assert_eq!(http_get(gw.addr, "/readyz").await.0, 200);
+    assert_eq!(http_get(gw.addr, "/metrics").await.0, 404);
+    assert_eq!(http_get(gw.addr, "/routes").await.0, 404);
+    assert_eq!(http_get(gw.admin(), "/routes").await.0, 200);
+
+    // An admin address that cannot be bound is a startup error naming the key.
+    let taken = gw.admin();
+    let mut config = tonic_msgpack_gateway::Config::from_toml(&two_services(&upstream.uri(), ""))
+        .expect("config");
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.admin_listen = Some(taken);
+    let gateway = tonic_msgpack_gateway::Gateway::builder()
+        .config(config)
+        .routes(routes())
+        .build()
+        .await
+        .expect("builds");
+    let err = gateway.bind().await.expect_err("admin port taken");
+    assert!(err.to_string().contains("admin_listen"), "{err}");
+    assert!(err.to_string().contains(&taken.to_string()), "{err}");
+}
