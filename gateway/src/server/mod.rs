@@ -33,6 +33,7 @@ use super::GatewayState;
 use super::body::GatewayBody;
 use super::config::Limits;
 use super::proxy::RequestBody;
+use super::tls::{ClientCert, ClientStream};
 use super::wire::ClientAddr;
 use super::{rest, web};
 use admission::{Kind, Refusal, header_list_size};
@@ -256,12 +257,34 @@ impl Ingress {
     /// Serves one connection until it ends, closing it on the limits' terms.
     async fn connection(
         self: Arc<Self>,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: SocketAddr,
         mut stop: watch::Receiver<bool>,
         _open: Open,
     ) {
         let limits = &self.state.config.limits;
+        // TLS first (public port with `[tls]`), bounded like the protocol sniff.
+        let (mut stream, cert) = match (&self.state.tls, self.port) {
+            (Some(tls), Port::Public) => {
+                let accepted = tokio::select! {
+                    accepted = tokio::time::timeout(limits.sniff_timeout, tls.accept(stream)) => accepted,
+                    () = stopped(&mut stop) => return,
+                };
+                match accepted {
+                    Ok(Ok(accepted)) => accepted,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {err}");
+                        return;
+                    }
+                    Err(_) => {
+                        self.state.listener.sniff_timeouts.fetch_add(1, Relaxed);
+                        tracing::debug!(%peer, "no TLS handshake within {:?}", limits.sniff_timeout);
+                        return;
+                    }
+                }
+            }
+            _ => (ClientStream::Plain(stream), None),
+        };
         let sniffed = tokio::select! {
             sniffed = tokio::time::timeout(limits.sniff_timeout, io::sniff(&mut stream)) => sniffed,
             () = stopped(&mut stop) => return,
@@ -281,6 +304,7 @@ impl Ingress {
             ingress: self.clone(),
             conn: conn.clone(),
             peer,
+            cert,
         };
         let io = io::Gathered::new(TokioIo::new(stream), sniffed);
         let connection = self.builder.serve_connection(io, service);
@@ -338,6 +362,8 @@ struct ConnService {
     ingress: Arc<Ingress>,
     conn: Arc<ConnState>,
     peer: SocketAddr,
+    /// The verified client certificate's subject (mTLS).
+    cert: Option<ClientCert>,
 }
 
 impl ConnService {
@@ -371,6 +397,17 @@ impl ConnService {
         let kind = Kind::of(&req);
         let admitted = self.admit(&req, kind);
         req.extensions_mut().insert(ClientAddr(self.peer));
+        if let Some(tls) = &self.ingress.state.tls {
+            // Only the handshake says who the client is: a client-sent value never passes.
+            let headers = req.headers_mut();
+            headers.remove(&tls.identity_header);
+            if let Some(cert) = &self.cert {
+                if let Ok(value) = http::HeaderValue::from_str(&cert.0) {
+                    headers.insert(tls.identity_header.clone(), value);
+                }
+                req.extensions_mut().insert(cert.clone());
+            }
+        }
         let call = match admitted {
             Ok(call) => call,
             Err(refusal) if kind == Kind::Grpc => {
