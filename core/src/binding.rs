@@ -49,8 +49,7 @@ impl HttpBinding {
                 "invalid HTTP binding `{spec}`: the path must start with `/`"
             ));
         }
-        PathTemplate::parse(path)
-            .map_err(|err| format!("invalid HTTP binding `{spec}`: {err}"))?;
+        PathTemplate::parse(path).map_err(|err| format!("invalid HTTP binding `{spec}`: {err}"))?;
         Ok(HttpBinding {
             method,
             path: path.to_owned(),
@@ -117,7 +116,9 @@ impl PathTemplate {
                 match pattern {
                     None | Some("*") => segments.push(Segment::Field(field.to_owned())),
                     Some("**") if last => segments.push(Segment::Tail(field.to_owned())),
-                    Some("**") => return fail(format!("`{{{field}=**}}` must be the last segment")),
+                    Some("**") => {
+                        return fail(format!("`{{{field}=**}}` must be the last segment"));
+                    }
                     Some(other) => {
                         return fail(format!(
                             "unsupported pattern `{other}` in `{{{field}={other}}}`; use `{{{field}}}`, `{{{field}=*}}` or `{{{field}=**}}`"
@@ -183,7 +184,14 @@ mod tests {
                 Segment::Literal("x".into())
             ]
         );
-        for bad in ["v1", "/v1//x", "/v1/{a", "/v1/{a=**}/x", "/v1/{a=x*}", "/v1/{a-b}"] {
+        for bad in [
+            "v1",
+            "/v1//x",
+            "/v1/{a",
+            "/v1/{a=**}/x",
+            "/v1/{a=x*}",
+            "/v1/{a-b}",
+        ] {
             assert!(PathTemplate::parse(bad).is_err(), "{bad}");
         }
     }

@@ -22,9 +22,9 @@
 use example_app::calculator::__calculator_msgpack::{__AddRequest, __AddResponse, __PingRequest};
 use example_app::proto::{HelloReply, HelloRequest};
 use example_app::routes;
-use tonic_msgpack_gateway::CallKind;
 use tonic_msgpack::wkt::Timestamp;
 use tonic_msgpack::{decode_frame, to_vec};
+use tonic_msgpack_gateway::CallKind;
 
 fn hex(bytes: &[u8]) -> String {
     bytes
