@@ -220,22 +220,12 @@ impl Drop for Answering {
             call.cancel();
             call
         });
-        if std::env::var_os("GW_NO_LINGER").is_some() {
-            return;
-        } // EXPERIMENT
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
             // The response (if any) is dropped here: the upstream stream is reset now.
-            let linger = std::env::var("GW_LINGER_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map_or(CANCEL_LINGER, Duration::from_millis); // EXPERIMENT
-            match tokio::time::timeout(linger, inner).await {
-                Ok(_) => tracing::debug!("EXP linger answered"),
-                Err(_) => tracing::debug!("EXP linger timed out"),
-            }
+            let _ = tokio::time::timeout(CANCEL_LINGER, inner).await;
             // The call keeps its place in the in-flight count until then.
             drop(call);
         });
@@ -365,41 +355,5 @@ mod tests {
         drop(TrackedBody::new(GatewayBody::Empty, second));
         assert!(conn.idle_deadline(idle).is_some());
         assert!(InFlight::admit(&conn).is_some(), "room again");
-    }
-}
-
-/// EXPERIMENT: a client's request body whose failure (a reset) is held back.
-pub(super) struct Deferred {
-    pub(super) inner: hyper::body::Incoming,
-    pub(super) delay: Option<Pin<Box<tokio::time::Sleep>>>,
-    pub(super) error: Option<hyper::Error>,
-}
-
-impl HttpBody for Deferred {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        loop {
-            if let Some(delay) = self.delay.as_mut() {
-                ready!(delay.as_mut().poll(cx));
-                return Poll::Ready(self.error.take().map(Err));
-            }
-            match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
-                Some(Err(err)) => {
-                    tracing::debug!("EXP body error deferred: {err}");
-                    self.error = Some(err);
-                    self.delay = Some(Box::pin(tokio::time::sleep(CANCEL_LINGER)));
-                }
-                other => return Poll::Ready(other),
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.delay.is_none() && self.inner.is_end_stream()
     }
 }

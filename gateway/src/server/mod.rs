@@ -422,16 +422,6 @@ impl ConnService {
         let response: ResponseFuture = if kind == Kind::Grpc {
             let state = self.ingress.state.clone();
             Box::pin(async move {
-                if std::env::var_os("GW_DEFER").is_some() {
-                    let req = req.map(|inner| {
-                        RequestBody::Boxed(tonic::body::Body::new(connection::Deferred {
-                            inner,
-                            delay: None,
-                            error: None,
-                        }))
-                    });
-                    return Ok(super::proxy::forward(state, req).await);
-                }
                 Ok(super::proxy::forward(state, req.map(RequestBody::Incoming)).await)
             })
         } else {
