@@ -654,15 +654,7 @@ impl Connection {
         builder
             .adaptive_window(false)
             .initial_stream_window_size(self.settings.stream_window)
-            .initial_connection_window_size(self.settings.connection_window)
-            // Clients cancel calls: each cancellation resets a stream of this shared connection,
-            // and frames the upstream had already sent on it must then be ignored, not answered
-            // as errors. With h2's defaults (50 reset streams remembered, and the connection
-            // closed after 1,024 such errors) a burst of cancellations made the gateway close
-            // its own upstream connection (`too_many_internal_resets`). The upstream is
-            // trusted; that limit protects against servers, not against our own clients.
-            .max_concurrent_reset_streams(MAX_REMEMBERED_RESETS)
-            .max_local_error_reset_streams(None);
+            .initial_connection_window_size(self.settings.connection_window);
         if let Some(interval) = self.settings.keepalive_interval {
             builder.keep_alive_interval(interval);
             builder.keep_alive_while_idle(true);
@@ -785,10 +777,6 @@ async fn reconnect(slot: Weak<Connection>, mut delay: Duration) {
         backoff = (backoff * 2).min(connection.settings.max_backoff);
     }
 }
-
-/// Streams reset by the gateway that each upstream connection remembers (for h2's reset
-/// duration, 1 s), so late frames on them are ignored.
-const MAX_REMEMBERED_RESETS: usize = 10_000;
 
 /// Sweeps an upstream's connections for slow consumers every `every`, until they are gone.
 async fn sweep(connections: Vec<Weak<Connection>>, every: Duration) {
@@ -931,6 +919,8 @@ impl Drop for UpstreamBody {
         // The upstream body goes now, in its consumer's context. Left in the watch, it would
         // live on in the stream's own waker (a cycle), and go when h2 drops that waker: with
         // h2's lock held, which dropping the body takes again (a deadlock).
+        let released = std::mem::take(&mut *lock(&self.watch.held));
+        drop(released);
     }
 }
 

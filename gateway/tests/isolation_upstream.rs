@@ -611,9 +611,9 @@ async fn a_response_not_read_for_the_slow_consumer_timeout_is_reset() {
 
 /// A client that cancels its stream gets it reset upstream at once (its window is not held
 /// until the upstream ends it), and an upstream that then dies with the stream's remains in
-/// its connection does not hang the gateway. A multi-threaded runtime, so that a hung
-/// gateway thread fails the test instead of hanging it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// its connection does not hang the gateway. The gateway runs on a runtime of its own, so that
+/// a hung gateway fails the test's calls instead of hanging the test.
+#[tokio::test]
 async fn a_cancelled_stream_is_reset_upstream_and_its_connection_may_die() {
     let (flood, ended) = start_flood().await;
     let mut mortal = Upstream::start().await;
@@ -621,7 +621,15 @@ async fn a_cancelled_stream_is_reset_upstream_and_its_connection_may_die() {
         "[upstreams.\"test.Flood\"]\nendpoints = [\"http://{flood}\"]\n[upstreams.\"test.Alpha\"]\nendpoints = [\"{}\"]\n",
         mortal.uri()
     );
-    let gw = start_gateway(&config, flood_routes().merge(routes())).await;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("gateway runtime");
+    let gw = runtime
+        .spawn(async move { start_gateway(&config, flood_routes().merge(routes())).await })
+        .await
+        .expect("gateway starts");
     let good = channel(&gw.uri()).await;
 
     for _ in 0..3 {
@@ -679,6 +687,8 @@ async fn a_cancelled_stream_is_reset_upstream_and_its_connection_may_die() {
     mortal.kill();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_alive(&gw, "/test.Flood/Unary", "flood:alive").await;
+    drop(gw);
+    runtime.shutdown_background();
 }
 
 // ---------------------------------------------------------------------------------------------
