@@ -794,3 +794,143 @@ async fn admin_endpoints_answer_on_their_own_port_only() {
     assert!(err.to_string().contains("admin_listen"), "{err}");
     assert!(err.to_string().contains(&taken.to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn a_client_cancelling_too_many_calls_is_disconnected() {
+    let (_upstream, gw) = gateway("max_client_resets = 5\nreset_window = \"10s\"").await;
+    let steady = Steady::start(&gw).await;
+    let (mut client, connection) = h2_client(connect(gw.addr).await).await;
+    // Each call reaches the upstream (its response headers came back) before it is cancelled.
+    for _ in 0..5 {
+        let (_response, mut body) = open_ticks(&mut client, gw.addr).await;
+        body.send_reset(h2::Reason::CANCEL);
+    }
+    assert!(!connection.is_finished(), "five cancellations are allowed");
+    let (_response, mut body) = open_ticks(&mut client, gw.addr).await;
+    body.send_reset(h2::Reason::CANCEL);
+    // The sixth: a GOAWAY, and the connection ends; its client sees a clean close.
+    let ended = tokio::time::timeout(LIMIT, connection)
+        .await
+        .expect("the connection is closed")
+        .expect("task");
+    assert!(ended.is_ok(), "a graceful GOAWAY: {ended:?}");
+    assert_eq!(
+        metric(
+            &gw,
+            "gateway_client_connections_closed_total{reason=\"client_resets\"}"
+        )
+        .await,
+        1.0
+    );
+    // Other clients, and a new connection of the same client, are not affected.
+    let (mut again, _connection) = h2_client(connect(gw.addr).await).await;
+    let (response, mut body) = open_ticks(&mut again, gw.addr).await;
+    assert_eq!(response.status(), 200);
+    body.send_reset(h2::Reason::CANCEL);
+    steady.finish().await;
+    assert_alive(&gw).await;
+}
+
+/// Finding 3's storm: raw HTTP/2 clients open long server streams in batches of 64 and reset
+/// each batch a millisecond later, reconnecting whenever the gateway closes them, for two
+/// seconds. Before, the upstream closed the shared connection (GOAWAY `too_many_resets`)
+/// many times a second and the well-behaved client's calls failed with UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_storm_never_reaches_the_shared_upstream_connection() {
+    let (_upstream, gw) = gateway("").await;
+    let steady = Steady::start(&gw).await;
+    let addr = gw.addr;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut attackers = Vec::new();
+    for _ in 0..4 {
+        attackers.push(tokio::spawn(async move {
+            let (mut connections, mut closed_by_gateway, mut resets) = (0, 0, 0);
+            while Instant::now() < deadline {
+                let (client, connection) = h2_client(connect(addr).await).await;
+                connections += 1;
+                'connection: while Instant::now() < deadline && !connection.is_finished() {
+                    let mut batch = Vec::new();
+                    for _ in 0..64 {
+                        let ready =
+                            tokio::time::timeout(Duration::from_secs(2), client.clone().ready())
+                                .await;
+                        let Ok(Ok(mut ready)) = ready else {
+                            break 'connection;
+                        };
+                        let Ok((response, mut body)) =
+                            ready.send_request(grpc_request(addr, "/test.Alpha/Ticks"), false)
+                        else {
+                            break 'connection;
+                        };
+                        let _ = body.send_data(grpc_frame("1000"), true);
+                        batch.push((response, body));
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    resets += batch.len();
+                    for (_response, mut body) in batch {
+                        body.send_reset(h2::Reason::CANCEL);
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                if let Ok(Ok(Err(err))) =
+                    tokio::time::timeout(Duration::from_secs(2), connection).await
+                    && err.is_go_away()
+                    && err.is_remote()
+                {
+                    closed_by_gateway += 1;
+                }
+            }
+            (connections, closed_by_gateway, resets)
+        }));
+    }
+    let (mut connections, mut closed_by_gateway, mut resets) = (0, 0, 0);
+    for attacker in attackers {
+        let (c, g, r) = tokio::time::timeout(LIMIT, attacker)
+            .await
+            .expect("the attack ends")
+            .expect("attacker");
+        connections += c;
+        closed_by_gateway += g;
+        resets += r;
+    }
+    println!(
+        "reset storm: {resets} streams opened and reset on {connections} connections, {closed_by_gateway} closed by the gateway with GOAWAY"
+    );
+    assert!(resets > 1000, "a storm: {resets} resets");
+    assert!(
+        closed_by_gateway > 0,
+        "the gateway closed storming connections"
+    );
+    // The shared upstream connection was never replaced, and the well-behaved client's calls
+    // and stream all succeeded.
+    assert_eq!(
+        metric(
+            &gw,
+            "gateway_upstream_connects_total{upstream=\"test.Alpha\"}"
+        )
+        .await,
+        1.0
+    );
+    steady.finish().await;
+    assert_alive(&gw).await;
+}
+
+/// The configuration sample in the crate docs parses, and its `[limits]` are the defaults.
+#[test]
+fn the_documented_limits_are_the_defaults() {
+    let docs = include_str!("../src/docs/gateway.md");
+    let (_, configuration) = docs
+        .split_once("\n# Configuration\n")
+        .expect("a Configuration section");
+    let sample = configuration
+        .split_once("```toml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(sample, _)| sample)
+        .expect("a TOML sample");
+    let config = tonic_msgpack_gateway::Config::from_toml(sample).expect("the sample parses");
+    assert_eq!(config.limits, tonic_msgpack_gateway::Limits::default());
+    assert_eq!(
+        config.admin_listen,
+        Some("127.0.0.1:9901".parse().expect("addr"))
+    );
+}
