@@ -48,9 +48,15 @@ async fn four_call_kinds_through_the_binary() {
     // The first line names the bound address; a blocking read on its own thread, bounded.
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = reader.read_line(&mut line);
         let _ = tx.send(line);
+        // Keep reading: a closed pipe would make the binary's next print fail.
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).is_ok_and(|read| read > 0) {
+            rest.clear();
+        }
     });
     let line = tokio::time::timeout(LIMIT, rx)
         .await
