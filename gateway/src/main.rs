@@ -5,6 +5,7 @@
 //! `[route_prefixes]` adds more. gRPC and gRPC-Web work for every call kind; REST needs typed
 //! routes compiled into a gateway of your own (`Gateway::builder().routes(routes::table())`).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,12 +60,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await?;
         let listener = gateway.bind().await?;
         let addr = listener.local_addr().context("listener address")?;
-        // Tests and scripts read these lines to find `:0` ports.
-        println!("listening on {addr}");
-        match gateway.admin_addr() {
-            Some(admin) => println!("admin on {admin}"),
-            None => println!("admin off"),
-        }
+        // Tests and scripts read these lines to find `:0` ports. A closed stdout must not
+        // stop a running gateway, so write errors are ignored (println! would panic).
+        let admin = match gateway.admin_addr() {
+            Some(admin) => format!("admin on {admin}"),
+            None => "admin off".to_owned(),
+        };
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "listening on {addr}\n{admin}").and_then(|()| stdout.flush());
         gateway
             .serve_on(listener, tonic_msgpack_gateway::shutdown_signal()?)
             .await?;
