@@ -799,6 +799,48 @@ async fn admin_endpoints_answer_on_their_own_port_only() {
 async fn a_client_cancelling_too_many_calls_is_disconnected() {
     let (_upstream, gw) = gateway("max_client_resets = 5\nreset_window = \"10s\"").await;
     let steady = Steady::start(&gw).await;
+    // Calls that end normally never count, whatever their kind: twenty HTTP/1.1 requests
+    // (REST, gRPC-Web, the router) on one connection.
+    let stream = connect(gw.addr).await;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("http/1.1 handshake");
+    let http1 = tokio::spawn(connection);
+    for i in 0..20 {
+        let (content_type, body) = match i % 3 {
+            0 => ("application/json", Bytes::from_static(b"{}")),
+            1 => (
+                "application/grpc-web+proto",
+                Bytes::from(support::rest::frame(0, b"\xa3web")),
+            ),
+            _ => ("text/plain", Bytes::new()),
+        };
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(if i % 3 == 2 {
+                "/nothing"
+            } else {
+                "/test.Beta/Unary"
+            })
+            .header("host", "gw.test")
+            .header("content-type", content_type)
+            .body(http_body_util::Full::new(body))
+            .expect("request");
+        let response = tokio::time::timeout(LIMIT, sender.send_request(request))
+            .await
+            .expect("answer within the limit")
+            .expect("answer");
+        let body = tokio::time::timeout(
+            LIMIT,
+            http_body_util::BodyExt::collect(response.into_body()),
+        )
+        .await
+        .expect("body within the limit")
+        .expect("body");
+        drop(body);
+    }
+    assert!(!http1.is_finished(), "the HTTP/1.1 connection stays open");
     let (mut client, connection) = h2_client(connect(gw.addr).await).await;
     // Each call reaches the upstream (its response headers came back) before it is cancelled.
     for _ in 0..5 {

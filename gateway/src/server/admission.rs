@@ -140,14 +140,9 @@ impl Refusal {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        match self {
-            Refusal::Overloaded => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            Refusal::Closing => {
-                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Refusal::HeadersTooLarge { .. } => {}
+        // (A closing connection says so itself: hyper adds `connection: close` on HTTP/1.1.)
+        if self == Refusal::Overloaded {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
