@@ -78,20 +78,9 @@ async fn four_call_kinds_two_services_metadata_and_admin() {
     );
 
     // Client streaming.
-    let mut client = tonic::client::Grpc::new(channel.clone());
-    client.ready().await.expect("ready");
-    let requests = tokio_stream::iter(["a", "b", "c"].map(String::from));
-    let response = tokio::time::timeout(
-        LIMIT,
-        client.client_streaming(
-            Request::new(requests),
-            path("/test.Alpha/ClientStream"),
-            tonic_msgpack::MsgPackCodec::<String, String>::default(),
-        ),
-    )
-    .await
-    .expect("in time")
-    .expect("client streaming");
+    let response = client_streaming(&channel, "/test.Alpha/ClientStream", &["a", "b", "c"])
+        .await
+        .expect("client streaming");
     assert_eq!(response.get_ref(), "test.Alpha:a,b,c");
     assert_eq!(
         response.metadata().get("x-count").map(|v| v.to_str().ok()),
@@ -99,21 +88,7 @@ async fn four_call_kinds_two_services_metadata_and_admin() {
     );
 
     // Bidirectional: answers arrive while the client is still sending.
-    let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
-    let mut client = tonic::client::Grpc::new(channel.clone());
-    client.ready().await.expect("ready");
-    let mut responses = tokio::time::timeout(
-        LIMIT,
-        client.streaming(
-            Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
-            path("/test.Beta/Bidi"),
-            tonic_msgpack::MsgPackCodec::<String, String>::default(),
-        ),
-    )
-    .await
-    .expect("in time")
-    .expect("bidi")
-    .into_inner();
+    let (tx, mut responses) = bidi(&channel, "/test.Beta/Bidi").await;
     for word in ["one", "two", "three"] {
         tx.send(word.to_owned()).await.expect("send");
         let answer = tokio::time::timeout(LIMIT, responses.message())

@@ -383,3 +383,51 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     .await
     .expect("http request within the limit")
 }
+
+/// A client-streaming call sending `items`.
+pub async fn client_streaming(
+    channel: &Channel,
+    method: &str,
+    items: &[&str],
+) -> Result<Response<String>, Status> {
+    let mut client = tonic::client::Grpc::new(channel.clone());
+    client
+        .ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let requests = tokio_stream::iter(
+        items
+            .iter()
+            .map(|item| (*item).to_owned())
+            .collect::<Vec<_>>(),
+    );
+    tokio::time::timeout(
+        LIMIT,
+        client.client_streaming(Request::new(requests), path(method), Codec::default()),
+    )
+    .await
+    .expect("call ends within the limit")
+}
+
+/// Opens a bidi call: a sender for requests and the response stream.
+pub async fn bidi(
+    channel: &Channel,
+    method: &str,
+) -> (tokio::sync::mpsc::Sender<String>, tonic::Streaming<String>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
+    let mut client = tonic::client::Grpc::new(channel.clone());
+    client.ready().await.expect("ready");
+    let responses = tokio::time::timeout(
+        LIMIT,
+        client.streaming(
+            Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
+            path(method),
+            Codec::default(),
+        ),
+    )
+    .await
+    .expect("in time")
+    .expect("bidi")
+    .into_inner();
+    (tx, responses)
+}
