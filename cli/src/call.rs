@@ -4,6 +4,11 @@
 //! the request messages are `--json` (one) or NDJSON lines on stdin (a stream), and each reply
 //! message is printed as one JSON line as it arrives. A non-OK status prints
 //! `ERROR: <Code> <message>` on stderr and exits with 1.
+//!
+//! TLS (rustls): an `https://` address, or `--tls`/`--ca`/`--cert` with a bare `host:port`.
+//! The server is verified against `--ca` (PEM), else the Mozilla roots built in
+//! (webpki-roots, the same everywhere, as in the gateway); `--cert`/`--key` present a client
+//! certificate (mTLS). An `http://` address never upgrades, and TLS options never downgrade.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,15 +24,17 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{
     AsciiMetadataKey, AsciiMetadataValue, BinaryMetadataKey, BinaryMetadataValue,
 };
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
 use crate::convert::{self, Mp};
 
 /// `tonic-msgpack call ADDR /pkg.Service/Method`.
 #[derive(Debug, Args)]
+#[command(after_help = CALL_EXAMPLES)]
 pub(crate) struct CallArgs {
-    /// The server, e.g. `127.0.0.1:50051` or `http://host:port` (h2c).
+    /// The server: `127.0.0.1:50051` or `http://host:port` (h2c, cleartext), or
+    /// `https://host:port` (TLS).
     #[arg(value_name = "ADDR")]
     addr: String,
     /// The method: `/demo.v1.Greeter/SayHello` (or without the leading slash).
@@ -56,6 +63,128 @@ pub(crate) struct CallArgs {
     /// Deadline of the call (sent as `grpc-timeout`): `500ms`, `5s`, `2m`, or seconds.
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+const CALL_EXAMPLES: &str = "\
+Examples:
+  tonic-msgpack call 127.0.0.1:50051 /demo.v1.Calculator/Add --json '[1, 2]'
+  tonic-msgpack call https://api.example.com /demo.v1.Calculator/Add --json '[1, 2]' \\
+      -H 'authorization: Bearer eyJhbGciOi...'
+  tonic-msgpack call localhost:8443 /demo.v1.Calculator/Add --json '[1, 2]' --ca ca.pem
+  tonic-msgpack call 10.0.0.7:8443 /demo.v1.Calculator/Add --json '[1, 2]' \\
+      --ca ca.pem --cert client.pem --key client.key --server-name gateway.internal
+  tonic-msgpack call localhost:8443 /demo.v1.Calculator/Add --json '[1, 2]' --tls \\
+      -H 'x-api-key: KEY'";
+
+/// How `call` connects over TLS.
+#[derive(Debug, Default, Args)]
+struct TlsArgs {
+    /// Connect over TLS (what an `https://` address says; a bare `host:port` becomes
+    /// `https://host:port`). Implied by --ca, --cert and --server-name.
+    #[arg(long)]
+    tls: bool,
+    /// The CA certificates (PEM) that the server's certificate must chain to. Default: the
+    /// Mozilla roots built into the tool (webpki-roots).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// A client certificate (PEM, leaf first) for servers that require one (mTLS).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// The name the server's certificate must carry, when it is not the address's host
+    /// (e.g. `localhost` for a server called by IP address).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+}
+
+impl TlsArgs {
+    fn requested(&self) -> bool {
+        self.tls || self.ca.is_some() || self.cert.is_some() || self.server_name.is_some()
+    }
+
+    /// The rustls client settings: which CAs, which client certificate, which name.
+    fn client_config(&self) -> anyhow::Result<ClientTlsConfig> {
+        let mut tls = match &self.ca {
+            Some(path) => ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(pem_certificates(path, "--ca")?)),
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            tls = tls.identity(Identity::from_pem(
+                pem_certificates(cert, "--cert")?,
+                pem_private_key(key, "--key")?,
+            ));
+        }
+        if let Some(name) = &self.server_name {
+            tls = tls.domain_name(name.clone());
+        }
+        Ok(tls)
+    }
+}
+
+/// The text of a PEM file of certificates, checked to hold at least one; errors name the
+/// option and the file.
+fn pem_certificates(path: &std::path::Path, option: &str) -> anyhow::Result<Vec<u8>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let name = path.display();
+    let bytes = std::fs::read(path).with_context(|| format!("{option}: cannot read `{name}`"))?;
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
+        cert.map_err(|err| anyhow!("{option}: `{name}` is not valid PEM: {err}"))?;
+        count += 1;
+    }
+    if count == 0 {
+        bail!("{option}: `{name}` holds no PEM CERTIFICATE");
+    }
+    Ok(bytes)
+}
+
+/// The text of a PEM private key file, checked to hold one.
+fn pem_private_key(path: &std::path::Path, option: &str) -> anyhow::Result<Vec<u8>> {
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let name = path.display();
+    let bytes = std::fs::read(path).with_context(|| format!("{option}: cannot read `{name}`"))?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| match err {
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            anyhow!("{option}: `{name}` holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")
+        }
+        err => anyhow!("{option}: `{name}` is not valid PEM: {err}"),
+    })?;
+    Ok(bytes)
+}
+
+/// The endpoint of `addr`: cleartext for `http://`, TLS for `https://` (or a bare address
+/// with TLS options). Contradictions are errors, never a silent downgrade.
+fn endpoint(addr: &str, tls: &TlsArgs) -> anyhow::Result<(String, Endpoint)> {
+    let uri = match addr.split_once("://") {
+        Some(("https", _)) => addr.to_owned(),
+        Some(("http", _)) if tls.requested() => bail!(
+            "`{addr}` is cleartext (http://) but --tls, --ca, --cert or --server-name asks \
+             for TLS: use https://"
+        ),
+        Some(("http", _)) => addr.to_owned(),
+        Some((scheme, _)) => {
+            bail!(
+                "invalid address `{addr}`: the scheme must be http:// or https://, not {scheme}://"
+            )
+        }
+        None if tls.requested() => format!("https://{addr}"),
+        None => format!("http://{addr}"),
+    };
+    let mut endpoint =
+        Endpoint::from_shared(uri.clone()).with_context(|| format!("invalid address `{addr}`"))?;
+    if uri.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(tls.client_config()?)
+            .context("cannot use the TLS settings (--ca, --cert, --key)")?;
+    }
+    Ok((uri, endpoint))
 }
 
 /// How JSON and MessagePack convert for this method.
@@ -139,13 +268,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         (_, None) => None,
     };
 
-    let addr = if args.addr.contains("://") {
-        args.addr.clone()
-    } else {
-        format!("http://{}", args.addr)
-    };
-    let mut endpoint = Endpoint::from_shared(addr.clone())
-        .with_context(|| format!("invalid address `{}`", args.addr))?;
+    let (addr, mut endpoint) = endpoint(&args.addr, &args.tls)?;
     if let Some(timeout) = args.timeout {
         endpoint = endpoint.connect_timeout(timeout);
     }
@@ -422,5 +545,54 @@ mod tests {
             Some("acme")
         );
         assert!(parse_headers(&["no colon".into()]).is_err());
+    }
+
+    #[test]
+    fn tls_follows_the_address_and_never_downgrades() {
+        let plain = TlsArgs::default();
+        let tls = TlsArgs {
+            tls: true,
+            ..TlsArgs::default()
+        };
+        let uri = |addr: &str, args: &TlsArgs| endpoint(addr, args).map(|(uri, _)| uri);
+        assert_eq!(
+            uri("127.0.0.1:1", &plain).expect("bare"),
+            "http://127.0.0.1:1"
+        );
+        assert_eq!(
+            uri("localhost:1", &tls).expect("--tls"),
+            "https://localhost:1"
+        );
+        assert_eq!(
+            uri("https://localhost:1", &plain).expect("https"),
+            "https://localhost:1"
+        );
+        let err = uri("http://localhost:1", &tls).expect_err("contradiction");
+        assert!(err.to_string().contains("cleartext"), "{err}");
+        assert!(uri("ftp://localhost:1", &plain).is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "junk").expect("write");
+        let err = uri(
+            "localhost:1",
+            &TlsArgs {
+                ca: Some(junk.clone()),
+                ..TlsArgs::default()
+            },
+        )
+        .expect_err("no certificate in the file");
+        assert!(
+            err.to_string().contains("--ca") && err.to_string().contains("junk.pem"),
+            "{err}"
+        );
+        let err = uri(
+            "localhost:1",
+            &TlsArgs {
+                ca: Some(dir.path().join("missing.pem")),
+                ..TlsArgs::default()
+            },
+        )
+        .expect_err("missing file");
+        assert!(format!("{err:#}").contains("missing.pem"), "{err:#}");
     }
 }

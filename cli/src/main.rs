@@ -7,6 +7,8 @@
 //! tonic-msgpack list --proto proto/ --traits src/calc.rs
 //! tonic-msgpack call 127.0.0.1:50051 /demo.v1.Greeter/SayHello --proto proto/greeter.proto --json '{"name":"Ann"}'
 //! tonic-msgpack call 127.0.0.1:50051 /demo.v1.Calculator/Add --json '[1, 2]'
+//! tonic-msgpack call https://gateway.example:443 /demo.v1.Calculator/Add --json '[1, 2]' -H 'authorization: Bearer TOKEN'
+//! tonic-msgpack call localhost:8443 /demo.v1.Calculator/Add --json '[1, 2]' --ca ca.pem --cert me.pem --key me.key
 //! tonic-msgpack new billing-service
 //! ```
 

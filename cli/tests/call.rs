@@ -1,7 +1,8 @@
 //! `tonic-msgpack call` against real servers on 127.0.0.1:0: schema-less (trait methods take
 //! their arguments as JSON) and with `--proto` (a proto whose messages a `#[derive(Message)]`
 //! struct mirrors), for unary, server streaming (NDJSON out), client streaming (NDJSON in),
-//! metadata and error statuses.
+//! metadata and error statuses; over TLS (`--ca`, `https://`) and mTLS (`--cert`/`--key`)
+//! against tonic's own rustls server with certificates made by rcgen.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -157,11 +158,16 @@ fn proto() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/call.proto")
 }
 
-/// Runs `tonic-msgpack call ADDR METHOD args…` with `stdin`.
+/// Runs `tonic-msgpack call ADDR METHOD args…` with `stdin` against the plaintext server.
 fn call(method: &str, args: &[&str], stdin: &str) -> Output {
+    call_at(&server().to_string(), method, args, stdin)
+}
+
+/// Runs `tonic-msgpack call ADDR METHOD args…` with `stdin`.
+fn call_at(addr: &str, method: &str, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack"))
         .arg("call")
-        .arg(server().to_string())
+        .arg(addr)
         .arg(method)
         .args(args)
         .arg("--timeout")
@@ -395,4 +401,281 @@ fn proto_schema_streams() {
     assert_eq!(joined.len(), 1);
     assert_eq!(joined[0]["title"], "ab");
     assert_eq!(joined[0]["count"], 3);
+}
+
+/// Certificates made by rcgen for the TLS tests, written to files: a CA, a server certificate
+/// for `localhost` and 127.0.0.1, a client CA and a client certificate.
+struct Pki {
+    dir: tempfile::TempDir,
+    server: (String, String),
+    client_ca: String,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+fn make_ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let key = rcgen::KeyPair::generate().expect("CA key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).expect("CA cert");
+    (cert.pem(), rcgen::Issuer::new(params, key))
+}
+
+fn leaf(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    names: Vec<String>,
+    usage: rcgen::ExtendedKeyUsagePurpose,
+) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(names).expect("params");
+    params.extended_key_usages = vec![usage];
+    let cert = params.signed_by(&key, issuer).expect("leaf");
+    (cert.pem(), key.serialize_pem())
+}
+
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ca_pem, ca) = make_ca("call test CA");
+        let server = leaf(
+            &ca,
+            vec!["localhost".into(), "127.0.0.1".into()],
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client_ca_pem, client_ca) = make_ca("call client CA");
+        let client = leaf(
+            &client_ca,
+            vec!["client".into()],
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        for (name, text) in [
+            ("ca.pem", &ca_pem),
+            ("client.pem", &client.0),
+            ("client.key", &client.1),
+            ("junk.pem", &"not a certificate\n".to_owned()),
+        ] {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        }
+        Pki {
+            dir,
+            server,
+            client_ca: client_ca_pem,
+        }
+    })
+}
+
+/// The services over TLS: `(tls, mtls)`, the second requiring a client certificate from the
+/// client CA. Both on one thread and runtime of their own.
+fn tls_servers() -> (SocketAddr, SocketAddr) {
+    static ADDRS: OnceLock<(SocketAddr, SocketAddr)> = OnceLock::new();
+    *ADDRS.get_or_init(|| {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let pki = pki();
+        let identity = Identity::from_pem(&pki.server.0, &pki.server.1);
+        let plain_tls = ServerTlsConfig::new().identity(identity.clone());
+        let mutual_tls = ServerTlsConfig::new()
+            .identity(identity)
+            .client_ca_root(Certificate::from_pem(&pki.client_ca));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async move {
+                let mut addrs = Vec::new();
+                let mut servers = Vec::new();
+                for tls in [plain_tls, mutual_tls] {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind");
+                    addrs.push(listener.local_addr().expect("addr"));
+                    servers.push(tokio::spawn(
+                        tonic::transport::Server::builder()
+                            .tls_config(tls)
+                            .expect("TLS config")
+                            .add_service(CalcServer::new(Service))
+                            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
+                                listener,
+                            )),
+                    ));
+                }
+                sender.send((addrs[0], addrs[1])).expect("send");
+                for server in servers {
+                    let _ = server.await;
+                }
+            });
+        });
+        receiver.recv().expect("server addresses")
+    })
+}
+
+#[test]
+fn tls_with_a_ca_file() {
+    let (tls, _) = tls_servers();
+    let pki = pki();
+    let ca = pki.path("ca.pem");
+    // A bare address with --ca: TLS, the name checked is the host.
+    let local = format!("localhost:{}", tls.port());
+    assert_eq!(
+        ok(call_at(
+            &local,
+            "/calltest.v1.Calc/Add",
+            &["--json", "[20, 22]", "--ca", &ca],
+            ""
+        )),
+        "42\n"
+    );
+    // https:// by IP address (the certificate names 127.0.0.1), streaming and metadata.
+    let https = format!("https://{tls}");
+    assert_eq!(
+        ok(call_at(
+            &https,
+            "/calltest.v1.Calc/Countdown",
+            &["--json", "2", "--ca", &ca],
+            ""
+        )),
+        "2\n1\n0\n"
+    );
+    assert_eq!(
+        ok(call_at(
+            &https,
+            "/calltest.v1.Calc/Whoami",
+            &[
+                "--json",
+                "null",
+                "--ca",
+                &ca,
+                "-H",
+                "authorization: Bearer abc",
+                "-H",
+                "x-user: ann"
+            ],
+            ""
+        )),
+        "\"ann\"\n"
+    );
+
+    // Without --ca the built-in roots do not know the test CA: refused, saying why.
+    let output = call_at(&https, "/calltest.v1.Calc/Add", &["--json", "[1, 2]"], "");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot connect") && message.to_lowercase().contains("certificate"),
+        "{message}"
+    );
+    // The wrong name for the certificate is refused too.
+    let output = call_at(
+        &https,
+        "/calltest.v1.Calc/Add",
+        &[
+            "--json",
+            "[1, 2]",
+            "--ca",
+            &ca,
+            "--server-name",
+            "elsewhere.example",
+        ],
+        "",
+    );
+    assert!(!output.status.success(), "{}", stdout(&output));
+    // Cleartext to a TLS port gets no answer, and http:// with --ca is a contradiction.
+    let output = call_at(
+        &format!("http://{tls}"),
+        "/calltest.v1.Calc/Add",
+        &["--json", "[1, 2]", "--ca", &ca],
+        "",
+    );
+    assert!(stderr(&output).contains("cleartext"), "{}", stderr(&output));
+}
+
+#[test]
+fn mtls_with_a_client_certificate() {
+    let (_, mtls) = tls_servers();
+    let pki = pki();
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client.key"),
+    );
+    let https = format!("https://{mtls}");
+    assert_eq!(
+        ok(call_at(
+            &https,
+            "/calltest.v1.Calc/Add",
+            &[
+                "--json", "[1, 2]", "--ca", &ca, "--cert", &cert, "--key", &key
+            ],
+            ""
+        )),
+        "3\n"
+    );
+    // Without the certificate the server refuses the handshake: the call fails.
+    let output = call_at(
+        &https,
+        "/calltest.v1.Calc/Add",
+        &["--json", "[1, 2]", "--ca", &ca],
+        "",
+    );
+    assert!(!output.status.success(), "{}", stdout(&output));
+    assert!(stdout(&output).is_empty(), "{}", stdout(&output));
+    // --cert needs --key.
+    let output = call_at(
+        &https,
+        "/calltest.v1.Calc/Add",
+        &["--json", "[1, 2]", "--ca", &ca, "--cert", &cert],
+        "",
+    );
+    assert!(stderr(&output).contains("--key"), "{}", stderr(&output));
+}
+
+#[test]
+fn bad_tls_files_are_named() {
+    let pki = pki();
+    let addr = "localhost:1";
+    let output = call_at(
+        addr,
+        "/calltest.v1.Calc/Add",
+        &["--json", "1", "--ca", &pki.path("missing.pem")],
+        "",
+    );
+    assert!(
+        stderr(&output).contains("--ca: cannot read") && stderr(&output).contains("missing.pem"),
+        "{}",
+        stderr(&output)
+    );
+    let output = call_at(
+        addr,
+        "/calltest.v1.Calc/Add",
+        &["--json", "1", "--ca", &pki.path("junk.pem")],
+        "",
+    );
+    assert!(
+        stderr(&output).contains("junk.pem") && stderr(&output).contains("no PEM CERTIFICATE"),
+        "{}",
+        stderr(&output)
+    );
+    let output = call_at(
+        addr,
+        "/calltest.v1.Calc/Add",
+        &[
+            "--json",
+            "1",
+            "--cert",
+            &pki.path("client.pem"),
+            "--key",
+            &pki.path("ca.pem"),
+        ],
+        "",
+    );
+    assert!(
+        stderr(&output).contains("--key") && stderr(&output).contains("no PEM private key"),
+        "{}",
+        stderr(&output)
+    );
 }
