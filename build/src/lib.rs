@@ -96,7 +96,57 @@ pub mod load {
     pub fn trait_services(file: &Path) -> Result<Vec<ServiceModel>, Error> {
         tonic_msgpack_codegen::traits::services_in_file(file)
     }
+
+    /// The encoded `FileDescriptorSet` of every service in `protos` (looked up in
+    /// `includes`) and in the `#[msgpack_service]` traits of `traits`: trait services get
+    /// synthesized messages carrying their MessagePack layout in the options of
+    /// `tonic_msgpack/options.proto` ([`OPTIONS_PROTO`](super::OPTIONS_PROTO)); with
+    /// `format` [`Format::Named`](super::Format::Named) every proto message is marked named
+    /// with `key_case`. All imports are included.
+    ///
+    /// # Errors
+    ///
+    /// A proto or trait file that does not parse or check (`file:line:col: reason`), or a
+    /// trait argument type that has no proto form (the message names the method).
+    pub fn descriptor_set(
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+        traits: &[impl AsRef<Path>],
+        format: super::Format,
+        key_case: super::KeyCase,
+    ) -> Result<Vec<u8>, Error> {
+        tonic_msgpack_codegen::descriptors::descriptor_set(
+            &tonic_msgpack_codegen::descriptors::SchemaInputs {
+                protos: protos.iter().map(|p| p.as_ref().to_owned()).collect(),
+                includes: includes.iter().map(|p| p.as_ref().to_owned()).collect(),
+                traits: traits.iter().map(|p| p.as_ref().to_owned()).collect(),
+                format,
+                key_case,
+            },
+        )
+    }
+
+    /// The `.proto` text synthesized for the `#[msgpack_service]` traits of `file`: one
+    /// `(import name, source)` per package.
+    ///
+    /// # Errors
+    ///
+    /// As [`descriptor_set`].
+    pub fn trait_protos(file: &Path) -> Result<Vec<(String, String)>, Error> {
+        Ok(tonic_msgpack_codegen::descriptors::trait_protos(file)?
+            .into_iter()
+            .map(|proto| (proto.name, proto.source))
+            .collect())
+    }
 }
+
+/// The file [`Builder::descriptor_set`] writes into the output directory; embed it with
+/// `include_bytes!(concat!(env!("OUT_DIR"), "/services.binpb"))`.
+pub const DESCRIPTOR_SET_FILE: &str = "services.binpb";
+
+/// The text of `tonic_msgpack/options.proto`, which defines the `layout` and `key_case`
+/// message options of the descriptors this crate writes.
+pub const OPTIONS_PROTO: &str = tonic_msgpack_codegen::descriptors::OPTIONS_PROTO;
 
 /// Compiles `.proto` files with the default configuration: compact layout, server and client,
 /// output in `OUT_DIR`. The directory of `proto` is the include path.
@@ -133,6 +183,7 @@ pub struct Builder {
     gateway_package_modules: Vec<(String, String)>,
     trait_files: Vec<PathBuf>,
     trait_modules: Vec<(String, String)>,
+    descriptor_set: bool,
 }
 
 impl Default for Builder {
@@ -151,6 +202,7 @@ impl Default for Builder {
             gateway_package_modules: Vec::new(),
             trait_files: Vec::new(),
             trait_modules: Vec::new(),
+            descriptor_set: false,
         }
     }
 }
@@ -259,6 +311,17 @@ impl Builder {
         self
     }
 
+    /// Also write [`DESCRIPTOR_SET_FILE`] (`services.binpb`) next to the generated code: the
+    /// encoded `FileDescriptorSet` of the compiled protos and the [`traits`](Builder::traits),
+    /// with the MessagePack layouts in its options (see [`load::descriptor_set`]), for the
+    /// gateway's protobuf bridge and server reflection. Embed it with
+    /// `include_bytes!(concat!(env!("OUT_DIR"), "/services.binpb"))`, as tonic-build's
+    /// `file_descriptor_set_path` output is used. Default: false.
+    pub fn descriptor_set(mut self, yes: bool) -> Self {
+        self.descriptor_set = yes;
+        self
+    }
+
     /// The route options [`Builder::gateway_routes`] uses for `models`.
     fn routes_options(&self, models: &[ServiceModel]) -> RoutesOptions {
         let mut options = RoutesOptions::typed().proto_module("", "crate");
@@ -346,6 +409,17 @@ impl Builder {
                 all.extend(services);
             }
             routes::write(&all, &options, &out_dir.join("gateway_routes.rs"))?;
+        }
+        if self.descriptor_set {
+            let encoded = load::descriptor_set(
+                protos,
+                includes,
+                &self.trait_files,
+                self.format,
+                self.key_case,
+            )?;
+            let path = out_dir.join(DESCRIPTOR_SET_FILE);
+            std::fs::write(&path, encoded).map_err(|source| Error::Io { path, source })?;
         }
         if protos.is_empty() {
             return Ok(());

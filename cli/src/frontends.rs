@@ -21,7 +21,7 @@ pub(crate) fn load_proto_dir(dir: &Path) -> anyhow::Result<Vec<ServiceModel>> {
     load_protos(&protos, &[dir.to_owned()])
 }
 
-fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+pub(crate) fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read directory {}", dir.display()))?;
     for entry in entries {

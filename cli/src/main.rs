@@ -10,12 +10,14 @@
 //! tonic-msgpack call https://gateway.example:443 /demo.v1.Calculator/Add --json '[1, 2]' -H 'authorization: Bearer TOKEN'
 //! tonic-msgpack call localhost:8443 /demo.v1.Calculator/Add --json '[1, 2]' --ca ca.pem --cert me.pem --key me.key
 //! tonic-msgpack new billing-service
+//! tonic-msgpack schema --proto proto/ --traits src/calc.rs --out services.binpb
 //! ```
 
 mod call;
 mod convert;
 mod frontends;
 mod new;
+mod schema;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -69,6 +71,10 @@ enum Command {
         #[command(flatten)]
         inputs: Inputs,
     },
+    /// Write one descriptor set (`FileDescriptorSet`) for every proto and trait service,
+    /// trait messages synthesized with their MessagePack layout (for the gateway's protobuf
+    /// bridge and reflection).
+    Schema(schema::SchemaArgs),
     /// Scaffold a service crate: proto, build.rs, server, gateway main and config, tests.
     New {
         /// The crate name, e.g. `billing-service` (service `BillingService`, package
@@ -182,6 +188,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Call(args) => call::run(args),
+        Command::Schema(args) => {
+            schema::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -9,6 +9,8 @@
 //! - back ends: [`tonic_gen`] (the tonic server and client through tonic-build),
 //!   [`trait_gen`] (the attribute's expansion) and [`routes`] (gateway route stubs, listings).
 
+#[cfg(feature = "protos")]
+pub mod descriptors;
 mod error;
 pub mod model;
 #[cfg(feature = "protos")]

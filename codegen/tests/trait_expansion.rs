@@ -40,3 +40,123 @@ fn calculator_trait_expansion() {
         ),
     );
 }
+
+/// The `.proto` synthesized for the example's `Calculator` trait and for a trait with every
+/// kind of argument, and their compiled descriptors with the layout options.
+#[cfg(feature = "protos")]
+mod descriptors {
+    use prost_reflect::{DescriptorPool, Value};
+    use tonic_msgpack_codegen::descriptors::{
+        SchemaInputs, descriptor_set, trait_protos_in_source,
+    };
+
+    use super::check_snapshot;
+
+    const RICH: &str = r#"
+        use tonic_msgpack::{msgpack_service, ServerStream, Streaming};
+        /// A place.
+        pub struct Point { pub x: i32, pub y: Option<f64>, pub tags: Vec<String> }
+        pub struct Route { pub points: Vec<Point>, pub names: std::collections::BTreeMap<String, u64> }
+        #[msgpack_service(package = "atlas.v1", format = "named")]
+        pub trait Atlas {
+            async fn plan(&self, route: Route, at: tonic_msgpack::wkt::Timestamp, wait: std::time::Duration) -> Result<Vec<Point>, Status>;
+            async fn nearest(&self, p: Point) -> Result<Option<Point>, Status>;
+            async fn upload(&self, chunks: Streaming<bytes::Bytes>) -> Result<(), Status>;
+            async fn watch(&self) -> Result<ServerStream<Point>, Status>;
+        }
+    "#;
+
+    fn layout(pool: &DescriptorPool, message: &str) -> i32 {
+        let extension = pool
+            .get_extension_by_name("tonic_msgpack.layout")
+            .expect("the layout option");
+        let options = pool
+            .get_message_by_name(message)
+            .unwrap_or_else(|| panic!("{message} in the set"))
+            .options();
+        match options.get_extension(&extension).as_ref() {
+            Value::EnumNumber(number) => *number,
+            other => panic!("{message}: layout {other:?}"),
+        }
+    }
+
+    #[test]
+    fn synthesized_trait_protos() {
+        let calculator = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../example-app/src/calculator.rs"),
+        )
+        .expect("example-app/src/calculator.rs");
+        let protos = trait_protos_in_source(&calculator, "src/calculator.rs", "calculator")
+            .expect("the Calculator is described");
+        assert_eq!(protos.len(), 1);
+        assert_eq!(protos[0].name, "demo/v1/calculator.msgpack.proto");
+        check_snapshot("calculator.msgpack.proto", &protos[0].source);
+
+        let rich = trait_protos_in_source(RICH, "src/atlas.rs", "atlas").expect("described");
+        check_snapshot("atlas.msgpack.proto", &rich[0].source);
+    }
+
+    #[test]
+    fn descriptor_sets_carry_the_layouts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("calculator.rs");
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../example-app/src/calculator.rs"),
+            &file,
+        )
+        .expect("copy");
+        let proto_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../example-app/proto/demo/v1");
+        let encoded = descriptor_set(&SchemaInputs {
+            protos: vec!["greeter.proto".into()],
+            includes: vec![proto_dir.clone()],
+            traits: vec![file.clone()],
+            ..SchemaInputs::default()
+        })
+        .expect("descriptor set");
+        let pool = DescriptorPool::decode(encoded.as_slice()).expect("a valid set");
+        let services: Vec<_> = pool.services().map(|s| s.full_name().to_owned()).collect();
+        assert_eq!(services, ["demo.v1.Greeter", "demo.v1.Calculator"]);
+        assert_eq!(layout(&pool, "demo.v1.AddRequest"), 2, "LAYOUT_ARGUMENTS");
+        assert_eq!(layout(&pool, "demo.v1.AddResponse"), 3, "LAYOUT_VALUE");
+        assert_eq!(
+            layout(&pool, "demo.v1.HelloRequest"),
+            0,
+            "compact: no option"
+        );
+        let ping = pool
+            .get_service_by_name("demo.v1.Calculator")
+            .and_then(|service| service.methods().find(|m| m.name() == "Ping"))
+            .expect("Ping");
+        assert_eq!(ping.input().full_name(), "google.protobuf.Empty");
+
+        // A named build marks every message of the user's protos.
+        let encoded = descriptor_set(&SchemaInputs {
+            protos: vec!["greeter.proto".into()],
+            includes: vec![proto_dir],
+            format: tonic_msgpack_codegen::Format::Named,
+            key_case: tonic_msgpack_codegen::KeyCase::Camel,
+            ..SchemaInputs::default()
+        })
+        .expect("descriptor set");
+        let pool = DescriptorPool::decode(encoded.as_slice()).expect("a valid set");
+        assert_eq!(layout(&pool, "demo.v1.HelloReply"), 1, "LAYOUT_NAMED");
+        assert_eq!(layout(&pool, "google.protobuf.Timestamp"), 0);
+    }
+
+    #[test]
+    fn undescribable_types_name_the_method() {
+        let source = r#"
+            #[msgpack_service]
+            pub trait Odd { async fn f(&self, x: (i32, i32)) -> Result<(), Status>; }
+        "#;
+        let error = trait_protos_in_source(source, "odd.rs", "odd").expect_err("a tuple");
+        let message = error.to_string();
+        assert!(
+            message.contains("odd.rs: `Odd::f`, argument `x`") && message.contains("(i32,i32)"),
+            "{message}"
+        );
+    }
+}

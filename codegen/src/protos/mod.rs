@@ -100,7 +100,7 @@ pub fn is_builtin(name: &str) -> bool {
 }
 
 /// `google/api/{annotations,http}.proto` when the include path has none.
-struct BuiltinResolver;
+pub(crate) struct BuiltinResolver;
 
 impl FileResolver for BuiltinResolver {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
@@ -113,7 +113,7 @@ impl FileResolver for BuiltinResolver {
 }
 
 /// `file:line:col: reason` from a protox error.
-fn proto_error(err: &protox::Error, input: &Path) -> Error {
+pub(crate) fn proto_error(err: &protox::Error, input: &Path) -> Error {
     use miette::Diagnostic;
     let reason = err.to_string();
     let mut location = err

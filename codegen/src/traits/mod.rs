@@ -69,6 +69,21 @@ pub fn services_in_file(path: &std::path::Path) -> Result<Vec<ServiceModel>, cra
 ///
 /// The text does not parse, or a trait is invalid: `file:line:col: reason`.
 pub fn services_in_source(text: &str, file: &str) -> Result<Vec<ServiceModel>, crate::Error> {
+    let (services, _) = trait_services_in_source(text, file)?;
+    Ok(services.into_iter().map(|service| service.model).collect())
+}
+
+/// Every `#[msgpack_service]` trait in Rust source `text` with its per-method details, and the
+/// parsed file (whose other items, such as argument structs, tools may look up); `file` names
+/// it in errors.
+///
+/// # Errors
+///
+/// The text does not parse, or a trait is invalid: `file:line:col: reason`.
+pub fn trait_services_in_source(
+    text: &str,
+    file: &str,
+) -> Result<(Vec<TraitService>, syn::File), crate::Error> {
     let located = |error: syn::Error| {
         let start = error.span().start();
         crate::Error::Trait {
@@ -95,7 +110,7 @@ pub fn services_in_source(text: &str, file: &str) -> Result<Vec<ServiceModel>, c
                         syn::Meta::List(list) => list.tokens.clone(),
                         _ => TokenStream::new(),
                     };
-                    services.push(service_from_trait(item, args).map_err(located)?);
+                    services.push(parse_trait(item, args).map_err(located)?);
                 }
                 syn::Item::Mod(syn::ItemMod {
                     content: Some((_, items)),
@@ -105,7 +120,7 @@ pub fn services_in_source(text: &str, file: &str) -> Result<Vec<ServiceModel>, c
             }
         }
     }
-    Ok(services)
+    Ok((services, ast))
 }
 
 /// Parses and checks a `#[msgpack_service]` trait, reporting every problem at once.
@@ -159,7 +174,7 @@ pub fn parse_trait(item: &syn::ItemTrait, args: TokenStream) -> syn::Result<Trai
 }
 
 /// The text of every `///` doc comment in `attrs`, one entry per line.
-fn doc_lines(attrs: &[syn::Attribute]) -> Vec<String> {
+pub(crate) fn doc_lines(attrs: &[syn::Attribute]) -> Vec<String> {
     attrs
         .iter()
         .filter(|attr| attr.path().is_ident("doc"))
