@@ -129,6 +129,9 @@ pub(crate) struct ListenerMetrics {
     pub(crate) idle_closed: AtomicU64,
     /// Connections closed for cancelling more than `max_client_resets` calls in `reset_window`.
     pub(crate) reset_closed: AtomicU64,
+    /// TLS handshakes that failed (`[tls]`): no shared protocol, an untrusted or missing
+    /// client certificate, a client that does not trust the gateway, or not TLS at all.
+    pub(crate) tls_handshake_failures: AtomicU64,
 }
 
 fn escape(label: &str) -> String {
@@ -233,6 +236,11 @@ fn render_listener(out: &mut String, listener: &ListenerMetrics) -> std::fmt::Re
             "gateway_oversized_headers_total",
             "Requests refused for headers over limits.max_header_list_bytes.",
             &listener.oversized_headers,
+        ),
+        (
+            "gateway_tls_handshake_failures_total",
+            "TLS handshakes on the public port that failed (e.g. a missing or untrusted client certificate).",
+            &listener.tls_handshake_failures,
         ),
     ];
     for (name, help, value) in counters {

@@ -1,6 +1,6 @@
 //! TLS with rustls (ring provider): termination on the public port, with the certificate
-//! reloaded from its files without a restart and optional client certificates (mTLS), and
-//! the client side for `https://` upstreams. PEM files are parsed by `rustls-pki-types`.
+//! and the client CAs (mTLS) reloaded from their files without a restart, and the client side
+//! for `https://` upstreams. PEM files are parsed by `rustls-pki-types`.
 
 use std::io;
 use std::path::Path;
@@ -10,11 +10,14 @@ use std::task::{Context, Poll};
 
 use http::HeaderName;
 use rustls::RootCertStore;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -91,6 +94,79 @@ impl ResolvesServerCert for ReloadedCert {
     }
 }
 
+/// The client certificate verifier of `client_ca_file`, rebuilt when the file changes:
+/// handshakes after a reload verify against the new CAs.
+#[derive(Debug)]
+struct ReloadedClientCas {
+    current: Arc<Watched<Arc<dyn ClientCertVerifier>>>,
+    mandatory: bool,
+}
+
+/// A verifier for the CAs in `path`; `optional` lets clients without a certificate in.
+fn client_verifier(path: &Path, optional: bool) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let roots = roots(path)?;
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+    if optional {
+        verifier = verifier.allow_unauthenticated();
+    }
+    verifier
+        .build()
+        .map_err(|err| format!("`{}`: {err}", path.display()))
+}
+
+impl ClientCertVerifier for ReloadedClientCas {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // The hints would borrow from a verifier a reload may replace; with none, a client
+        // sends the certificate it has (RFC 8446 §4.2.4 makes the list optional).
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current
+            .get()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current
+            .get()
+            .verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current
+            .get()
+            .verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current.get().supported_verify_schemes()
+    }
+}
+
 /// The verified subject of a client certificate (`CN=…, O=…`), as a request extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientCert(pub(crate) String);
@@ -99,6 +175,7 @@ pub(crate) struct ClientCert(pub(crate) String);
 pub(crate) struct ServerTls {
     acceptor: tokio_rustls::TlsAcceptor,
     cert: Arc<Watched<CertifiedKey>>,
+    client_cas: Option<Arc<Watched<Arc<dyn ClientCertVerifier>>>>,
     /// Where the client certificate's subject goes upstream.
     pub(crate) identity_header: HeaderName,
 }
@@ -107,6 +184,7 @@ impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTls")
             .field("cert", &self.cert)
+            .field("client_cas", &self.client_cas)
             .field("identity_header", &self.identity_header)
             .finish_non_exhaustive()
     }
@@ -126,21 +204,24 @@ impl ServerTls {
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|err| ("tls".to_owned(), err.to_string()))?;
-        let builder = match &config.client_ca_file {
+        let (builder, client_cas) = match &config.client_ca_file {
             Some(path) => {
-                let key = || "tls.client_ca_file".to_owned();
-                let roots = roots(path).map_err(|message| (key(), message))?;
-                let mut verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
-                if config.client_auth == ClientAuth::Optional {
-                    verifier = verifier.allow_unauthenticated();
-                }
-                let verifier = verifier
-                    .build()
-                    .map_err(|err| (key(), format!("`{}`: {err}", path.display())))?;
-                builder.with_client_cert_verifier(verifier)
+                let optional = config.client_auth == ClientAuth::Optional;
+                let file = path.clone();
+                let current =
+                    Watched::new(vec![path.clone()], move || client_verifier(&file, optional))
+                        .map_err(|message| ("tls.client_ca_file".to_owned(), message))?;
+                let current = Arc::new(current);
+                let verifier = ReloadedClientCas {
+                    current: current.clone(),
+                    mandatory: !optional,
+                };
+                (
+                    builder.with_client_cert_verifier(Arc::new(verifier)),
+                    Some(current),
+                )
             }
-            None => builder.with_no_client_auth(),
+            None => (builder.with_no_client_auth(), None),
         };
         let mut server = builder.with_cert_resolver(Arc::new(ReloadedCert(cert.clone())));
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -149,6 +230,7 @@ impl ServerTls {
         Ok(ServerTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
             cert,
+            client_cas,
             identity_header,
         })
     }
@@ -172,13 +254,20 @@ impl ServerTls {
         ))
     }
 
-    /// Reads the certificate files again if they changed; a broken file keeps the old
-    /// certificate in use and is logged. Open connections are not touched.
+    /// Reads the certificate and client CA files again if they changed; a broken file keeps
+    /// the old value in use and is logged. Open connections are not touched.
     pub(crate) fn refresh(&self) {
         match self.cert.refresh() {
             Ok(true) => tracing::info!("TLS certificate reloaded from {}", self.cert.describe()),
             Ok(false) => {}
             Err(err) => tracing::warn!("TLS certificate not reloaded, the old one stays: {err}"),
+        }
+        if let Some(cas) = &self.client_cas {
+            match cas.refresh() {
+                Ok(true) => tracing::info!("client CAs reloaded from {}", cas.describe()),
+                Ok(false) => {}
+                Err(err) => tracing::warn!("client CAs not reloaded, the old ones stay: {err}"),
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `[auth]` and `[rate_limits]` against a real gateway and real upstreams: API keys, JWT bearer
-//! tokens, per-route rules and the default policy, forged identity metadata, REST answers,
-//! token buckets, and what `/metrics` and `/routes` say.
+//! tokens (HS256 with a secret, RS256 and ES256 from a JWKS file that is reloaded), per-route
+//! rules and the default policy, forged identity metadata, REST answers, token buckets, and
+//! what `/metrics` and `/routes` say.
 
 mod support;
 
@@ -291,4 +292,212 @@ per_caller = {{ requests = 3, per = "1m" }}
         .parse()
         .expect("seconds");
     assert!((1..=60).contains(&retry), "{retry}");
+}
+
+/// An RSA key made for these tests (ring cannot generate RSA keys).
+const TEST_ONLY_RSA_KEY: &str = include_str!("fixtures/test-only-rsa2048.key");
+
+/// A signing key and its public half as a JWK.
+struct SigningKey {
+    encoding: EncodingKey,
+    alg: Algorithm,
+    jwk: serde_json::Value,
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The JWK of `key`'s public half (RSA or EC P-256), read from its SubjectPublicKeyInfo.
+fn signing_key(key: &rcgen::KeyPair, kid: &str) -> SigningKey {
+    use rcgen::PublicKeyData as _;
+    use x509_parser::prelude::FromDer as _;
+    use x509_parser::public_key::PublicKey;
+    let spki = key.subject_public_key_info();
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).expect("SPKI");
+    let pem = key.serialize_pem();
+    match info.parsed().expect("public key") {
+        PublicKey::RSA(rsa) => {
+            let trim = |bytes: &[u8]| {
+                let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+                b64url(&bytes[start..])
+            };
+            SigningKey {
+                encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).expect("RSA PEM"),
+                alg: Algorithm::RS256,
+                jwk: serde_json::json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+                    "n": trim(rsa.modulus), "e": trim(rsa.exponent)}),
+            }
+        }
+        PublicKey::EC(point) => {
+            // Uncompressed: 0x04 || x || y.
+            let data = point.data();
+            assert_eq!(data.len(), 65, "a P-256 point");
+            SigningKey {
+                encoding: EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC PEM"),
+                alg: Algorithm::ES256,
+                jwk: serde_json::json!({"kty": "EC", "kid": kid, "alg": "ES256", "use": "sig",
+                    "crv": "P-256", "x": b64url(&data[1..33]), "y": b64url(&data[33..])}),
+            }
+        }
+        other => panic!("unexpected key {other:?}"),
+    }
+}
+
+impl SigningKey {
+    /// `authorization: Bearer …` for a token signed by this key, naming `kid`.
+    fn bearer(&self, kid: &str, claims: serde_json::Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(kid.to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding).expect("token");
+        format!("Bearer {token}")
+    }
+}
+
+fn jwks(keys: &[&SigningKey]) -> String {
+    serde_json::json!({"keys": keys.iter().map(|key| key.jwk.clone()).collect::<Vec<_>>()})
+        .to_string()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn rs256_and_es256_tokens_from_a_reloaded_jwks_file() {
+    // The gateway reloads key files on SIGHUP; registering it here too makes sure the signal
+    // can never end the test process.
+    let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("SIGHUP handler");
+    let rsa = signing_key(
+        &rcgen::KeyPair::from_pem(TEST_ONLY_RSA_KEY).expect("RSA key"),
+        "rsa-1",
+    );
+    let p256 = || rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("EC key");
+    let ec = signing_key(&p256(), "ec-1");
+    let rotated = signing_key(&p256(), "ec-2");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, jwks(&[&rsa, &ec])).expect("write JWKS");
+
+    let upstream = Upstream::start().await;
+    let toml = format!(
+        r#"{services}
+[auth]
+default_policy = "deny"
+[auth.jwt]
+jwks_file = "{jwks}"
+issuer = "https://login.test"
+audience = "gateway"
+[auth.jwt.forward_claims]
+sub = "x-req"
+[[auth.rules]]
+target = "test.Alpha"
+scopes = ["read"]
+"#,
+        services = two_services(&upstream.uri(), ""),
+        jwks = jwks_file.display(),
+    );
+    let gw = gateway(&toml, routes()).await;
+    let channel = channel(&gw.uri()).await;
+    let claims = |sub: &str, scope: &str| {
+        serde_json::json!({"sub": sub, "iss": "https://login.test", "aud": "gateway",
+            "exp": now() + 60, "scope": scope})
+    };
+    let call = |bearer: String| {
+        let channel = channel.clone();
+        async move {
+            unary(
+                &channel,
+                "/test.Alpha/Unary",
+                request(&[("authorization", &bearer)]),
+            )
+            .await
+            .map(|response| {
+                response
+                    .metadata()
+                    .get("x-resp")
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .map_err(|status| status.code())
+        }
+    };
+
+    // Both algorithms verify; the subject goes upstream.
+    assert_eq!(
+        call(rsa.bearer("rsa-1", claims("rita", "read"))).await,
+        Ok(Some("rita".to_owned()))
+    );
+    assert_eq!(
+        call(ec.bearer("ec-1", claims("eve", "read write"))).await,
+        Ok(Some("eve".to_owned()))
+    );
+    // A valid token without the scope; a key not in the file; a kid naming another key; a
+    // wrong issuer; expired.
+    assert_eq!(
+        call(rsa.bearer("rsa-1", claims("rita", "write"))).await,
+        Err(Code::PermissionDenied)
+    );
+    assert_eq!(
+        call(rotated.bearer("ec-2", claims("mallory", "read"))).await,
+        Err(Code::Unauthenticated)
+    );
+    assert_eq!(
+        call(rotated.bearer("ec-1", claims("mallory", "read"))).await,
+        Err(Code::Unauthenticated)
+    );
+    assert_eq!(
+        call(ec.bearer("rsa-1", claims("eve", "read"))).await,
+        Err(Code::Unauthenticated)
+    );
+    let mut foreign = claims("eve", "read");
+    foreign["iss"] = "https://elsewhere.test".into();
+    assert_eq!(
+        call(ec.bearer("ec-1", foreign)).await,
+        Err(Code::Unauthenticated)
+    );
+    let mut expired = claims("eve", "read");
+    expired["exp"] = (now() - 600).into();
+    assert_eq!(
+        call(ec.bearer("ec-1", expired)).await,
+        Err(Code::Unauthenticated)
+    );
+
+    // Key rotation: the file now holds only the new key. Without a restart, tokens of the
+    // new key verify and those of the removed ones no longer do.
+    std::fs::write(&jwks_file, jwks(&[&rotated])).expect("rewrite JWKS");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(8);
+    while call(rotated.bearer("ec-2", claims("nina", "read")))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rotated JWKS was not used within 8 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        call(rsa.bearer("rsa-1", claims("rita", "read"))).await,
+        Err(Code::Unauthenticated)
+    );
+    assert_eq!(
+        call(ec.bearer("ec-1", claims("eve", "read"))).await,
+        Err(Code::Unauthenticated)
+    );
+
+    // A broken file keeps the keys in use.
+    std::fs::write(&jwks_file, "{ not json").expect("break JWKS");
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        call(rotated.bearer("ec-2", claims("nina", "read"))).await,
+        Ok(Some("nina".to_owned()))
+    );
 }

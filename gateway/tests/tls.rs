@@ -1,6 +1,7 @@
 //! TLS end to end, with certificates made here by rcgen: every call kind through a TLS
 //! gateway, REST over TLS, mTLS (refused without a certificate, identity forwarded upstream and
-//! given to `[auth]`), certificates reloaded without a restart, and `https://` upstreams with
+//! given to `[auth]`, handshake failures counted in `/metrics`), RSA, ECDSA and Ed25519 server
+//! keys, certificates and client CAs reloaded without a restart, and `https://` upstreams with
 //! their own CA (and a wrong one failing with UNAVAILABLE).
 
 mod support;
@@ -68,8 +69,27 @@ impl Ca {
         self.leaf(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)
     }
 
+    /// A server certificate for `localhost` and 127.0.0.1 with `key` (any kind rcgen signs).
+    fn server_with_key(&self, name: &str, key: KeyPair) -> Leaf {
+        self.leaf_with_key(
+            key,
+            name,
+            vec!["localhost".into(), "127.0.0.1".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
     fn leaf(&self, name: &str, names: Vec<String>, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let key = KeyPair::generate().expect("key");
+        self.leaf_with_key(KeyPair::generate().expect("key"), name, names, usage)
+    }
+
+    fn leaf_with_key(
+        &self,
+        key: KeyPair,
+        name: &str,
+        names: Vec<String>,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> Leaf {
         let mut params = CertificateParams::new(names).expect("params");
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, name);
@@ -606,4 +626,162 @@ async fn bad_tls_files_are_startup_errors_naming_the_file() {
     .expect_err("ca_file without https")
     .to_string();
     assert!(err.contains("upstreams.a.ca_file"), "{err}");
+}
+
+/// An RSA key made for these tests (ring cannot generate RSA keys).
+const TEST_ONLY_RSA_KEY: &str = include_str!("fixtures/test-only-rsa2048.key");
+
+#[tokio::test]
+async fn rsa_ecdsa_and_ed25519_server_keys_each_complete_a_handshake() {
+    let ca = Ca::new("test CA");
+    let upstream = Upstream::start().await;
+    let keys = [
+        ("rsa-2048", KeyPair::from_pem(TEST_ONLY_RSA_KEY)),
+        (
+            "ecdsa-p256",
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        ),
+        (
+            "ecdsa-p384",
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        ),
+        ("ed25519", KeyPair::generate_for(&rcgen::PKCS_ED25519)),
+    ];
+    for (kind, key) in keys {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let leaf = ca.server_with_key(kind, key.expect(kind));
+        let toml = format!(
+            "{}{}",
+            two_services(&upstream.uri(), ""),
+            tls_section(dir.path(), &leaf, "")
+        );
+        let gateway = grpc::gateway(&toml, routes()).await;
+        assert_eq!(
+            served_certificate(gateway.addr, &[&ca.pem]).await,
+            der(&leaf.cert),
+            "{kind}"
+        );
+        let channel = tls_channel(gateway.addr, &ca.pem, None)
+            .await
+            .unwrap_or_else(|err| panic!("{kind}: {err}"));
+        let reply = grpc::unary(&channel, "/test.Alpha/Unary", Request::new(kind.into()))
+            .await
+            .unwrap_or_else(|err| panic!("{kind}: {err:?}"));
+        assert_eq!(reply.get_ref(), &format!("test.Alpha:{kind}"));
+        gateway.shutdown().await;
+    }
+}
+
+/// Whether a client presenting `identity` cannot call through `addr`: refused at the
+/// handshake (TLS 1.3 reports a refused client certificate on the first read).
+async fn refused(addr: SocketAddr, ca: &str, identity: Option<&Leaf>) -> bool {
+    match tls_channel(addr, ca, identity).await {
+        Err(_) => true,
+        Ok(channel) => unary_with_x_req(&channel, "x").await.is_err(),
+    }
+}
+
+/// The value of an unlabelled counter in `/metrics`.
+async fn counter(admin: SocketAddr, name: &str) -> u64 {
+    let (_, metrics) = grpc::http_get(admin, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn client_cas_are_reloaded_without_a_restart_and_refusals_are_counted() {
+    // As in `certificates_are_reloaded_without_a_restart`: SIGHUP must never end the tests.
+    let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("SIGHUP handler");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("test CA");
+    let first = Ca::new("first client CA");
+    let second = Ca::new("second client CA");
+    let client_ca = write(dir.path(), "clients.pem", &first.pem);
+    let upstream = Upstream::start().await;
+    let extra = format!(
+        "client_ca_file = {:?}\nidentity_header = \"x-req\"",
+        client_ca.display().to_string()
+    );
+    let toml = format!(
+        "{}{}",
+        two_services(&upstream.uri(), ""),
+        tls_section(dir.path(), &ca.server("gateway"), &extra)
+    );
+    let gateway = grpc::gateway(&toml, routes()).await;
+    let failures = "gateway_tls_handshake_failures_total";
+    assert_eq!(counter(gateway.admin(), failures).await, 0);
+
+    let alice = first.client("alice");
+    let bob = second.client("bob");
+    let old = tls_channel(gateway.addr, &ca.pem, Some(&alice))
+        .await
+        .expect("alice connects");
+    assert_eq!(
+        unary_with_x_req(&old, "x").await.expect("alice").as_deref(),
+        Some("CN=alice")
+    );
+    assert!(
+        refused(gateway.addr, &ca.pem, Some(&bob)).await,
+        "bob's CA is not trusted yet"
+    );
+    assert!(refused(gateway.addr, &ca.pem, None).await, "no certificate");
+    assert!(
+        counter(gateway.admin(), failures).await >= 2,
+        "each refused handshake is counted"
+    );
+
+    // The second CA replaces the first: bob gets in, alice's new connections do not, and her
+    // open connection is untouched.
+    write(dir.path(), "clients.pem", &second.pem);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while refused(gateway.addr, &ca.pem, Some(&bob)).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new client CA was not used within 8 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let channel = tls_channel(gateway.addr, &ca.pem, Some(&bob))
+        .await
+        .expect("bob connects");
+    assert_eq!(
+        unary_with_x_req(&channel, "x")
+            .await
+            .expect("bob")
+            .as_deref(),
+        Some("CN=bob")
+    );
+    assert!(
+        refused(gateway.addr, &ca.pem, Some(&alice)).await,
+        "alice's CA is gone"
+    );
+    assert_eq!(
+        unary_with_x_req(&old, "x")
+            .await
+            .expect("open connection")
+            .as_deref(),
+        Some("CN=alice")
+    );
+
+    // A broken file keeps the CAs in use.
+    write(dir.path(), "clients.pem", "garbage");
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !refused(gateway.addr, &ca.pem, Some(&bob)).await,
+        "bob still gets in"
+    );
+    gateway.shutdown().await;
 }

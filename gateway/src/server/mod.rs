@@ -273,6 +273,7 @@ impl Ingress {
                 match accepted {
                     Ok(Ok(accepted)) => accepted,
                     Ok(Err(err)) => {
+                        self.state.listener.tls_handshake_failures.fetch_add(1, Relaxed);
                         tracing::debug!(%peer, "TLS handshake failed: {err}");
                         return;
                     }
