@@ -11,7 +11,15 @@
 # 4. starts the Python grpcio Greeter server and runs
 #    `example-app check-greeter http://HOST:PORT` against it (the generated Rust
 #    client calling a non-Rust server);
-# 5. prints one line per suite and `interop: N passed, N failed`; exits non-zero
+# 5. TLS: makes a CA, a server certificate (localhost, 127.0.0.1) and a client
+#    certificate with openssl (in the run's temporary directory: throwaway keys,
+#    never committed), starts the gateway binary `tonic-msgpack-gateway` twice in
+#    front of the services' port, once with [tls] and once with [tls] and
+#    client_ca_file (mTLS required), and runs the Python client over
+#    grpc.secure_channel(ssl_channel_credentials(root)): the whole suite over
+#    TLS, the Greeter and Calculator with a client certificate, and a call
+#    without one that must be refused at the handshake;
+# 6. prints one line per suite and `interop: N passed, N failed`; exits non-zero
 #    if any suite failed. Everything it started is stopped on exit.
 #
 # Environment (all optional):
@@ -19,12 +27,17 @@
 #   INTEROP_GATEWAY_PORT    50051   gateway (`serve --listen`)
 #   INTEROP_SERVICES_PORT   50052   Greeter + Calculator directly (`serve --services-listen`)
 #   INTEROP_GREETER_PORT    50060   the Python Greeter server (reverse direction)
+#   INTEROP_TLS_PORT        50053   the gateway binary with [tls]
+#   INTEROP_MTLS_PORT       50054   the gateway binary with [tls] and client_ca_file
+#   INTEROP_GATEWAY_BIN     path to an already built tonic-msgpack-gateway binary
 #   INTEROP_READY_TIMEOUT   60      seconds to wait for a server to listen
 #   INTEROP_CALL_TIMEOUT    120     seconds for each client run / check-greeter
 #   INTEROP_APP_BIN         path to an already built example-app binary (skips cargo build)
 #   INTEROP_EXTERNAL_SERVE  1 = do not start `serve`; use the one already listening
 #   INTEROP_SKIP_INSTALL    1 = reuse the existing venv and node_modules as they are
 #   PYTHON                  python3  interpreter used to create the venv
+#   INTEROP_BRIDGE_PORT     50073   the protobuf bridge of a second `serve --config` (its
+#                                   gateway on INTEROP_BRIDGE_PORT-2, services on -1)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,6 +48,8 @@ HOST="${INTEROP_HOST:-127.0.0.1}"
 GATEWAY_PORT="${INTEROP_GATEWAY_PORT:-50051}"
 SERVICES_PORT="${INTEROP_SERVICES_PORT:-50052}"
 GREETER_PORT="${INTEROP_GREETER_PORT:-50060}"
+TLS_PORT="${INTEROP_TLS_PORT:-50053}"
+MTLS_PORT="${INTEROP_MTLS_PORT:-50054}"
 READY_TIMEOUT="${INTEROP_READY_TIMEOUT:-60}"
 CALL_TIMEOUT="${INTEROP_CALL_TIMEOUT:-120}"
 PYTHON="${PYTHON:-python3}"
@@ -107,8 +122,13 @@ if [[ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]]; then
   log "python: venv + requirements"
   [[ -x "$VPY" ]] || timeout 300 "$PYTHON" -m venv "$VENV"
   timeout 600 "$VPY" -m pip install --quiet --disable-pip-version-check -r "$HERE/python/requirements.txt"
+  timeout 600 "$VPY" -m pip install --quiet --disable-pip-version-check -r "$HERE/python/requirements-bridge.txt"
   log "node: npm ci"
   (cd "$HERE/node" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
+  if ! command -v openssl >/dev/null; then
+    log "apt-get install openssl (certificates for the TLS suites)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
 fi
 
 # ------------------------------------------------------------------ the Rust side
@@ -123,6 +143,16 @@ else
   APP="$TARGET_DIR/debug/example-app"
 fi
 [[ -x "$APP" ]] || { log "no example-app binary at $APP"; exit 1; }
+if [[ -n "${INTEROP_GATEWAY_BIN:-}" ]]; then
+  GATEWAY_BIN="$INTEROP_GATEWAY_BIN"
+else
+  log "cargo build -p tonic-msgpack-gateway --bin tonic-msgpack-gateway"
+  timeout 1800 cargo build -p tonic-msgpack-gateway --bin tonic-msgpack-gateway
+  TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
+    "$VPY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+  GATEWAY_BIN="$TARGET_DIR/debug/tonic-msgpack-gateway"
+fi
+[[ -x "$GATEWAY_BIN" ]] || { log "no tonic-msgpack-gateway binary at $GATEWAY_BIN"; exit 1; }
 
 if [[ "${INTEROP_EXTERNAL_SERVE:-0}" != 1 ]]; then
   require_free "$GATEWAY_PORT" INTEROP_GATEWAY_PORT
@@ -173,6 +203,27 @@ suite "node client -> gateway $HOST:$GATEWAY_PORT" \
 suite "node client -> services $HOST:$SERVICES_PORT" \
   node "$HERE/node/client.js" "$HOST:$SERVICES_PORT" --label node-direct
 
+# the protobuf bridge: a second `serve` whose config has a [protobuf_bridge] section
+BRIDGE_PORT="${INTEROP_BRIDGE_PORT:-50073}"
+BRIDGE_GATEWAY_PORT=$((BRIDGE_PORT - 2))
+BRIDGE_SERVICES_PORT=$((BRIDGE_PORT - 1))
+for port in "$BRIDGE_GATEWAY_PORT" "$BRIDGE_SERVICES_PORT" "$BRIDGE_PORT"; do
+  require_free "$port" INTEROP_BRIDGE_PORT
+done
+printf '%s\n' 'admin_listen = "off"' \
+  '[upstreams."demo.v1.Greeter"]' "endpoints = [\"http://$HOST:$BRIDGE_SERVICES_PORT\"]" \
+  '[upstreams."demo.v1.Calculator"]' "endpoints = [\"http://$HOST:$BRIDGE_SERVICES_PORT\"]" \
+  '[protobuf_bridge]' "listen = \"$HOST:$BRIDGE_PORT\"" >"$LOG_DIR/bridge.toml"
+log "starting example-app serve --config bridge.toml (protobuf bridge on $HOST:$BRIDGE_PORT)"
+"$APP" serve --listen "$HOST:$BRIDGE_GATEWAY_PORT" --services-listen "$HOST:$BRIDGE_SERVICES_PORT" \
+  --config "$LOG_DIR/bridge.toml" >"$LOG_DIR/bridge-serve.log" 2>&1 </dev/null &
+BRIDGE_PID=$!
+PIDS+=("$BRIDGE_PID")
+wait_port "$HOST" "$BRIDGE_PORT" "$BRIDGE_PID" "$LOG_DIR/bridge-serve.log" "example-app serve (bridge)"
+wait_port "$HOST" "$BRIDGE_GATEWAY_PORT" "$BRIDGE_PID" "$LOG_DIR/bridge-serve.log" "example-app serve (bridge)"
+suite "python protobuf client (grpcio-tools stubs, reflection) -> bridge $HOST:$BRIDGE_PORT" \
+  "$VPY" "$HERE/python/bridge_client.py" "$HOST:$BRIDGE_PORT" --gateway "$HOST:$BRIDGE_GATEWAY_PORT"
+
 # reverse direction: the generated Rust client against a Python grpcio server
 require_free "$GREETER_PORT" INTEROP_GREETER_PORT
 log "starting python greeter_server.py on $HOST:$GREETER_PORT"
@@ -183,6 +234,69 @@ PIDS+=("$GREETER_PID")
 wait_port "$HOST" "$GREETER_PORT" "$GREETER_PID" "$LOG_DIR/greeter_server.log" "greeter_server.py"
 suite "rust check-greeter -> python server $HOST:$GREETER_PORT" \
   "$APP" check-greeter "http://$HOST:$GREETER_PORT"
+
+# ------------------------------------------------------------------ TLS
+
+# Throwaway certificates for this run only (EC P-256): a CA and the gateway's
+# certificate for localhost and $HOST; a second CA and a client certificate.
+TLS_DIR="$LOG_DIR/tls"
+mkdir -p "$TLS_DIR"
+make_ca() { # NAME CN
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=$2" -keyout "$TLS_DIR/$1.key" -out "$TLS_DIR/$1.pem" 2>>"$TLS_DIR/openssl.log"
+}
+make_leaf() { # NAME CA CN EXTENSIONS
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$3" \
+    -keyout "$TLS_DIR/$1.key" -out "$TLS_DIR/$1.csr" 2>>"$TLS_DIR/openssl.log"
+  printf '%b' "$4" >"$TLS_DIR/$1.ext"
+  openssl x509 -req -in "$TLS_DIR/$1.csr" -CA "$TLS_DIR/$2.pem" -CAkey "$TLS_DIR/$2.key" \
+    -CAcreateserial -days 2 -extfile "$TLS_DIR/$1.ext" -out "$TLS_DIR/$1.pem" 2>>"$TLS_DIR/openssl.log"
+}
+log "TLS: certificates (openssl) in $TLS_DIR"
+make_ca ca "interop test CA"
+make_leaf server ca localhost \
+  "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:$HOST\n"
+make_ca client-ca "interop client CA"
+make_leaf client client-ca interop-client \
+  "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+
+# gateway_config PORT EXTRA_TLS_LINES: the binary in front of the services' port.
+gateway_config() {
+  cat <<EOF
+listen = "$HOST:$1"
+admin_listen = "off"
+grace_period = "1s"
+[upstreams."demo.v1.Greeter"]
+endpoints = ["http://$HOST:$SERVICES_PORT"]
+[upstreams."demo.v1.Calculator"]
+endpoints = ["http://$HOST:$SERVICES_PORT"]
+[tls]
+cert_file = "$TLS_DIR/server.pem"
+key_file = "$TLS_DIR/server.key"
+$2
+EOF
+}
+gateway_config "$TLS_PORT" "" >"$TLS_DIR/gateway-tls.toml"
+gateway_config "$MTLS_PORT" "client_ca_file = \"$TLS_DIR/client-ca.pem\"
+client_auth = \"required\"" >"$TLS_DIR/gateway-mtls.toml"
+for mode in tls mtls; do
+  if [[ $mode == tls ]]; then port=$TLS_PORT; var=INTEROP_TLS_PORT; else port=$MTLS_PORT; var=INTEROP_MTLS_PORT; fi
+  require_free "$port" "$var"
+  log "starting tonic-msgpack-gateway --config gateway-$mode.toml on $HOST:$port"
+  "$GATEWAY_BIN" --config "$TLS_DIR/gateway-$mode.toml" >"$LOG_DIR/gateway-$mode.log" 2>&1 </dev/null &
+  pid=$!
+  PIDS+=("$pid")
+  wait_port "$HOST" "$port" "$pid" "$LOG_DIR/gateway-$mode.log" "tonic-msgpack-gateway ($mode)"
+done
+
+suite "python grpcio secure_channel -> gateway [tls] $HOST:$TLS_PORT" \
+  "$VPY" "$HERE/python/client.py" "$HOST:$TLS_PORT" --ca "$TLS_DIR/ca.pem" --label python-tls
+suite "python grpcio mTLS (client certificate) -> gateway [tls] client_ca_file $HOST:$MTLS_PORT" \
+  "$VPY" "$HERE/python/client.py" "$HOST:$MTLS_PORT" --ca "$TLS_DIR/ca.pem" \
+  --cert "$TLS_DIR/client.pem" --key "$TLS_DIR/client.key" --only greeter,calculator --label python-mtls
+suite "python grpcio without a client certificate -> refused by $HOST:$MTLS_PORT" \
+  "$VPY" "$HERE/python/client.py" "$HOST:$MTLS_PORT" --ca "$TLS_DIR/ca.pem" --expect-refused \
+  --label python-mtls-refused
 
 # ------------------------------------------------------------------ summary
 

@@ -2,6 +2,7 @@
 """Python (grpcio + msgpack) interop client for the tonic-msgpack example services.
 
     python client.py [ADDRESS] [--label NAME] [--only greeter,calculator,errors]
+                     [--ca FILE [--cert FILE --key FILE] [--expect-refused]]
 
 ADDRESS is host:port (an `http://` prefix is accepted); default $INTEROP_ADDR or
 127.0.0.1:50051. It may be the gateway or the services' own port: the checks are
@@ -9,6 +10,11 @@ the same. Calls every kind of demo.v1.Greeter (proto service, compact layout) an
 every method of demo.v1.Calculator (trait service), checks values, byte layout
 and status codes, prints one line per check and a closing `N passed, N failed`
 line. Exit code 0 when all passed, 1 otherwise.
+
+TLS: `--ca FILE` (PEM roots; an `https://` address without it uses grpcio's default roots)
+makes the channel a `grpc.secure_channel` with `grpc.ssl_channel_credentials`; `--cert` and
+`--key` add a client certificate (mTLS). `--expect-refused` runs one check instead of the
+suite: a call must fail with UNAVAILABLE (e.g. no client certificate where one is required).
 """
 
 from __future__ import annotations
@@ -106,11 +112,14 @@ def check_reply_bytes(raw: bytes, index: int):
 class Suite:
     GROUPS = ("greeter", "calculator", "errors")
 
-    def __init__(self, address: str, label: str, groups=GROUPS):
+    def __init__(self, address: str, label: str, groups=GROUPS, credentials=None):
         self.address = address
         self.label = label
         self.groups = groups
-        self.channel = grpc.insecure_channel(address)
+        if credentials is None:
+            self.channel = grpc.insecure_channel(address)
+        else:
+            self.channel = grpc.secure_channel(address, credentials)
         self.passed = 0
         self.failed = 0
 
@@ -391,6 +400,17 @@ class Suite:
                 ),
             )
 
+    def refused(self) -> bool:
+        """One call that must fail with UNAVAILABLE (the TLS handshake is refused)."""
+        say = self.uu(GREETER + "SayHello")
+        self.check(
+            "Greeter.SayHello is refused at the TLS handshake -> UNAVAILABLE",
+            lambda: self.expect_status(SC.UNAVAILABLE, lambda: say(hello_request("Ann"), timeout=DEADLINE)),
+        )
+        self.channel.close()
+        print(f"{self.label}: {self.passed} passed, {self.failed} failed", flush=True)
+        return self.failed == 0
+
     def run(self) -> bool:
         try:
             grpc.channel_ready_future(self.channel).result(timeout=DEADLINE)
@@ -414,18 +434,46 @@ def main(argv=None) -> int:
         default=",".join(Suite.GROUPS),
         help="comma-separated check groups: greeter, calculator, errors (default: all)",
     )
+    parser.add_argument("--ca", help="PEM file of the CA certificates to trust (TLS)")
+    parser.add_argument("--cert", help="PEM client certificate (mTLS; needs --key)")
+    parser.add_argument("--key", help="PEM private key of --cert")
+    parser.add_argument(
+        "--expect-refused",
+        action="store_true",
+        help="instead of the suite: one call that must fail with UNAVAILABLE",
+    )
     args = parser.parse_args(argv)
+    if bool(args.cert) != bool(args.key):
+        parser.error("--cert and --key go together")
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
     unknown = [g for g in groups if g not in Suite.GROUPS]
     if unknown:
         parser.error(f"unknown group(s) {unknown}; choose from {list(Suite.GROUPS)}")
     address = args.address
-    for prefix in ("http://", "grpc://"):
+    tls = bool(args.ca or args.cert or address.startswith("https://"))
+    for prefix in ("http://", "https://", "grpc://"):
         if address.startswith(prefix):
             address = address[len(prefix) :]
     address = address.rstrip("/")
     label = args.label or f"python@{address}"
-    return 0 if Suite(address, label, groups).run() else 1
+    credentials = None
+    if tls:
+
+        def read(path):
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except OSError as e:
+                parser.error(f"cannot read {path}: {e}")
+
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read(args.ca) if args.ca else None,
+            private_key=read(args.key) if args.key else None,
+            certificate_chain=read(args.cert) if args.cert else None,
+        )
+    suite = Suite(address, label, groups, credentials)
+    ok = suite.refused() if args.expect_refused else suite.run()
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
