@@ -52,6 +52,10 @@ pub mod model {
         MethodModel, ServiceModel, proto_rust_path, tonic_snake_case, wire_method_name,
     };
     pub use tonic_msgpack_core::{CallKind, Format, HttpBinding, KeyCase};
+
+    /// The wire contract: services with their messages, enums, trait arguments and source
+    /// locations (for `tonic-msgpack check-compat` and the other-language generators).
+    pub use tonic_msgpack_codegen::contract;
 }
 
 /// Loading services and descriptors without generating code (for the CLI and other tools).
@@ -137,6 +141,16 @@ pub mod load {
             .into_iter()
             .map(|proto| (proto.name, proto.source))
             .collect())
+    }
+
+    /// The wire contract of everything under `dir`: `.proto` files (with `dir` as include
+    /// root), descriptor sets and `#[msgpack_service]` trait files, searched recursively.
+    ///
+    /// # Errors
+    ///
+    /// A file that does not read, parse or check (`file:line:col: reason`), or nothing found.
+    pub fn contract(dir: &Path) -> Result<super::model::contract::Contract, Error> {
+        tonic_msgpack_codegen::contract::Contract::load_dir(dir)
     }
 }
 

@@ -14,6 +14,7 @@
 //! ```
 
 mod call;
+mod compat;
 mod convert;
 mod frontends;
 mod new;
@@ -75,6 +76,9 @@ enum Command {
     /// trait messages synthesized with their MessagePack layout (for the gateway's protobuf
     /// bridge and reflection).
     Schema(schema::SchemaArgs),
+    /// Compare two versions of a contract by wire meaning: every change as error, warning or
+    /// ok, with file:line:column and what breaks for whom. Exits with 1 on any error.
+    CheckCompat(compat::CheckCompatArgs),
     /// Scaffold a service crate: proto, build.rs, server, gateway main and config, tests.
     New {
         /// The crate name, e.g. `billing-service` (service `BillingService`, package
@@ -188,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Call(args) => call::run(args),
+        Command::CheckCompat(args) => compat::run(args),
         Command::Schema(args) => {
             schema::run(args)?;
             Ok(ExitCode::SUCCESS)

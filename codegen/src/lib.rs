@@ -10,6 +10,8 @@
 //!   [`trait_gen`] (the attribute's expansion) and [`routes`] (gateway route stubs, listings).
 
 #[cfg(feature = "protos")]
+pub mod contract;
+#[cfg(feature = "protos")]
 pub mod descriptors;
 mod error;
 pub mod model;
