@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // module comes from its file (`crate::calculator`).
         .gateway_routes_module("crate::proto")
         .traits(["src/calculator.rs"])
+        // `services.binpb`: both services' descriptors, for the protobuf bridge and reflection.
+        .descriptor_set(true)
         .compile_protos(&["proto/demo/v1/greeter.proto"], &["proto/demo/v1"])?;
     Ok(())
 }

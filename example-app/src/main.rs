@@ -86,11 +86,15 @@ async fn start_gateway(
     let gateway = Gateway::builder()
         .config(config)
         .routes(example_app::routes::table())
+        .descriptor_set(example_app::DESCRIPTORS)
         .build()
         .await
         .context("cannot build the gateway")?;
     let listener = gateway.bind().await.context("cannot bind the gateway")?;
     let addr = listener.local_addr()?;
+    if let Some(bridge) = gateway.bind_bridge()? {
+        println!("protobuf bridge listening on {bridge} (protobuf clients, server reflection)");
+    }
     let admin = gateway.admin_addr();
     let task = tokio::spawn(async move {
         if let Err(error) = gateway.serve_on(listener, shutdown).await {
@@ -113,6 +117,8 @@ async fn serve(
         Some(path) => {
             let mut config = Config::from_file(&path)?;
             config.listen = listen;
+            // A `[protobuf_bridge]` section is all it takes: the descriptors are built in.
+            config.reflection |= config.protobuf_bridge.is_some();
             config
         }
         None => gateway_config(listen, services)?,

@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod body;
+mod bridge;
 mod config;
 mod gate;
 mod metrics;
@@ -24,6 +25,8 @@ use std::sync::Arc;
 pub use auth::{
     Access, AccessRule, ApiKey, AuthConfig, DefaultPolicy, JwtConfig, RateLimit, RateLimitConfig,
 };
+pub use bridge::{DescriptorError, layout};
+pub use config::BridgeConfig;
 pub use config::{
     Balance, ClientAuth, Config, ConfigError, CorsConfig, Limits, RestConfig, TlsConfig,
     UpstreamConfig,
@@ -73,6 +76,18 @@ pub enum GatewayError {
     /// Waiting for a shutdown signal failed.
     #[error("cannot install the shutdown signal handler: {0}")]
     Signal(std::io::Error),
+    /// A descriptor set (`descriptors`, [`GatewayBuilder::descriptor_set`]) cannot be read or
+    /// used.
+    #[error(transparent)]
+    Descriptors(#[from] DescriptorError),
+    /// The protobuf bridge's address (`protobuf_bridge.listen`) could not be bound.
+    #[error("cannot listen on {addr} (`protobuf_bridge.listen`): {source}")]
+    BridgeBind {
+        /// The address from the config.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// Where one route (or prefix override) sends calls, and its metrics.
@@ -103,6 +118,8 @@ pub(crate) struct GatewayState {
     pub(crate) gate: gate::Gate,
     /// TLS on the public port (`[tls]`).
     pub(crate) tls: Option<tls::ServerTls>,
+    /// The protobuf bridge and reflection, when descriptors are given.
+    pub(crate) bridge: Option<Arc<bridge::Bridge>>,
 }
 
 impl GatewayState {
@@ -137,6 +154,8 @@ pub struct Gateway {
     admin_router: axum::Router,
     /// The admin listener, once bound (by [`Gateway::bind`] or [`Gateway::bind_admin`]).
     admin: std::sync::Mutex<Option<(SocketAddr, tokio::net::TcpListener)>>,
+    /// The protobuf bridge's listener, once bound (see [`Gateway::bind_bridge`]).
+    bridge: std::sync::Mutex<Option<(SocketAddr, tokio::net::TcpListener)>>,
 }
 
 /// Builds a [`Gateway`] from a [`Config`] and a [`RouteTable`].
@@ -146,9 +165,19 @@ pub struct GatewayBuilder {
     routes: RouteTable,
     router: Option<axum::Router>,
     route_by_upstream_name: bool,
+    descriptors: Vec<(String, Vec<u8>)>,
 }
 
 impl GatewayBuilder {
+    /// An encoded `FileDescriptorSet` of routed services (a build's `services.binpb`, or
+    /// `tonic-msgpack schema`), added to the config's `descriptors` files: the protobuf bridge
+    /// and server reflection work from them. Calling it again adds another set.
+    pub fn descriptor_set(mut self, encoded: impl Into<Vec<u8>>) -> Self {
+        let name = format!("descriptor set #{} (in code)", self.descriptors.len() + 1);
+        self.descriptors.push((name, encoded.into()));
+        self
+    }
+
     /// The configuration (default: [`Config::default`], no upstreams).
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
@@ -259,7 +288,9 @@ impl GatewayBuilder {
                 message,
             },
         )?;
+        let bridge = bridge_of(&config, &self.descriptors)?;
         let state = Arc::new(GatewayState {
+            bridge,
             gate,
             tls: server_tls,
             rest,
@@ -284,6 +315,7 @@ impl GatewayBuilder {
             router,
             admin_router,
             admin: std::sync::Mutex::new(None),
+            bridge: std::sync::Mutex::new(None),
         })
     }
 
@@ -299,6 +331,42 @@ impl GatewayBuilder {
     ) -> Result<(), GatewayError> {
         self.build().await?.serve_with_shutdown(signal).await
     }
+}
+
+/// The protobuf bridge over the config's `descriptors` files and the builder's sets: `None`
+/// without any; an error when `reflection` or `[protobuf_bridge]` asks for one without any.
+fn bridge_of(
+    config: &Config,
+    given: &[(String, Vec<u8>)],
+) -> Result<Option<Arc<bridge::Bridge>>, GatewayError> {
+    let mut sets = given.to_vec();
+    for path in &config.descriptors {
+        let bytes = std::fs::read(path).map_err(|err| DescriptorError {
+            source_name: path.display().to_string(),
+            message: err.to_string(),
+        })?;
+        sets.push((path.display().to_string(), bytes));
+    }
+    if sets.is_empty() {
+        if config.reflection || config.protobuf_bridge.is_some() {
+            let key = if config.reflection {
+                "reflection"
+            } else {
+                "protobuf_bridge"
+            };
+            return Err(ConfigError::Invalid {
+                path: None,
+                key: key.into(),
+                message: "needs descriptors: set `descriptors = [\"services.binpb\"]` (written by `tonic-msgpack schema` or a build's `.descriptor_set(true)`)".into(),
+            }
+            .into());
+        }
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(bridge::Bridge::new(
+        &sets,
+        config.reflection,
+    )?)))
 }
 
 impl Gateway {
@@ -364,6 +432,28 @@ impl Gateway {
             .map(|(addr, _)| *addr)
     }
 
+    /// Binds `protobuf_bridge.listen` now, if configured and not bound yet, and returns its
+    /// address (the port chosen for `:0`). [`Gateway::serve_on`] binds it otherwise.
+    pub fn bind_bridge(&self) -> Result<Option<SocketAddr>, GatewayError> {
+        let Some(addr) = self.state.config.protobuf_bridge.as_ref().map(|b| b.listen) else {
+            return Ok(None);
+        };
+        let mut bridge = self
+            .bridge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((bound, _)) = &*bridge {
+            return Ok(Some(*bound));
+        }
+        let error = |source| GatewayError::BridgeBind { addr, source };
+        let listener = std::net::TcpListener::bind(addr).map_err(error)?;
+        listener.set_nonblocking(true).map_err(error)?;
+        let bound = listener.local_addr().map_err(error)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(error)?;
+        *bridge = Some((bound, listener));
+        Ok(Some(bound))
+    }
+
     /// Serves on the configured address until Ctrl-C or SIGTERM.
     pub async fn serve(self) -> Result<(), GatewayError> {
         let signal = server::shutdown_signal().map_err(GatewayError::Signal)?;
@@ -392,8 +482,14 @@ impl Gateway {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
         self.bind_admin()?;
+        self.bind_bridge()?;
         let admin = self
             .admin
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|(_, listener)| listener);
+        let bridge = self
+            .bridge
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .map(|(_, listener)| listener);
@@ -402,6 +498,7 @@ impl Gateway {
         server::serve(
             listener,
             admin,
+            bridge,
             self.state,
             self.router,
             self.admin_router,

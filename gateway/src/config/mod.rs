@@ -99,6 +99,25 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// TLS on the public port (`[tls]`); none by default (cleartext HTTP/1.1 and h2c).
     pub tls: Option<TlsConfig>,
+    /// Encoded `FileDescriptorSet` files describing the routed services (`tonic-msgpack
+    /// schema`, or a build's `services.binpb`), for the protobuf bridge and server reflection.
+    /// Default: none.
+    pub descriptors: Vec<PathBuf>,
+    /// gRPC server reflection (`grpc.reflection.v1` and `v1alpha`) from the descriptors, on the
+    /// main port and the bridge listener. Default: off.
+    pub reflection: bool,
+    /// The protobuf bridge (`[protobuf_bridge]`), where stock protobuf clients call the
+    /// MessagePack services; none by default.
+    pub protobuf_bridge: Option<BridgeConfig>,
+}
+
+/// The protobuf bridge (`[protobuf_bridge]`): a listener of its own where plain
+/// `application/grpc` means protobuf, transcoded to and from MessagePack by the descriptors
+/// (on the main port it means MessagePack, and only `application/grpc+proto` is bridged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeConfig {
+    /// The bridge listener's address.
+    pub listen: SocketAddr,
 }
 
 /// Whether a client must present a certificate when `client_ca_file` is set.
@@ -386,6 +405,9 @@ impl Default for Config {
             auth: None,
             rate_limits: RateLimitConfig::default(),
             tls: None,
+            descriptors: Vec::new(),
+            reflection: false,
+            protobuf_bridge: None,
         }
     }
 }

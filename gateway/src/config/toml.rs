@@ -18,6 +18,12 @@ use crate::transcode::UnknownFields;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawBridge {
+    listen: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
     /// `"off"` or an address.
@@ -38,6 +44,9 @@ struct RawConfig {
     #[serde(default)]
     rate_limits: RawRateLimits,
     tls: Option<RawTls>,
+    descriptors: Option<Vec<PathBuf>>,
+    reflection: Option<bool>,
+    protobuf_bridge: Option<RawBridge>,
 }
 
 #[derive(Deserialize)]
@@ -284,6 +293,13 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
             .map(|raw| (raw.target, limit(raw.requests, raw.per, raw.burst)))
             .collect(),
     };
+    config.descriptors = raw.descriptors.unwrap_or_default();
+    set(&mut config.reflection, raw.reflection);
+    if let Some(bridge) = raw.protobuf_bridge {
+        config.protobuf_bridge = Some(super::BridgeConfig {
+            listen: address("protobuf_bridge.listen", &bridge.listen)?,
+        });
+    }
     if let Some(tls) = raw.tls {
         if tls.client_auth.is_some() && tls.client_ca_file.is_none() {
             return Err((

@@ -161,6 +161,8 @@ enum Port {
     Public,
     /// The admin endpoints only.
     Admin,
+    /// The protobuf bridge (`[protobuf_bridge]`): every call is protobuf.
+    Bridge,
 }
 
 /// What every connection of one listener shares.
@@ -193,7 +195,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 impl Ingress {
     fn open(&self) -> &AtomicI64 {
         match self.port {
-            Port::Public => &self.state.listener.open,
+            Port::Public | Port::Bridge => &self.state.listener.open,
             Port::Admin => &self.admin_open,
         }
     }
@@ -265,7 +267,7 @@ impl Ingress {
         let limits = &self.state.config.limits;
         // TLS first (public port with `[tls]`), bounded like the protocol sniff.
         let (mut stream, cert) = match (&self.state.tls, self.port) {
-            (Some(tls), Port::Public) => {
+            (Some(tls), Port::Public | Port::Bridge) => {
                 let accepted = tokio::select! {
                     accepted = tokio::time::timeout(limits.sniff_timeout, tls.accept(stream)) => accepted,
                     () = stopped(&mut stop) => return,
@@ -273,7 +275,10 @@ impl Ingress {
                 match accepted {
                     Ok(Ok(accepted)) => accepted,
                     Ok(Err(err)) => {
-                        self.state.listener.tls_handshake_failures.fetch_add(1, Relaxed);
+                        self.state
+                            .listener
+                            .tls_handshake_failures
+                            .fetch_add(1, Relaxed);
                         tracing::debug!(%peer, "TLS handshake failed: {err}");
                         return;
                     }
@@ -395,7 +400,11 @@ impl ConnService {
     }
 
     fn public(&self, mut req: Request<Incoming>) -> TrackedFuture {
-        let kind = Kind::of(&req);
+        // The bridge listener answers gRPC only (anything else hears so from the bridge).
+        let kind = match self.ingress.port {
+            Port::Bridge => Kind::Grpc,
+            _ => Kind::of(&req),
+        };
         let admitted = self.admit(&req, kind);
         req.extensions_mut().insert(ClientAddr(self.peer));
         if let Some(tls) = &self.ingress.state.tls {
@@ -420,7 +429,13 @@ impl ConnService {
                 None
             }
         };
-        let response: ResponseFuture = if kind == Kind::Grpc {
+        let response: ResponseFuture = if kind == Kind::Grpc
+            && (self.ingress.port == Port::Bridge
+                || super::bridge::wants(&self.ingress.state, &req))
+        {
+            let state = self.ingress.state.clone();
+            Box::pin(async move { Ok(super::bridge::call(state, req).await) })
+        } else if kind == Kind::Grpc {
             let state = self.ingress.state.clone();
             Box::pin(async move {
                 Ok(super::proxy::forward(state, req.map(RequestBody::Incoming)).await)
@@ -439,7 +454,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, req: Request<Incoming>) -> TrackedFuture {
         match self.ingress.port {
-            Port::Public => self.public(req),
+            Port::Public | Port::Bridge => self.public(req),
             Port::Admin => {
                 let call = InFlight::uncounted(&self.conn);
                 let response = http(self.ingress.admin.clone(), req);
@@ -457,6 +472,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 pub(crate) async fn serve(
     public: TcpListener,
     admin: Option<TcpListener>,
+    bridge: Option<TcpListener>,
     state: Arc<GatewayState>,
     router: axum::Router,
     admin_router: axum::Router,
@@ -483,6 +499,8 @@ pub(crate) async fn serve(
     let (stop_tx, stop) = watch::channel(false);
     let admin =
         admin.map(|listener| tokio::spawn(ingress(Port::Admin).run(listener, stop.clone())));
+    let bridge =
+        bridge.map(|listener| tokio::spawn(ingress(Port::Bridge).run(listener, stop.clone())));
     let public = ingress(Port::Public).run(public, stop);
     let signal = async move {
         signal.await;
@@ -496,5 +514,8 @@ pub(crate) async fn serve(
     }
     if let Some(admin) = admin {
         let _ = admin.await;
+    }
+    if let Some(bridge) = bridge {
+        let _ = bridge.await;
     }
 }
