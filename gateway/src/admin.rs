@@ -48,18 +48,21 @@ async fn healthz() -> impl IntoResponse {
     )
 }
 
+/// 200 once every upstream has connected at least once and every upstream that is
+/// `required_for_ready` has a healthy, connected endpoint; else 503 naming the others.
 async fn readyz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
-    let waiting: Vec<&str> = state
-        .upstreams
-        .iter()
-        .filter(|upstream| {
-            !upstream
-                .metrics
-                .has_connected
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .map(|upstream| upstream.name.as_str())
-        .collect();
+    let mut waiting: Vec<String> = Vec::new();
+    for upstream in &state.upstreams {
+        if !upstream
+            .metrics
+            .has_connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            waiting.push(format!("{} (not connected yet)", upstream.name));
+        } else if upstream.required_for_ready && !upstream.has_healthy_endpoint() {
+            waiting.push(format!("{} (no healthy endpoint)", upstream.name));
+        }
+    }
     if waiting.is_empty() {
         (
             StatusCode::OK,
@@ -70,7 +73,7 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/plain")],
-            format!("not connected yet: {}\n", waiting.join(", ")),
+            format!("not ready: {}\n", waiting.join(", ")),
         )
     }
 }
@@ -93,6 +96,15 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         {
             let mut text = super::metrics::render(routes, upstreams, &state.listener);
+            super::metrics::render_endpoints(
+                &mut text,
+                state.upstreams.iter().flat_map(|upstream| {
+                    upstream.endpoint_states().into_iter().map(|status| {
+                        let name = upstream.name.as_str();
+                        (name, status.endpoint, status.state, status.connections_up)
+                    })
+                }),
+            );
             for (name, value) in state.gate.counters() {
                 text.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
             }

@@ -93,6 +93,15 @@ pub(crate) struct UpstreamProtection {
     pub(crate) queue_timeouts: AtomicU64,
     /// Calls failed at once because their endpoint was down (waiting for its next attempt).
     pub(crate) failed_fast: AtomicU64,
+    /// Calls held until a connection of the upstream came up (or their deadline passed).
+    pub(crate) held: AtomicU64,
+    /// Calls not sent again because the retry budget was spent.
+    pub(crate) retry_budget_exhausted: AtomicU64,
+    /// Endpoints ejected by outlier detection.
+    pub(crate) ejections: AtomicU64,
+    /// Resolutions of `dns://` endpoints, and those that failed.
+    pub(crate) resolutions: AtomicU64,
+    pub(crate) resolve_errors: AtomicU64,
 }
 
 impl UpstreamMetrics {
@@ -161,7 +170,7 @@ fn render_upstream_protection<'a>(
     upstreams: impl Iterator<Item = &'a UpstreamMetrics> + Clone,
 ) -> std::fmt::Result {
     type Counter = fn(&UpstreamProtection) -> &AtomicU64;
-    let counters: [(&str, &str, Counter); 4] = [
+    let counters: [(&str, &str, Counter); 9] = [
         (
             "gateway_upstream_slow_consumer_resets_total",
             "Upstream responses reset because their client stopped reading them.",
@@ -182,6 +191,31 @@ fn render_upstream_protection<'a>(
             "Calls failed at once because their endpoint was down.",
             |p| &p.failed_fast,
         ),
+        (
+            "gateway_upstream_held_total",
+            "Calls held until a connection of the upstream came up (retries.max_held, hold_timeout).",
+            |p| &p.held,
+        ),
+        (
+            "gateway_upstream_retry_budget_exhausted_total",
+            "Calls not sent again because the upstream's retry budget was spent.",
+            |p| &p.retry_budget_exhausted,
+        ),
+        (
+            "gateway_upstream_ejections_total",
+            "Endpoints ejected by outlier detection (consecutive failures).",
+            |p| &p.ejections,
+        ),
+        (
+            "gateway_upstream_resolutions_total",
+            "Resolutions of the upstream's dns:// endpoints.",
+            |p| &p.resolutions,
+        ),
+        (
+            "gateway_upstream_resolve_errors_total",
+            "Resolutions of dns:// endpoints that failed (the last addresses were kept).",
+            |p| &p.resolve_errors,
+        ),
     ];
     for (name, help, counter) in counters {
         writeln!(out, "# HELP {name} {help}")?;
@@ -196,6 +230,41 @@ fn render_upstream_protection<'a>(
         }
     }
     Ok(())
+}
+
+/// Renders each endpoint's state (`gateway_upstream_endpoint_state`, 1 for its current state)
+/// and open connections: `(upstream, endpoint, state, connections up)`.
+pub(crate) fn render_endpoints<'a>(
+    out: &mut String,
+    endpoints: impl Iterator<Item = (&'a str, String, &'static str, usize)>,
+) {
+    let endpoints: Vec<_> = endpoints.collect();
+    let _ = writeln!(
+        out,
+        "# HELP gateway_upstream_endpoint_state Endpoints by state (healthy, connecting, unhealthy, ejected, draining): 1 for the current one."
+    );
+    let _ = writeln!(out, "# TYPE gateway_upstream_endpoint_state gauge");
+    for (upstream, endpoint, state, _) in &endpoints {
+        let _ = writeln!(
+            out,
+            "gateway_upstream_endpoint_state{{upstream=\"{}\",endpoint=\"{}\",state=\"{state}\"}} 1",
+            escape(upstream),
+            escape(endpoint)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gateway_upstream_endpoint_connections Connected HTTP/2 connections per endpoint."
+    );
+    let _ = writeln!(out, "# TYPE gateway_upstream_endpoint_connections gauge");
+    for (upstream, endpoint, _, up) in &endpoints {
+        let _ = writeln!(
+            out,
+            "gateway_upstream_endpoint_connections{{upstream=\"{}\",endpoint=\"{}\"}} {up}",
+            escape(upstream),
+            escape(endpoint)
+        );
+    }
 }
 
 fn render_listener(out: &mut String, listener: &ListenerMetrics) -> std::fmt::Result {

@@ -234,6 +234,10 @@ pub(crate) async fn forward(
         &state.config.limits,
     );
     set_forwarded(headers, client);
+    // Tells the pool whether the call may go again once a message went out.
+    if let Some(kind) = kind {
+        req.extensions_mut().insert(kind);
+    }
     // gRPC-Web may arrive over HTTP/1.1; upstream is always HTTP/2.
     *req.version_mut() = http::Version::HTTP_2;
 
@@ -303,7 +307,7 @@ fn upstream_error(upstream: &Upstream, err: &SendError) -> Status {
             Status::resource_exhausted("upstream busy: no call slot free in time")
         }
         // Connection failures are logged when they happen, once per attempt.
-        SendError::Connect { .. } => {
+        SendError::Connect { .. } | SendError::NoEndpoint(_) => {
             tracing::debug!(upstream = %upstream.name, "call failed: {detail}");
             Status::unavailable(UPSTREAM_UNAVAILABLE)
         }

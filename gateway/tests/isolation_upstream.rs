@@ -731,7 +731,9 @@ async fn a_black_holed_endpoint_fails_calls_together_and_fast() {
     let mut dark = Controlled::start(None).await;
     let healthy = Upstream::start().await;
     let config = format!(
-        "[upstreams.\"test.Alpha\"]\nendpoints = [\"{}\"]\nconnect_timeout = \"1s\"\nmax_reconnect_backoff = \"400ms\"\n[upstreams.\"test.Beta\"]\nendpoints = [\"{}\"]\n",
+        // Fail-fast mode: calls are not held while the endpoint is down (the default holds
+        // them up to `retries.hold_timeout`, see tests/retries.rs).
+        "[upstreams.\"test.Alpha\"]\nendpoints = [\"{}\"]\nconnect_timeout = \"1s\"\nmax_reconnect_backoff = \"400ms\"\nretries = {{ hold_timeout = \"0s\" }}\n[upstreams.\"test.Beta\"]\nendpoints = [\"{}\"]\n",
         dark.uri(),
         healthy.uri()
     );

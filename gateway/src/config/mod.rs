@@ -109,6 +109,107 @@ pub struct Config {
     /// The protobuf bridge (`[protobuf_bridge]`), where stock protobuf clients call the
     /// MessagePack services; none by default.
     pub protobuf_bridge: Option<BridgeConfig>,
+    /// The resolver of `dns://` endpoints (`[dns]`).
+    pub dns: DnsConfig,
+}
+
+/// The resolver of `dns://name:port` endpoints (`[dns]`). The gateway asks these servers
+/// itself (hickory-resolver) rather than through the C library, so a test or a sidecar can
+/// answer on any address and port, and each answer is fresh (no cache between resolutions).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DnsConfig {
+    /// DNS servers (UDP, then TCP for truncated answers), e.g. `["127.0.0.1:5353"]`; empty
+    /// (the default) reads the system's `/etc/resolv.conf` (its servers, search domains and
+    /// `ndots`).
+    pub servers: Vec<SocketAddr>,
+}
+
+/// Active health checks of an upstream's endpoints with `grpc.health.v1.Health/Check`
+/// (`[upstreams.X.health_check]`), sent on the endpoint's own pooled connections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheckConfig {
+    /// The service name asked about; `""` (the default) asks about the whole server.
+    pub service: String,
+    /// Time between two checks of one endpoint (default 5 s).
+    pub interval: Duration,
+    /// How long a check may take; a slower answer counts as a failure (default 1 s).
+    pub timeout: Duration,
+    /// Failed checks in a row (not `SERVING`, an error or a timeout) that make a healthy
+    /// endpoint unhealthy: it then gets no new calls (default 3).
+    pub unhealthy_threshold: u32,
+    /// `SERVING` answers in a row that make an unhealthy endpoint healthy again (default 2).
+    pub healthy_threshold: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            service: String::new(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+        }
+    }
+}
+
+/// Passive outlier detection (`[upstreams.X.outlier_detection]`): an endpoint whose calls
+/// fail in a row is ejected (no new calls) for a while.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierConfig {
+    /// Connection failures (refused, timed out, lost before the call was taken) or
+    /// `UNAVAILABLE` answers in a row that eject an endpoint; 0 turns detection off
+    /// (default 5).
+    pub consecutive_failures: u32,
+    /// The first ejection's length; it doubles with each ejection that follows without a
+    /// successful call in between (default 1 s).
+    pub base_ejection_time: Duration,
+    /// The longest ejection (default 30 s).
+    pub max_ejection_time: Duration,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        OutlierConfig {
+            consecutive_failures: 5,
+            base_ejection_time: Duration::from_secs(1),
+            max_ejection_time: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Retries of calls the upstream provably did not process (`[upstreams.X.retries]`): the
+/// connection was refused, or it went away (GOAWAY) or refused the stream (`REFUSED_STREAM`)
+/// before the upstream took the call. Such a call goes to another endpoint, or waits (held)
+/// until one of the upstream's connections is up again, always within its deadline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    /// Attempts per call, the first included; 1 turns retries and holding off (default 3).
+    pub max_attempts: u32,
+    /// Retries allowed, as a percentage of the calls of the last 10 seconds, on top of
+    /// `min_retries_per_second` (default 20).
+    pub budget_percent: u32,
+    /// Retries always allowed per second, whatever the traffic (default 10).
+    pub min_retries_per_second: u32,
+    /// Calls that may wait at once for a connection of this upstream to come up; more fail
+    /// at once with `UNAVAILABLE` (default 1,000).
+    pub max_held: usize,
+    /// The longest a call waits for a connection when its deadline is further away or it has
+    /// none (default 3 s: about what a proxy's connect retries take, `3 × 1 s`); `0s` turns
+    /// holding off (calls fail at once with `UNAVAILABLE` while no connection is up).
+    pub hold_timeout: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 3,
+            budget_percent: 20,
+            min_retries_per_second: 10,
+            max_held: 1000,
+            hold_timeout: Duration::from_secs(3),
+        }
+    }
 }
 
 /// The protobuf bridge (`[protobuf_bridge]`): a listener of its own where plain
@@ -310,7 +411,9 @@ impl CorsConfig {
 /// Where one service runs and how to talk to it.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
-    /// Endpoint URIs, `http://host:port`.
+    /// Endpoint URIs: `http://host:port`, `https://host:port`, or `dns://name:port`: every
+    /// address the name resolves to (A and AAAA records), each with its own connections,
+    /// resolved again every `resolve_interval`.
     pub endpoints: Vec<http::Uri>,
     /// HTTP/2 connections per endpoint, created at start and reused by every call.
     pub connections: usize,
@@ -354,6 +457,18 @@ pub struct UpstreamConfig {
     pub client_cert_file: Option<PathBuf>,
     /// The key of `client_cert_file` (PEM).
     pub client_key_file: Option<PathBuf>,
+    /// How often `dns://` endpoints are resolved again (default 5 s); they are also resolved
+    /// when a connection to one of their addresses fails.
+    pub resolve_interval: Duration,
+    /// Active health checks (`grpc.health.v1`); none by default.
+    pub health_check: Option<HealthCheckConfig>,
+    /// Passive outlier detection (on by default).
+    pub outlier_detection: OutlierConfig,
+    /// Retries and holding of calls the upstream did not process.
+    pub retries: RetryConfig,
+    /// Whether `/readyz` answers 503 while this upstream has no healthy endpoint (default
+    /// true).
+    pub required_for_ready: bool,
 }
 
 impl UpstreamConfig {
@@ -386,6 +501,11 @@ impl Default for UpstreamConfig {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
+            resolve_interval: Duration::from_secs(5),
+            health_check: None,
+            outlier_detection: OutlierConfig::default(),
+            retries: RetryConfig::default(),
+            required_for_ready: true,
         }
     }
 }
@@ -408,6 +528,7 @@ impl Default for Config {
             descriptors: Vec::new(),
             reflection: false,
             protobuf_bridge: None,
+            dns: DnsConfig::default(),
         }
     }
 }
@@ -603,13 +724,86 @@ impl UpstreamConfig {
             ));
         }
         for (index, uri) in self.endpoints.iter().enumerate() {
+            let endpoint_key = || format!("{}[{index}]", key("endpoints"));
+            if uri.scheme_str() == Some("dns") {
+                let path = uri.path_and_query().map_or("", |path| path.as_str());
+                if uri
+                    .authority()
+                    .and_then(|authority| authority.port_u16())
+                    .is_none()
+                    || !matches!(path, "" | "/")
+                {
+                    return Err((
+                        endpoint_key(),
+                        format!(
+                            "`{uri}` must look like \"dns://name:port\" (the port is required)"
+                        ),
+                    ));
+                }
+                continue;
+            }
             if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
                 return Err((
-                    format!("{}[{index}]", key("endpoints")),
-                    format!("`{uri}` must look like \"http://host:port\" or \"https://host:port\""),
+                    endpoint_key(),
+                    format!(
+                        "`{uri}` must look like \"http://host:port\", \"https://host:port\" or \"dns://name:port\""
+                    ),
                 ));
             }
         }
+        if self.resolve_interval.is_zero() {
+            return Err((key("resolve_interval"), "must be longer than 0".into()));
+        }
+        if let Some(health) = &self.health_check {
+            let key = |field: &str| key(&format!("health_check.{field}"));
+            for (name, value) in [("interval", health.interval), ("timeout", health.timeout)] {
+                if value.is_zero() {
+                    return Err((key(name), "must be longer than 0".into()));
+                }
+            }
+            at_least_one(
+                key("unhealthy_threshold"),
+                u64::from(health.unhealthy_threshold),
+                "",
+            )?;
+            at_least_one(
+                key("healthy_threshold"),
+                u64::from(health.healthy_threshold),
+                "",
+            )?;
+        }
+        let outlier = &self.outlier_detection;
+        if outlier.consecutive_failures > 0 {
+            let key = |field: &str| key(&format!("outlier_detection.{field}"));
+            if outlier.base_ejection_time.is_zero() {
+                return Err((key("base_ejection_time"), "must be longer than 0".into()));
+            }
+            if outlier.max_ejection_time < outlier.base_ejection_time {
+                return Err((
+                    key("max_ejection_time"),
+                    "must be at least `base_ejection_time`".into(),
+                ));
+            }
+        }
+        let retries = &self.retries;
+        at_least_one(
+            key("retries.max_attempts"),
+            u64::from(retries.max_attempts),
+            "",
+        )?;
+        if retries.max_attempts > 10 {
+            return Err((key("retries.max_attempts"), "must be at most 10".into()));
+        }
+        if retries.budget_percent > 100 {
+            return Err((
+                key("retries.budget_percent"),
+                format!(
+                    "{} is not a percentage between 0 and 100",
+                    retries.budget_percent
+                ),
+            ));
+        }
+
         let tls = self
             .endpoints
             .iter()

@@ -5,6 +5,7 @@
 
 pub mod grpc;
 pub mod rest;
+pub mod scale;
 
 use std::net::SocketAddr;
 use std::time::Duration;
