@@ -1,10 +1,47 @@
-//! Files the gateway reloads without a restart (JWKS keys, TLS certificates): each is read
-//! again when its modification time or size changes, checked every few seconds and on SIGHUP.
-//! A file that fails to load keeps the previous value in use and logs why.
+//! What the gateway replaces without a restart.
+//!
+//! - [`Swap`]: the whole state on a config reload, one pointer swapped at once.
+//! - [`Watched`]: files (JWKS keys, TLS certificates), each read again when its modification
+//!   time or size changes, checked every few seconds and on SIGHUP. A file that fails to load
+//!   keeps the previous value in use and logs why.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
+
+/// A value replaced as a whole. Readers take an `Arc` of the current value and keep it as long
+/// as they need (a call holds the state it started with to its end), so a swap never waits for
+/// them and never changes what they hold; the old value is dropped with its last reader.
+pub(crate) struct Swap<T>(RwLock<Arc<T>>);
+
+impl<T> std::fmt::Debug for Swap<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Swap").finish_non_exhaustive()
+    }
+}
+
+impl<T> Swap<T> {
+    pub(crate) fn new(value: Arc<T>) -> Self {
+        Swap(RwLock::new(value))
+    }
+
+    /// The current value. The lock is held only to clone the `Arc`.
+    pub(crate) fn get(&self) -> Arc<T> {
+        match self.0.read() {
+            Ok(value) => value.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `value` in place of the current one and returns the current one.
+    pub(crate) fn replace(&self, value: Arc<T>) -> Arc<T> {
+        let mut current = match self.0.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::replace(&mut *current, value)
+    }
+}
 
 /// What identifies a version of a file: its modification time and length.
 type Stamp = Option<(SystemTime, u64)>;
@@ -86,6 +123,20 @@ impl<T> Watched<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_swap_leaves_what_readers_hold_alone() {
+        let swap = Swap::new(Arc::new(1));
+        let held = swap.get();
+        let old = swap.replace(Arc::new(2));
+        assert_eq!((*held, *old, *swap.get()), (1, 1, 2));
+        drop(old);
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "the old value lives only in its last reader"
+        );
+    }
 
     #[test]
     fn reloads_on_change_and_keeps_the_old_value_on_error() {

@@ -1,0 +1,220 @@
+//! Config reload in the `tonic-msgpack-gateway` binary, started as a process: SIGHUP with a
+//! changed endpoint list and a changed limit while a bidi stream is open. The stream survives
+//! on its connection, new calls follow the new config, an unchanged upstream keeps its pool,
+//! and a broken config is refused with a log line naming the key while the old one serves on.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+
+use support::grpc::*;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+
+/// Kills the gateway process when the test ends, whatever happens.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Waits (bounded) for a stderr line containing `needle`; returns it.
+async fn log_line(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    needle: &str,
+) -> String {
+    tokio::time::timeout(LIMIT, async {
+        while let Some(line) = lines.recv().await {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("stderr ended before a line with {needle:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no log line with {needle:?} in time"))
+}
+
+/// A unary call to `test.Alpha` carrying `padding` bytes of metadata.
+async fn alpha(
+    channel: &tonic::transport::Channel,
+    padding: usize,
+) -> Result<String, tonic::Status> {
+    let mut request = Request::new("hi".to_owned());
+    let value: MetadataValue<_> = "x".repeat(padding).parse().expect("metadata");
+    request.metadata_mut().insert("x-padding", value);
+    unary(channel, "/test.Alpha/Unary", request)
+        .await
+        .map(|response| response.into_inner())
+}
+
+fn config(alpha: &str, beta: &str, extra: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{extra}\n\
+         [upstreams.\"test.Alpha\"]\nendpoints = [\"{alpha}\"]\n\
+         [upstreams.\"test.Beta\"]\nendpoints = [\"{beta}\"]\n"
+    )
+}
+
+#[tokio::test]
+async fn sighup_reloads_without_dropping_streams_and_refuses_a_broken_config() {
+    // The bidi stream lives on `stream_host` (test.Beta, never changed); test.Alpha moves from
+    // `old_host` to `new_host`.
+    let stream_host = Upstream::start().await;
+    let mut old_host = Upstream::start().await;
+    let new_host = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config(&old_host.uri(), &stream_host.uri(), "")).expect("write");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the gateway binary");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let pid = child.id();
+    let _process = Process(child);
+    let (first, first_line) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = first.send(line);
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).is_ok_and(|read| read > 0) {
+            rest.clear();
+        }
+    });
+    let (log, mut logs) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if log.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = tokio::time::timeout(LIMIT, first_line)
+        .await
+        .expect("the binary starts in time")
+        .expect("a line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    // One client connection for everything below: a reload must not close it.
+    let channel = channel(&format!("http://{addr}")).await;
+
+    let (requests, mut responses) = bidi(&channel, "/test.Beta/Bidi").await;
+    let mut exchange = async |text: &str| {
+        requests.send(text.to_owned()).await.expect("send");
+        tokio::time::timeout(LIMIT, responses.message())
+            .await
+            .expect("in time")
+            .expect("a message, not an error")
+            .expect("not the end")
+    };
+    assert_eq!(exchange("one").await, "test.Beta:ONE");
+    assert_eq!(
+        alpha(&channel, 8 * 1024)
+            .await
+            .expect("8 KiB of metadata is under the default limit"),
+        "test.Alpha:hi"
+    );
+    let stream_host_connections = stream_host.accepted.load(Ordering::SeqCst);
+    assert_eq!(new_host.accepted.load(Ordering::SeqCst), 0);
+
+    // Reload: test.Alpha moves to `new_host`, and the header limit drops to 4 KiB.
+    std::fs::write(
+        &path,
+        config(
+            &new_host.uri(),
+            &stream_host.uri(),
+            "[limits]\nmax_header_list_bytes = 4096\n",
+        ),
+    )
+    .expect("write");
+    send_signal(pid, "HUP");
+    let reloaded = log_line(&mut logs, "reloaded").await;
+    assert!(
+        reloaded.contains("test.Beta") && reloaded.contains("test.Alpha"),
+        "the log names what was kept and what was connected: {reloaded}"
+    );
+
+    assert_eq!(
+        exchange("two").await,
+        "test.Beta:TWO",
+        "the stream survives"
+    );
+    // `old_host` gone: test.Alpha's calls go to `new_host` only.
+    old_host.kill();
+    assert_eq!(
+        alpha(&channel, 16)
+            .await
+            .expect("test.Alpha on its new endpoint"),
+        "test.Alpha:hi"
+    );
+    assert!(new_host.accepted.load(Ordering::SeqCst) > 0);
+    let refused = alpha(&channel, 8 * 1024)
+        .await
+        .expect_err("over the new limit");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert_eq!(
+        stream_host.accepted.load(Ordering::SeqCst),
+        stream_host_connections,
+        "the unchanged upstream kept its pool: no new connection"
+    );
+
+    // A broken config: refused, the log names the key, the running config stays.
+    std::fs::write(
+        &path,
+        config(
+            "localhost:1",
+            &stream_host.uri(),
+            "[limits]\nmax_header_list_bytes = 4096\n",
+        ),
+    )
+    .expect("write");
+    send_signal(pid, "HUP");
+    let refusal = log_line(&mut logs, "reload refused").await;
+    assert!(
+        refusal.contains("upstreams.\"test.Alpha\".endpoints[0]"),
+        "the log line names the key: {refusal}"
+    );
+    assert_eq!(
+        alpha(&channel, 16).await.expect("the old config serves on"),
+        "test.Alpha:hi"
+    );
+    assert_eq!(exchange("three").await, "test.Beta:THREE");
+
+    drop(requests);
+    let end = tokio::time::timeout(LIMIT, responses.message())
+        .await
+        .expect("in time");
+    assert!(matches!(end, Ok(None)), "the stream ends cleanly: {end:?}");
+}
