@@ -5,12 +5,15 @@ mod auth;
 mod body;
 mod bridge;
 mod config;
+mod discovery;
 mod gate;
+mod health;
 mod metrics;
 mod pool;
 mod proxy;
 mod reload;
 mod rest;
+mod retry;
 mod routes;
 mod server;
 mod tls;
@@ -28,8 +31,8 @@ pub use auth::{
 pub use bridge::{DescriptorError, layout};
 pub use config::BridgeConfig;
 pub use config::{
-    Balance, ClientAuth, Config, ConfigError, CorsConfig, Limits, RestConfig, TlsConfig,
-    UpstreamConfig,
+    Balance, ClientAuth, Config, ConfigError, CorsConfig, DnsConfig, HealthCheckConfig, Limits,
+    OutlierConfig, RestConfig, RetryConfig, TlsConfig, UpstreamConfig,
 };
 pub use rest::BindingError;
 pub use routes::{CallKind, Format, HttpBinding, Route, RouteTable};
@@ -230,10 +233,14 @@ impl GatewayBuilder {
         for (name, upstream) in &config.upstreams {
             let prefix = format!("upstreams.{}", config::quote_key(name));
             let client_tls = tls::UpstreamTls::new(upstream, &prefix).map_err(invalid)?;
-            connecting.push(Upstream::connect(name, upstream, client_tls));
+            connecting.push(Upstream::connect(name, upstream, client_tls, &config.dns));
         }
         for upstream in connecting {
-            upstreams.push(upstream.await);
+            upstreams.push(
+                upstream
+                    .await
+                    .map_err(|message| invalid(("dns".into(), message)))?,
+            );
         }
         let index_of = |name: &str| upstreams.iter().position(|u| u.name == name);
         let mut targets = Vec::with_capacity(routes.len());

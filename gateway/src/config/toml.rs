@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    Balance, ClientAuth, Config, ConfigError, CorsConfig, TlsConfig, UpstreamConfig, quote_key,
+    Balance, ClientAuth, Config, ConfigError, CorsConfig, HealthCheckConfig, TlsConfig,
+    UpstreamConfig, quote_key,
 };
 use crate::auth::{
     Access, AccessRule, ApiKey, AuthConfig, DefaultPolicy, JwtConfig, RateLimit, RateLimitConfig,
@@ -47,6 +48,41 @@ struct RawConfig {
     descriptors: Option<Vec<PathBuf>>,
     reflection: Option<bool>,
     protobuf_bridge: Option<RawBridge>,
+    dns: Option<RawDns>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    servers: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawHealthCheck {
+    service: Option<String>,
+    interval: Option<RawDuration>,
+    timeout: Option<RawDuration>,
+    unhealthy_threshold: Option<u32>,
+    healthy_threshold: Option<u32>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawOutlier {
+    consecutive_failures: Option<u32>,
+    base_ejection_time: Option<RawDuration>,
+    max_ejection_time: Option<RawDuration>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawRetries {
+    max_attempts: Option<u32>,
+    budget_percent: Option<u32>,
+    min_retries_per_second: Option<u32>,
+    max_held: Option<usize>,
+    hold_timeout: Option<RawDuration>,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +227,11 @@ struct RawUpstream {
     ca_file: Option<PathBuf>,
     client_cert_file: Option<PathBuf>,
     client_key_file: Option<PathBuf>,
+    resolve_interval: Option<RawDuration>,
+    health_check: Option<RawHealthCheck>,
+    outlier_detection: Option<RawOutlier>,
+    retries: Option<RawRetries>,
+    required_for_ready: Option<bool>,
 }
 
 /// A duration written as `"250ms"`, `"5s"`, `"2m"` or `"1h"`.
@@ -312,6 +353,17 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
         set(&mut target.client_auth, tls.client_auth);
         set(&mut target.identity_header, tls.identity_header);
         config.tls = Some(target);
+    }
+    if let Some(dns) = raw.dns {
+        for (index, server) in dns.servers.iter().flatten().enumerate() {
+            let key = format!("dns.servers[{index}]");
+            config.dns.servers.push(server.parse().map_err(|err| {
+                (
+                    key,
+                    format!("`{server}` is not an address like \"127.0.0.1:53\": {err}"),
+                )
+            })?);
+        }
     }
     config.cors = raw.cors.map(|cors| CorsConfig {
         allowed_origins: cors.allowed_origins,
@@ -459,6 +511,34 @@ fn upstream_config(name: &str, raw: &RawUpstream) -> Result<UpstreamConfig, (Str
     config.ca_file.clone_from(&raw.ca_file);
     config.client_cert_file.clone_from(&raw.client_cert_file);
     config.client_key_file.clone_from(&raw.client_key_file);
+    set_duration(&mut config.resolve_interval, raw.resolve_interval);
+    config.health_check = raw.health_check.as_ref().map(|raw| {
+        let mut health = HealthCheckConfig::default();
+        set(&mut health.service, raw.service.clone());
+        set_duration(&mut health.interval, raw.interval);
+        set_duration(&mut health.timeout, raw.timeout);
+        set(&mut health.unhealthy_threshold, raw.unhealthy_threshold);
+        set(&mut health.healthy_threshold, raw.healthy_threshold);
+        health
+    });
+    if let Some(raw) = &raw.outlier_detection {
+        let outlier = &mut config.outlier_detection;
+        set(&mut outlier.consecutive_failures, raw.consecutive_failures);
+        set_duration(&mut outlier.base_ejection_time, raw.base_ejection_time);
+        set_duration(&mut outlier.max_ejection_time, raw.max_ejection_time);
+    }
+    if let Some(raw) = &raw.retries {
+        let retries = &mut config.retries;
+        set(&mut retries.max_attempts, raw.max_attempts);
+        set(&mut retries.budget_percent, raw.budget_percent);
+        set(
+            &mut retries.min_retries_per_second,
+            raw.min_retries_per_second,
+        );
+        set(&mut retries.max_held, raw.max_held);
+        set_duration(&mut retries.hold_timeout, raw.hold_timeout);
+    }
+    set(&mut config.required_for_ready, raw.required_for_ready);
     Ok(config)
 }
 
@@ -484,6 +564,11 @@ fn merge(upstream: &RawUpstream, defaults: &RawUpstream) -> RawUpstream {
         ca_file: u.ca_file.or(d.ca_file),
         client_cert_file: u.client_cert_file.or(d.client_cert_file),
         client_key_file: u.client_key_file.or(d.client_key_file),
+        resolve_interval: u.resolve_interval.or(d.resolve_interval),
+        health_check: u.health_check.or(d.health_check),
+        outlier_detection: u.outlier_detection.or(d.outlier_detection),
+        retries: u.retries.or(d.retries),
+        required_for_ready: u.required_for_ready.or(d.required_for_ready),
     }
 }
 
@@ -577,6 +662,66 @@ mod tests {
         assert!(e.contains("route_prefixes") && e.contains("missing"), "{e}");
         let e = err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nconnections = 0\n");
         assert!(e.contains("upstreams.a.connections"), "{e}");
+    }
+
+    #[test]
+    fn discovery_health_and_retries() {
+        let config = Config::from_toml(
+            r#"
+            [dns]
+            servers = ["127.0.0.1:5353"]
+            [defaults]
+            resolve_interval = "2s"
+            [upstreams.a]
+            endpoints = ["dns://greeter.default.svc:50051", "http://127.0.0.1:1"]
+            required_for_ready = false
+            health_check = { service = "demo.v1.Greeter", interval = "500ms", unhealthy_threshold = 2 }
+            outlier_detection = { consecutive_failures = 3 }
+            retries = { budget_percent = 50, max_held = 10 }
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(
+            config.dns.servers,
+            ["127.0.0.1:5353".parse().expect("addr")]
+        );
+        let a = &config.upstreams["a"];
+        assert_eq!(a.resolve_interval, Duration::from_secs(2));
+        assert!(!a.required_for_ready);
+        let health = a.health_check.as_ref().expect("health check");
+        assert_eq!(health.service, "demo.v1.Greeter");
+        assert_eq!(health.interval, Duration::from_millis(500));
+        assert_eq!(
+            (health.unhealthy_threshold, health.healthy_threshold),
+            (2, 2)
+        );
+        assert_eq!(a.outlier_detection.consecutive_failures, 3);
+        assert_eq!((a.retries.budget_percent, a.retries.max_held), (50, 10));
+        let err = |text: &str| Config::from_toml(text).expect_err("invalid").to_string();
+        let e = err("[upstreams.a]\nendpoints = [\"dns://greeter\"]\n");
+        assert!(
+            e.contains("upstreams.a.endpoints[0]") && e.contains("port"),
+            "{e}"
+        );
+        let e = err("[dns]\nservers = [\"localhost\"]\n");
+        assert!(e.contains("dns.servers[0]"), "{e}");
+        let e = err(
+            "[upstreams.a]\nendpoints = [\"http://x:1\"]\nhealth_check = { healthy_threshold = 0 }\n",
+        );
+        assert!(
+            e.contains("upstreams.a.health_check.healthy_threshold"),
+            "{e}"
+        );
+        let e = err(
+            "[upstreams.a]\nendpoints = [\"http://x:1\"]\nhealth_check = { intervall = \"1s\" }\n",
+        );
+        assert!(e.contains("intervall"), "{e}");
+        let e = err(
+            "[upstreams.a]\nendpoints = [\"http://x:1\"]\nretries = { budget_percent = 200 }\n",
+        );
+        assert!(e.contains("upstreams.a.retries.budget_percent"), "{e}");
+        let e = err("[upstreams.a]\nendpoints = [\"http://x:1\"]\nresolve_interval = \"0s\"\n");
+        assert!(e.contains("upstreams.a.resolve_interval"), "{e}");
     }
 
     #[test]
