@@ -501,3 +501,80 @@ scopes = ["read"]
         Ok(Some("nina".to_owned()))
     );
 }
+
+#[tokio::test]
+async fn a_stream_takes_one_token_and_grpc_web_is_checked_like_grpc() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("jwt-secret");
+    std::fs::write(&secret, SECRET).expect("write secret");
+    let limits = r#"
+[[rate_limits.routes]]
+target = "/test.Alpha/ServerStream"
+requests = 1
+per = "1m"
+"#;
+    let gw = gateway(&config(&upstream.uri(), &secret, limits), routes()).await;
+    let channel = channel(&gw.uri()).await;
+
+    // Five messages from one call take one token: the whole stream arrives, the next call
+    // is over the limit.
+    let mut first = request(&[("x-api-key", "reader-key")]);
+    *first.get_mut() = "s".to_owned();
+    let messages = server_streaming(&channel, "/test.Alpha/ServerStream", first)
+        .await
+        .expect("within the bucket");
+    assert_eq!(messages.len(), 5);
+    let err = server_streaming(
+        &channel,
+        "/test.Alpha/ServerStream",
+        request(&[("x-api-key", "reader-key")]),
+    )
+    .await
+    .expect_err("second stream");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+
+    // gRPC-Web meets the same gate: no key, then a key without the scope.
+    let frame = [0u8, 0, 0, 0, 2, 0xa1, b'w'];
+    let web = |key: Option<&'static str>| {
+        let mut headers = vec![
+            ("content-type", "application/grpc-web"),
+            ("x-grpc-web", "1"),
+        ];
+        if let Some(key) = key {
+            headers.push(("x-api-key", key));
+        }
+        let addr = gw.addr;
+        async move {
+            let response =
+                support::rest::send(addr, "POST", "/test.Beta/Unary", &headers, frame.to_vec())
+                    .await;
+            let status = response.headers().get("grpc-status").cloned();
+            let body = support::rest::body_bytes(response).await;
+            // Trailers-only answers carry grpc-status as a header; others in the body.
+            status
+                .and_then(|value| value.to_str().ok().map(str::to_owned))
+                .or_else(|| {
+                    let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
+                    let at = text.find("grpc-status:")? + "grpc-status:".len();
+                    Some(
+                        text[at..]
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect(),
+                    )
+                })
+        }
+    };
+    assert_eq!(
+        web(None).await.as_deref(),
+        Some("16"),
+        "UNAUTHENTICATED without a key"
+    );
+    assert_eq!(
+        web(Some("reader-key")).await.as_deref(),
+        Some("7"),
+        "PERMISSION_DENIED without the admin scope"
+    );
+    assert_eq!(web(Some("admin-key")).await.as_deref(), Some("0"));
+}

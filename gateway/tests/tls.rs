@@ -246,8 +246,21 @@ async fn every_call_kind_through_a_tls_gateway() {
     gateway.shutdown().await;
 }
 
-/// An HTTP/1.1 request over TLS (ALPN `http/1.1`): (status, body).
+/// An HTTP/1.1 GET over TLS (ALPN `http/1.1`): (status, body, negotiated ALPN).
 async fn https_get(addr: SocketAddr, ca: &str, path: &str) -> (u16, String, Option<Vec<u8>>) {
+    let (status, _, body, alpn) = https_request(addr, ca, "GET", path, &[], Vec::new()).await;
+    (status, String::from_utf8_lossy(&body).into_owned(), alpn)
+}
+
+/// An HTTP/1.1 request over TLS (ALPN `http/1.1`): (status, headers, body, negotiated ALPN).
+async fn https_request(
+    addr: SocketAddr,
+    ca: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, Vec<u8>, Option<Vec<u8>>) {
     tokio::time::timeout(LIMIT, async {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
@@ -269,21 +282,26 @@ async fn https_get(addr: SocketAddr, ca: &str, path: &str) -> (u16, String, Opti
             .await
             .expect("http/1.1 handshake");
         tokio::spawn(connection);
-        let request = http::Request::builder()
-            .method("GET")
+        let mut request = http::Request::builder()
+            .method(method)
             .uri(path)
-            .header("host", "localhost")
-            .body(Full::new(bytes::Bytes::new()))
+            .header("host", "localhost");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(bytes::Bytes::from(body)))
             .expect("request");
         let response = sender.send_request(request).await.expect("response");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
             .await
             .expect("body")
             .to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned(), alpn)
+        (status, headers, body.to_vec(), alpn)
     })
     .await
     .expect("request within the limit")
@@ -783,5 +801,140 @@ async fn client_cas_are_reloaded_without_a_restart_and_refusals_are_counted() {
         !refused(gateway.addr, &ca.pem, Some(&bob)).await,
         "bob still gets in"
     );
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn grpc_web_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("test CA");
+    let upstream = Upstream::start().await;
+    let toml = format!(
+        "{}{}",
+        two_services(&upstream.uri(), ""),
+        tls_section(dir.path(), &ca.server("gateway"), "")
+    );
+    let gateway = grpc::gateway(&toml, routes()).await;
+    // One gRPC-Web frame: flag 0, length, the MessagePack string "w".
+    let message = [0xa1, b'w'];
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    let (status, headers, body, alpn) = https_request(
+        gateway.addr,
+        &ca.pem,
+        "POST",
+        "/test.Alpha/Unary",
+        &[
+            ("content-type", "application/grpc-web"),
+            ("x-grpc-web", "1"),
+        ],
+        frame,
+    )
+    .await;
+    assert_eq!(status, 200, "{headers:?}");
+    assert_eq!(alpn.as_deref(), Some(b"http/1.1".as_slice()));
+    // The reply frame ("test.Alpha:w") and then the trailers frame with grpc-status 0.
+    let reply = b"test.Alpha:w";
+    assert!(body.len() > 5 + 1 + reply.len(), "{body:?}");
+    assert_eq!(body[0], 0, "a message frame first: {body:?}");
+    let length = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    assert_eq!(&body[6..5 + length], reply);
+    let trailers = &body[5 + length..];
+    assert_eq!(trailers[0], 0x80, "then the trailers frame: {body:?}");
+    let text = String::from_utf8_lossy(&trailers[5..]).to_ascii_lowercase();
+    assert!(text.contains("grpc-status:0"), "{text}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_client_certificates_are_refused_at_the_handshake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("test CA");
+    let clients = Ca::new("client CA");
+    let client_ca = write(dir.path(), "clients.pem", &clients.pem);
+    let upstream = Upstream::start().await;
+    let extra = format!(
+        "client_ca_file = {:?}\nidentity_header = \"x-req\"",
+        client_ca.display().to_string()
+    );
+    let toml = format!(
+        "{}{}",
+        two_services(&upstream.uri(), ""),
+        tls_section(dir.path(), &ca.server("gateway"), &extra)
+    );
+    let gateway = grpc::gateway(&toml, routes()).await;
+
+    // Issued by the trusted CA, but valid only in 2020.
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "expired");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+    let expired = Leaf {
+        cert: params.signed_by(&key, &clients.issuer).expect("leaf").pem(),
+        key: key.serialize_pem(),
+    };
+    assert!(
+        refused(gateway.addr, &ca.pem, Some(&expired)).await,
+        "an expired client certificate must be refused"
+    );
+    // The same CA's current certificate gets through.
+    let channel = tls_channel(gateway.addr, &ca.pem, Some(&clients.client("current")))
+        .await
+        .expect("mTLS connect");
+    assert_eq!(
+        unary_with_x_req(&channel, "x")
+            .await
+            .expect("call")
+            .as_deref(),
+        Some("CN=current")
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn https_endpoints_never_send_cleartext() {
+    // A raw listener stands in for the upstream: the first bytes the gateway sends must be a
+    // TLS handshake record (0x16 0x03 ..), never the HTTP/2 preface in the clear.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let toml = format!(
+        "[upstreams.\"test.Alpha\"]\nendpoints = [\"https://127.0.0.1:{port}\"]\nconnect_timeout = \"2s\"\n"
+    );
+    let gateway = grpc::gateway(&toml, routes()).await;
+    let channel = grpc::channel(&gateway.uri()).await;
+    let call = tokio::spawn(async move {
+        grpc::unary(&channel, "/test.Alpha/Unary", Request::new("secret".into())).await
+    });
+    let (mut stream, _) = tokio::time::timeout(LIMIT, listener.accept())
+        .await
+        .expect("the gateway connects within the limit")
+        .expect("accept");
+    let mut first = [0u8; 5];
+    tokio::time::timeout(
+        LIMIT,
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut first),
+    )
+    .await
+    .expect("bytes within the limit")
+    .expect("read");
+    assert_eq!(first[0], 0x16, "a TLS handshake record, got {first:?}");
+    assert_eq!(first[1], 0x03, "a TLS version, got {first:?}");
+    assert_ne!(&first, b"PRI *", "never the HTTP/2 preface in the clear");
+    drop(stream);
+    drop(listener);
+    let result = tokio::time::timeout(LIMIT, call)
+        .await
+        .expect("the call ends within the limit")
+        .expect("join");
+    let err = result.expect_err("no TLS server there");
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     gateway.shutdown().await;
 }
