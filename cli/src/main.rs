@@ -17,6 +17,7 @@ mod call;
 mod compat;
 mod convert;
 mod frontends;
+mod r#gen;
 mod new;
 mod schema;
 
@@ -79,6 +80,9 @@ enum Command {
     /// Compare two versions of a contract by wire meaning: every change as error, warning or
     /// ok, with file:line:column and what breaks for whom. Exits with 1 on any error.
     CheckCompat(compat::CheckCompatArgs),
+    /// Generate typed clients and message types for another language from a contract.
+    #[command(subcommand)]
+    Gen(r#gen::GenCommand),
     /// Scaffold a service crate: proto, build.rs, server, gateway main and config, tests.
     New {
         /// The crate name, e.g. `billing-service` (service `BillingService`, package
@@ -193,6 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Call(args) => call::run(args),
         Command::CheckCompat(args) => compat::run(args),
+        Command::Gen(command) => r#gen::run(command),
         Command::Schema(args) => {
             schema::run(args)?;
             Ok(ExitCode::SUCCESS)
