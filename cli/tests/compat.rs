@@ -733,3 +733,32 @@ proptest! {
         prop_assert_eq!(added, proto.messages.len() * extra as usize);
     }
 }
+
+#[test]
+fn a_descriptor_set_is_a_contract_too() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let (old, new) = (temp.path().join("old"), temp.path().join("new"));
+    std::fs::create_dir_all(&old).expect("mkdir");
+    example_contracts(&new);
+    // The old side: only the descriptor set `tonic-msgpack schema` writes for the protos.
+    let status = tool()
+        .arg("schema")
+        .arg("--proto")
+        .arg(new.join("proto"))
+        .arg("--out")
+        .arg(old.join("services.binpb"))
+        .output()
+        .expect("run schema");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    std::fs::remove_file(new.join("calculator.rs")).expect("rm");
+    let greeter = new.join("proto/demo/v1/greeter.proto");
+    edit(&greeter, "uint32 count = 2;", "bytes count = 2;");
+    let (output, json) = run_json(&old, &new);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(rules(&json, "error"), ["field-type-changed"]);
+    assert_eq!(json["findings"][0]["line"], 10);
+}
