@@ -4,7 +4,7 @@
 //!   calls every method through the gateway (all four call kinds, an error, REST), prints what
 //!   happens and exits.
 //! - `cargo run -p example-app -- serve --listen 127.0.0.1:50051`: runs the gateway on
-//!   `--listen` and the services on `--services-listen` until Ctrl-C.
+//!   `--listen` and the services on `--services-listen` until Ctrl-C or SIGTERM (both drain).
 //! - `cargo run -p example-app -- check-greeter http://127.0.0.1:50060`: calls all four Greeter
 //!   kinds on any server with the Greeter contract (the interop suite points it at Python).
 
@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the services and the gateway until Ctrl-C.
+    /// Run the services and the gateway until Ctrl-C or SIGTERM (in-flight calls finish first).
     Serve {
         /// Where the gateway listens.
         #[arg(long, default_value = "127.0.0.1:50051")]
@@ -42,11 +42,33 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run the example services only (no gateway) until Ctrl-C or SIGTERM: what the
+    /// services' container image runs, one Deployment per service behind the gateway.
+    Services {
+        /// Where the services listen.
+        #[arg(long, default_value = "127.0.0.1:50060")]
+        listen: SocketAddr,
+        /// Serve one service only (default: both).
+        #[arg(long, value_enum)]
+        only: Option<Only>,
+        /// How long in-flight calls may run on after the signal.
+        #[arg(long, default_value = "10", value_name = "SECONDS")]
+        grace_seconds: u64,
+    },
     /// Call all four Greeter kinds on ADDR and check the answers; exits non-zero on a mismatch.
     CheckGreeter {
         /// The server, e.g. `http://127.0.0.1:50060`.
         addr: String,
     },
+}
+
+/// One of the example services.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Only {
+    /// `demo.v1.Greeter` (from greeter.proto).
+    Greeter,
+    /// `demo.v1.Calculator` (from a Rust trait).
+    Calculator,
 }
 
 #[tokio::main]
@@ -58,6 +80,11 @@ async fn main() -> anyhow::Result<()> {
             services_listen,
             config,
         }) => serve(listen, services_listen, config).await,
+        Some(Command::Services {
+            listen,
+            only,
+            grace_seconds,
+        }) => services(listen, only, Duration::from_secs(grace_seconds)).await,
         Some(Command::CheckGreeter { addr }) => check_greeter(&addr).await,
     }
 }
@@ -123,7 +150,10 @@ async fn serve(
         }
         None => gateway_config(listen, services)?,
     };
-    let (addr, admin, gateway) = start_gateway(config, shutdown_signal()).await?;
+    // Installed now, before anything is served: SIGTERM (what Kubernetes and docker send) and
+    // Ctrl-C both stop accepting and let in-flight calls finish for `grace_period`.
+    let shutdown = tonic_msgpack_gateway::shutdown_signal()?;
+    let (addr, admin, gateway) = start_gateway(config, shutdown).await?;
     println!("gateway listening on {addr} (gRPC, REST, gRPC-Web)");
     if let Some(admin) = admin {
         println!("admin endpoints on {admin} (/healthz, /readyz, /metrics, /routes)");
@@ -133,27 +163,51 @@ async fn serve(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+/// Serves the example services until Ctrl-C or SIGTERM, then lets open calls finish for up to
+/// `grace` (tonic alone would wait for them without a bound).
+async fn services(listen: SocketAddr, only: Option<Only>, grace: Duration) -> anyhow::Result<()> {
+    let routes = match only {
+        None => example_app::services(),
+        Some(Only::Greeter) => {
+            tonic::service::Routes::new(example_app::proto::greeter_server::GreeterServer::new(
+                example_app::greeter::GreeterService,
+            ))
         }
+        Some(Only::Calculator) => {
+            tonic::service::Routes::new(example_app::calculator::CalculatorServer::new(
+                example_app::calculator::CalculatorService,
+            ))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let signal = tonic_msgpack_gateway::shutdown_signal()?;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        signal.await;
+        let _ = stopping.send(());
+    };
+    println!("services listening on {}", listener.local_addr()?);
+    let server = tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        );
+    let grace_over = async {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = grace_over => eprintln!("grace period over; closing the remaining calls"),
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    println!("services stopped");
+    Ok(())
 }
 
 fn hello(name: &str, count: u32) -> HelloRequest {

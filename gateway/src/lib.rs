@@ -108,10 +108,11 @@ pub(crate) struct GatewayState {
     pub(crate) targets: Vec<Target>,
     /// Prefix overrides, longest first, for paths not in the table.
     pub(crate) prefix_targets: Vec<(String, Target)>,
-    pub(crate) upstreams: Vec<Upstream>,
+    /// Shared with the next state for upstreams a reload leaves unchanged.
+    pub(crate) upstreams: Vec<Arc<Upstream>>,
     pub(crate) unmatched: RouteMetrics,
-    /// Connections and calls of the public listener.
-    pub(crate) listener: ListenerMetrics,
+    /// Connections and calls of the public listener (the same through every reload).
+    pub(crate) listener: Arc<ListenerMetrics>,
     pub(crate) config: Config,
     /// The REST bindings of the routes.
     pub(crate) rest: rest::RestRoutes,
@@ -148,17 +149,38 @@ impl GatewayState {
 }
 
 /// A gateway ready to serve. Build one with [`Gateway::builder`].
+///
+/// Its state (routes, upstream pools, limits, CORS, auth) sits behind one swappable pointer:
+/// [`Gateway::reload`] or a [`Reloader`] replaces it while the gateway serves.
 #[derive(Debug)]
 pub struct Gateway {
-    state: Arc<GatewayState>,
-    /// The public port's HTTP router: the user's, plus the admin paths of `public_admin`.
-    router: axum::Router,
-    /// The admin port's router.
-    admin_router: axum::Router,
+    shared: Arc<Shared>,
     /// The admin listener, once bound (by [`Gateway::bind`] or [`Gateway::bind_admin`]).
     admin: std::sync::Mutex<Option<(SocketAddr, tokio::net::TcpListener)>>,
     /// The protobuf bridge's listener, once bound (see [`Gateway::bind_bridge`]).
     bridge: std::sync::Mutex<Option<(SocketAddr, tokio::net::TcpListener)>>,
+}
+
+/// What a reload keeps from the builder: the route table as given (each reload resolves its
+/// upstreams again), the user's HTTP router and how paths find upstreams.
+#[derive(Debug)]
+struct Blueprint {
+    routes: RouteTable,
+    router: Option<axum::Router>,
+    route_by_upstream_name: bool,
+    /// Encoded descriptor sets given in code (by name, for errors).
+    descriptors: Vec<(String, Vec<u8>)>,
+}
+
+/// The live gateway: the current state and what rebuilding it needs.
+#[derive(Debug)]
+struct Shared {
+    live: Arc<server::Live>,
+    blueprint: Blueprint,
+    /// The public listener's counters outlive every state (connections span reloads).
+    listener: Arc<ListenerMetrics>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// Builds a [`Gateway`] from a [`Config`] and a [`RouteTable`].
@@ -214,113 +236,22 @@ impl GatewayBuilder {
     /// upstream's connect timeout); connections that fail connect again on their first call.
     pub async fn build(self) -> Result<Gateway, GatewayError> {
         let config = self.config.unwrap_or_default();
-        config.validate()?;
-        let invalid = |(key, message): (String, String)| ConfigError::Invalid {
-            path: None,
-            key,
-            message,
+        let blueprint = Blueprint {
+            routes: self.routes,
+            router: self.router,
+            route_by_upstream_name: self.route_by_upstream_name,
+            descriptors: self.descriptors,
         };
-        // Certificate files are read now: a missing or bad one is a startup error.
-        let server_tls = config
-            .tls
-            .as_ref()
-            .map(tls::ServerTls::new)
-            .transpose()
-            .map_err(invalid)?;
-        let mut routes = self.routes;
-        let mut upstreams = Vec::with_capacity(config.upstreams.len());
-        let mut connecting = Vec::new();
-        for (name, upstream) in &config.upstreams {
-            let prefix = format!("upstreams.{}", config::quote_key(name));
-            let client_tls = tls::UpstreamTls::new(upstream, &prefix).map_err(invalid)?;
-            connecting.push(Upstream::connect(name, upstream, client_tls, &config.dns));
-        }
-        for upstream in connecting {
-            upstreams.push(
-                upstream
-                    .await
-                    .map_err(|message| invalid(("dns".into(), message)))?,
-            );
-        }
-        let index_of = |name: &str| upstreams.iter().position(|u| u.name == name);
-        let mut targets = Vec::with_capacity(routes.len());
-        for route in routes.routes_mut() {
-            let upstream_name = config.upstream_for(&route.path, &route.upstream).to_owned();
-            let upstream = index_of(&upstream_name);
-            if upstream.is_none() {
-                tracing::warn!(
-                    route = %route.path,
-                    "no upstream `{upstream_name}` in the config: calls answer UNAVAILABLE"
-                );
-            }
-            route.upstream = upstream_name;
-            targets.push(Target {
-                upstream,
-                metrics: Arc::new(RouteMetrics::new(route.path.clone())),
-            });
-        }
-        let mut prefix_targets: Vec<(String, Target)> = config
-            .route_prefixes
-            .iter()
-            .map(|(prefix, upstream)| {
-                (
-                    prefix.clone(),
-                    Target {
-                        upstream: index_of(upstream),
-                        metrics: Arc::new(RouteMetrics::new(format!("{prefix}*"))),
-                    },
-                )
-            })
-            .collect();
-        if self.route_by_upstream_name {
-            for (index, upstream) in upstreams.iter().enumerate() {
-                let prefix = format!("/{}/", upstream.name);
-                if !prefix_targets.iter().any(|(known, _)| *known == prefix) {
-                    let metrics = Arc::new(RouteMetrics::new(format!("{prefix}*")));
-                    let upstream = Some(index);
-                    prefix_targets.push((prefix, Target { upstream, metrics }));
-                }
-            }
-        }
-        prefix_targets.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-        let rest = rest::RestRoutes::new(&routes)?;
-        let cors = match &config.cors {
-            Some(cors) => Some(web::cors_layer(cors)?),
-            None => None,
-        };
-        let gate = gate::Gate::new(config.auth.as_ref(), &config.rate_limits).map_err(
-            |(key, message)| ConfigError::Invalid {
-                path: None,
-                key,
-                message,
-            },
-        )?;
-        let bridge = bridge_of(&config, &self.descriptors)?;
-        let state = Arc::new(GatewayState {
-            bridge,
-            gate,
-            tls: server_tls,
-            rest,
-            cors,
-            routes,
-            targets,
-            prefix_targets,
-            upstreams,
-            unmatched: RouteMetrics::new("unmatched".into()),
-            listener: ListenerMetrics::default(),
-            config,
-        });
-        let public = admin::router(state.clone(), &state.config.public_admin);
-        let router = match self.router {
-            Some(user) => public.merge(user),
-            None => public.fallback(admin::not_found),
-        };
-        let admin_router =
-            admin::router(state.clone(), &config::ADMIN_PATHS).fallback(admin::not_found);
+        let listener = Arc::new(ListenerMetrics::default());
+        let (state, _) = build_state(config, &blueprint, listener.clone(), None).await?;
+        let serving = serving(state, &blueprint);
         Ok(Gateway {
-            state,
-            router,
-            admin_router,
+            shared: Arc::new(Shared {
+                live: Arc::new(server::Live::new(Arc::new(serving))),
+                blueprint,
+                listener,
+                reloading: tokio::sync::Mutex::new(()),
+            }),
             admin: std::sync::Mutex::new(None),
             bridge: std::sync::Mutex::new(None),
         })
@@ -338,6 +269,151 @@ impl GatewayBuilder {
     ) -> Result<(), GatewayError> {
         self.build().await?.serve_with_shutdown(signal).await
     }
+}
+
+/// Whether an upstream's pool can serve `new` as it is: same settings, and the same resolver
+/// when it resolves `dns://` names. Compared through `Debug` because every field is plain data
+/// and a field added later is then compared without anyone remembering to.
+fn same_upstream(old: (&UpstreamConfig, &Config), new: (&UpstreamConfig, &Config)) -> bool {
+    let resolves = new
+        .0
+        .endpoints
+        .iter()
+        .any(|endpoint| endpoint.scheme_str() == Some("dns"));
+    format!("{:?}", old.0) == format!("{:?}", new.0)
+        && (!resolves || format!("{:?}", old.1.dns) == format!("{:?}", new.1.dns))
+}
+
+/// Builds a state from `config`. With a `previous` state (a reload), upstreams whose settings
+/// did not change keep their pools (no reconnect) and routes keep their counters; the names of
+/// the upstreams kept are returned.
+async fn build_state(
+    config: Config,
+    blueprint: &Blueprint,
+    listener: Arc<ListenerMetrics>,
+    previous: Option<&GatewayState>,
+) -> Result<(GatewayState, Vec<String>), GatewayError> {
+    config.validate()?;
+    let invalid = |(key, message): (String, String)| ConfigError::Invalid {
+        path: None,
+        key,
+        message,
+    };
+    // Certificate files are read now: a missing or bad one is a startup (or reload) error.
+    let server_tls = config
+        .tls
+        .as_ref()
+        .map(tls::ServerTls::new)
+        .transpose()
+        .map_err(invalid)?;
+    let mut routes = blueprint.routes.clone();
+    let mut upstreams: Vec<Arc<Upstream>> = Vec::with_capacity(config.upstreams.len());
+    let mut kept = Vec::new();
+    for (name, upstream) in &config.upstreams {
+        let unchanged = previous.and_then(|previous| {
+            let old = previous.config.upstreams.get(name)?;
+            if !same_upstream((old, &previous.config), (upstream, &config)) {
+                return None;
+            }
+            previous.upstreams.iter().find(|old| old.name == *name)
+        });
+        if let Some(pool) = unchanged {
+            kept.push(name.clone());
+            upstreams.push(pool.clone());
+            continue;
+        }
+        let prefix = format!("upstreams.{}", config::quote_key(name));
+        let client_tls = tls::UpstreamTls::new(upstream, &prefix).map_err(invalid)?;
+        let pool = Upstream::connect(name, upstream, client_tls, &config.dns)
+            .await
+            .map_err(|message| invalid(("dns".into(), message)))?;
+        upstreams.push(Arc::new(pool));
+    }
+    // A route keeps its counters across reloads (found by label), so `/metrics` stays monotonic.
+    let mut previous_metrics: std::collections::HashMap<String, Arc<RouteMetrics>> =
+        std::collections::HashMap::new();
+    if let Some(previous) = previous {
+        for (route, target) in previous.routes.routes().iter().zip(&previous.targets) {
+            previous_metrics.insert(route.path.clone(), target.metrics.clone());
+        }
+        for (prefix, target) in &previous.prefix_targets {
+            previous_metrics.insert(format!("{prefix}*"), target.metrics.clone());
+        }
+    }
+    let metrics = |label: String| match previous_metrics.get(&label) {
+        Some(metrics) => metrics.clone(),
+        None => Arc::new(RouteMetrics::new(label)),
+    };
+    let index_of = |name: &str| upstreams.iter().position(|u| u.name == name);
+    let mut targets = Vec::with_capacity(routes.len());
+    for route in routes.routes_mut() {
+        let upstream_name = config.upstream_for(&route.path, &route.upstream).to_owned();
+        let upstream = index_of(&upstream_name);
+        if upstream.is_none() {
+            tracing::warn!(
+                route = %route.path,
+                "no upstream `{upstream_name}` in the config: calls answer UNAVAILABLE"
+            );
+        }
+        route.upstream = upstream_name;
+        targets.push(Target {
+            upstream,
+            metrics: metrics(route.path.clone()),
+        });
+    }
+    let mut prefix_targets: Vec<(String, Target)> = config
+        .route_prefixes
+        .iter()
+        .map(|(prefix, upstream)| {
+            (
+                prefix.clone(),
+                Target {
+                    upstream: index_of(upstream),
+                    metrics: metrics(format!("{prefix}*")),
+                },
+            )
+        })
+        .collect();
+    if blueprint.route_by_upstream_name {
+        for (index, upstream) in upstreams.iter().enumerate() {
+            let prefix = format!("/{}/", upstream.name);
+            if !prefix_targets.iter().any(|(known, _)| *known == prefix) {
+                let metrics = metrics(format!("{prefix}*"));
+                let upstream = Some(index);
+                prefix_targets.push((prefix, Target { upstream, metrics }));
+            }
+        }
+    }
+    prefix_targets.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+    let rest = rest::RestRoutes::new(&routes)?;
+    let cors = match &config.cors {
+        Some(cors) => Some(web::cors_layer(cors)?),
+        None => None,
+    };
+    let gate =
+        gate::Gate::new(config.auth.as_ref(), &config.rate_limits).map_err(|(key, message)| {
+            ConfigError::Invalid {
+                path: None,
+                key,
+                message,
+            }
+        })?;
+    let bridge = bridge_of(&config, &blueprint.descriptors)?;
+    let state = GatewayState {
+        bridge,
+        gate,
+        tls: server_tls,
+        rest,
+        cors,
+        routes,
+        targets,
+        prefix_targets,
+        upstreams,
+        unmatched: RouteMetrics::new("unmatched".into()),
+        listener,
+        config,
+    };
+    Ok((state, kept))
 }
 
 /// The protobuf bridge over the config's `descriptors` files and the builder's sets: `None`
@@ -376,20 +452,131 @@ fn bridge_of(
     )?)))
 }
 
+/// The state with the routers built over it: what one swap replaces.
+fn serving(state: GatewayState, blueprint: &Blueprint) -> server::Serving {
+    let state = Arc::new(state);
+    let public = admin::router(state.clone(), &state.config.public_admin);
+    let router = match &blueprint.router {
+        Some(user) => public.merge(user.clone()),
+        None => public.fallback(admin::not_found),
+    };
+    let admin_router =
+        admin::router(state.clone(), &config::ADMIN_PATHS).fallback(admin::not_found);
+    server::Serving::new(state, router, admin_router)
+}
+
+/// What a reload did with the upstream pools, for log lines and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// Upstreams whose settings did not change: their pools (and connections) were kept.
+    pub kept: Vec<String>,
+    /// Upstreams new or changed: a new pool was connected.
+    pub connected: Vec<String>,
+    /// Upstreams no longer in the config: their pools close once their calls in flight end.
+    pub removed: Vec<String>,
+}
+
+/// Replaces a serving gateway's configuration (see [`Gateway::reloader`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Builds a new state from `config` and swaps it in: calls that start afterwards follow the
+    /// new routes, upstreams, limits, CORS and auth rules; calls in flight finish on the state
+    /// they started with, whose pools close after the last of them. Upstreams whose settings
+    /// did not change keep their pools. Client connections stay open.
+    ///
+    /// `listen` and `admin_listen` cannot move while serving: a new value is ignored with a
+    /// warning (restart to move them). Connection settings (`[limits]` on HTTP/2 windows,
+    /// timeouts and keepalive, `[tls]`) apply to connections accepted after the reload.
+    ///
+    /// # Errors
+    ///
+    /// The new configuration is invalid (the error names the key) or a resource it names
+    /// cannot be loaded (a certificate, a key file); the running state stays as it was.
+    pub async fn reload(&self, mut config: Config) -> Result<Reloaded, GatewayError> {
+        let shared = &self.0;
+        let _one_at_a_time = shared.reloading.lock().await;
+        let current = shared.live.get();
+        let old = &current.state;
+        if config.listen != old.config.listen {
+            tracing::warn!(
+                "reload: `listen` changed to {}; moving the listener needs a restart, it stays on {}",
+                config.listen,
+                old.config.listen
+            );
+            config.listen = old.config.listen;
+        }
+        if config.admin_listen != old.config.admin_listen {
+            tracing::warn!(
+                "reload: `admin_listen` changed; moving the admin listener needs a restart, it stays as it was"
+            );
+            config.admin_listen = old.config.admin_listen;
+        }
+        let (state, kept) = build_state(
+            config,
+            &shared.blueprint,
+            shared.listener.clone(),
+            Some(old),
+        )
+        .await?;
+        let summary = Reloaded {
+            connected: state
+                .upstreams
+                .iter()
+                .map(|upstream| upstream.name.clone())
+                .filter(|name| !kept.contains(name))
+                .collect(),
+            removed: old
+                .upstreams
+                .iter()
+                .map(|upstream| upstream.name.clone())
+                .filter(|name| !state.config.upstreams.contains_key(name))
+                .collect(),
+            kept,
+        };
+        shared
+            .live
+            .replace(Arc::new(serving(state, &shared.blueprint)));
+        Ok(summary)
+    }
+}
+
 impl Gateway {
     /// A builder.
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder::default()
     }
 
-    /// The route table, with each route's upstream resolved against the config.
-    pub fn routes(&self) -> &RouteTable {
-        &self.state.routes
+    /// A handle that reloads this gateway's configuration while it serves (the binary calls it
+    /// on SIGHUP). See [`Reloader::reload`].
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
+    }
+
+    /// Replaces the configuration now; see [`Reloader::reload`].
+    ///
+    /// # Errors
+    ///
+    /// The new configuration is invalid; the current one stays.
+    pub async fn reload(&self, config: Config) -> Result<Reloaded, GatewayError> {
+        self.reloader().reload(config).await
+    }
+
+    /// The current state.
+    fn state(&self) -> Arc<GatewayState> {
+        self.shared.live.get().state.clone()
+    }
+
+    /// The route table, with each route's upstream resolved against the current config.
+    pub fn routes(&self) -> RouteTable {
+        self.state().routes.clone()
     }
 
     /// Whether every upstream has connected at least once (what `/readyz` answers).
     pub fn is_ready(&self) -> bool {
-        self.state.upstreams.iter().all(|upstream| {
+        self.state().upstreams.iter().all(|upstream| {
             upstream
                 .metrics
                 .has_connected
@@ -401,7 +588,7 @@ impl Gateway {
     /// [`Gateway::serve_on`]; see [`Gateway::admin_addr`]).
     pub async fn bind(&self) -> Result<tokio::net::TcpListener, GatewayError> {
         self.bind_admin()?;
-        let addr = self.state.config.listen;
+        let addr = self.state().config.listen;
         tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| GatewayError::Bind { addr, source })
@@ -410,7 +597,7 @@ impl Gateway {
     /// Binds `admin_listen` now, if configured and not bound yet, and returns its address
     /// (the port chosen for `:0`). [`Gateway::serve_on`] binds it otherwise.
     pub fn bind_admin(&self) -> Result<Option<SocketAddr>, GatewayError> {
-        let Some(addr) = self.state.config.admin_listen else {
+        let Some(addr) = self.state().config.admin_listen else {
             return Ok(None);
         };
         let mut admin = self
@@ -442,7 +629,13 @@ impl Gateway {
     /// Binds `protobuf_bridge.listen` now, if configured and not bound yet, and returns its
     /// address (the port chosen for `:0`). [`Gateway::serve_on`] binds it otherwise.
     pub fn bind_bridge(&self) -> Result<Option<SocketAddr>, GatewayError> {
-        let Some(addr) = self.state.config.protobuf_bridge.as_ref().map(|b| b.listen) else {
+        let Some(addr) = self
+            .state()
+            .config
+            .protobuf_bridge
+            .as_ref()
+            .map(|b| b.listen)
+        else {
             return Ok(None);
         };
         let mut bridge = self
@@ -500,28 +693,24 @@ impl Gateway {
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .map(|(_, listener)| listener);
-        let reloads = !self.state.gate.is_open() || self.state.tls.is_some();
-        let upkeep = reloads.then(|| tokio::spawn(upkeep(self.state.clone())));
+        let upkeep = tokio::spawn(upkeep(self.shared.live.clone()));
         server::serve(
             listener,
             admin,
             bridge,
-            self.state,
-            self.router,
-            self.admin_router,
+            self.shared.live.clone(),
+            self.shared.listener.clone(),
             signal,
         )
         .await;
-        if let Some(upkeep) = upkeep {
-            upkeep.abort();
-        }
+        upkeep.abort();
         Ok(())
     }
 }
 
 /// Reloads changed key files and TLS certificates and forgets idle rate-limit buckets: every
-/// few seconds, and at once on SIGHUP.
-async fn upkeep(state: Arc<GatewayState>) {
+/// few seconds, and at once on SIGHUP. Always on the current state (reloads replace it).
+async fn upkeep(live: Arc<server::Live>) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -543,8 +732,77 @@ async fn upkeep(state: Arc<GatewayState>) {
         }
         #[cfg(not(unix))]
         tokio::time::sleep(EVERY).await;
-        let state = state.clone();
+        let state = live.get().state.clone();
+        if state.gate.is_open() && state.tls.is_none() {
+            continue;
+        }
         // Reading files is blocking work.
         let _ = tokio::task::spawn_blocking(move || state.reload()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_upstreams(a: &str, b: &str) -> Config {
+        Config::from_toml(&format!(
+            "[upstreams.a]\nendpoints = [\"{a}\"]\n[upstreams.b]\nendpoints = [\"{b}\"]\n"
+        ))
+        .expect("config")
+    }
+
+    fn pool(state: &GatewayState, name: &str) -> Arc<Upstream> {
+        state
+            .upstreams
+            .iter()
+            .find(|upstream| upstream.name == name)
+            .cloned()
+            .expect("pool")
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_unchanged_pools_and_drops_replaced_ones_after_their_last_call() {
+        // Nothing listens there: the pools exist, their connections retry in the background.
+        let gateway = Gateway::builder()
+            .config(two_upstreams("http://127.0.0.1:1", "http://127.0.0.1:2"))
+            .build()
+            .await
+            .expect("gateway");
+        // What a call in flight holds: the state it started with.
+        let in_flight = gateway.state();
+        let kept = pool(&in_flight, "a");
+        let replaced = Arc::downgrade(&pool(&in_flight, "b"));
+
+        let done = gateway
+            .reload(two_upstreams("http://127.0.0.1:1", "http://127.0.0.1:3"))
+            .await
+            .expect("reload");
+        assert_eq!(
+            (done.kept, done.connected),
+            (vec!["a".into()], vec!["b".into()])
+        );
+        assert!(done.removed.is_empty());
+        let current = gateway.state();
+        assert!(Arc::ptr_eq(&pool(&current, "a"), &kept), "the same pool");
+        assert!(replaced.upgrade().is_some(), "alive while a call holds it");
+        drop(in_flight);
+        assert!(replaced.upgrade().is_none(), "dropped with the last call");
+
+        // An invalid config is refused and changes nothing.
+        let mut broken = two_upstreams("http://127.0.0.1:1", "http://127.0.0.1:3");
+        if let Some(upstream) = broken.upstreams.get_mut("a") {
+            upstream.connections = 0;
+        }
+        let err = gateway.reload(broken).await.expect_err("refused");
+        assert!(err.to_string().contains("upstreams.a.connections"), "{err}");
+        assert!(Arc::ptr_eq(&gateway.state(), &current));
+
+        // An upstream left out is reported removed.
+        let mut fewer = two_upstreams("http://127.0.0.1:1", "http://127.0.0.1:3");
+        fewer.upstreams.remove("b");
+        let done = gateway.reload(fewer).await.expect("reload");
+        assert_eq!(done.removed, ["b"]);
+        assert_eq!(gateway.state().upstreams.len(), 1);
     }
 }

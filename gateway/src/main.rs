@@ -6,22 +6,37 @@
 //! routes compiled into a gateway of your own (`Gateway::builder().routes(routes::table())`).
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tonic_msgpack_gateway::{Config, Gateway};
+use tonic_msgpack_gateway::{Config, Gateway, Reloader};
 
 #[derive(Parser)]
 #[command(name = "tonic-msgpack-gateway", version, about)]
 struct Args {
-    /// The TOML config file (listen address, upstreams, limits).
-    #[arg(long, short, value_name = "FILE")]
-    config: PathBuf,
+    /// The TOML config file (listen address, upstreams, limits). Read again on SIGHUP: a valid
+    /// new config replaces the running one without dropping connections or calls; an invalid
+    /// one is refused (the log names the key) and the running one stays.
+    #[arg(
+        long,
+        short,
+        value_name = "FILE",
+        required_unless_present = "check_config"
+    )]
+    config: Option<PathBuf>,
     /// Check the config and exit without serving.
     #[arg(long)]
     check: bool,
+    /// Check FILE and exit without serving (the same as `--config FILE --check`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "check"])]
+    check_config: Option<PathBuf>,
+    /// Also reload when the config file changes (its modification time or size, checked every
+    /// 2 s; a Kubernetes ConfigMap update is seen this way), not only on SIGHUP.
+    #[arg(long)]
+    watch: bool,
 }
 
 fn main() -> ExitCode {
@@ -43,9 +58,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config = Config::from_file(&args.config)?;
-    if args.check {
-        println!("{}: ok", args.config.display());
+    let (path, check) = match (args.check_config, args.config) {
+        (Some(path), _) => (path, true),
+        (None, Some(path)) => (path, args.check),
+        (None, None) => anyhow::bail!("no config file: give --config FILE"),
+    };
+    let config = Config::from_file(&path)?;
+    if check {
+        println!("{}: ok", path.display());
         return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,6 +73,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
+        // Installed before the first line is printed: a SIGHUP's default action would end the
+        // process, and scripts may send one as soon as they see the address.
+        let reloads = Reloads::install(&path, args.watch)?;
         let gateway = Gateway::builder()
             .config(config)
             .route_by_upstream_name(true)
@@ -68,9 +91,96 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on {addr}\n{admin}").and_then(|()| stdout.flush());
-        gateway
+        let reloading = tokio::spawn(reloads.run(gateway.reloader()));
+        let served = gateway
             .serve_on(listener, tonic_msgpack_gateway::shutdown_signal()?)
-            .await?;
+            .await;
+        reloading.abort();
+        served?;
         Ok(())
     })
+}
+
+/// How often `--watch` looks at the config file.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// What identifies a version of the config file (modification time and length).
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
+}
+
+/// Config reloads: on SIGHUP, and with `--watch` when the file changes.
+struct Reloads {
+    path: PathBuf,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+    watch: bool,
+}
+
+impl Reloads {
+    fn install(path: &Path, watch: bool) -> anyhow::Result<Self> {
+        Ok(Reloads {
+            path: path.to_owned(),
+            #[cfg(unix)]
+            hangup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("cannot install the SIGHUP handler")?,
+            watch,
+        })
+    }
+
+    /// Waits for a reason to reload (forever when there is none).
+    async fn next(&mut self, seen: &mut Stamp) -> &'static str {
+        let watch = async {
+            if !self.watch {
+                return std::future::pending().await;
+            }
+            loop {
+                tokio::time::sleep(WATCH_EVERY).await;
+                let now = stamp(&self.path);
+                if now != *seen {
+                    *seen = now;
+                    return "the file changed";
+                }
+            }
+        };
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.hangup.recv() => "SIGHUP",
+                reason = watch => reason,
+            }
+        }
+        #[cfg(not(unix))]
+        watch.await
+    }
+
+    async fn run(mut self, reloader: Reloader) {
+        let mut seen = stamp(&self.path);
+        loop {
+            let reason = self.next(&mut seen).await;
+            let path = self.path.display();
+            tracing::info!("{reason}: reloading {path}");
+            let config = match Config::from_file(&self.path) {
+                Ok(config) => config,
+                Err(err) => {
+                    tracing::error!("reload refused, the running config stays: {err}");
+                    continue;
+                }
+            };
+            match reloader.reload(config).await {
+                Ok(done) => tracing::info!(
+                    kept = ?done.kept,
+                    connected = ?done.connected,
+                    removed = ?done.removed,
+                    "reloaded {path}"
+                ),
+                Err(err) => {
+                    tracing::error!("reload refused, the running config stays: {path}: {err}")
+                }
+            }
+        }
+    }
 }

@@ -23,6 +23,78 @@ impl Drop for Process {
     }
 }
 
+/// The gateway binary started on a config file, with its stderr lines.
+struct Gateway {
+    _process: Process,
+    pid: u32,
+    addr: String,
+    admin: std::net::SocketAddr,
+    logs: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Gateway {
+    async fn start(config: &std::path::Path, args: &[&str]) -> Gateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the gateway binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let pid = child.id();
+        let process = Process(child);
+        let (first, first_lines) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let (mut listening, mut admin) = (String::new(), String::new());
+            let _ = reader.read_line(&mut listening);
+            let _ = reader.read_line(&mut admin);
+            let _ = first.send((listening, admin));
+            // Keep reading: a closed pipe would make the binary's next print fail.
+            let mut rest = String::new();
+            while reader.read_line(&mut rest).is_ok_and(|read| read > 0) {
+                rest.clear();
+            }
+        });
+        let (log, logs) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if log.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (listening, admin) = tokio::time::timeout(LIMIT, first_lines)
+            .await
+            .expect("the binary starts in time")
+            .expect("the address lines");
+        let addr = listening
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {listening:?}"))
+            .to_owned();
+        let admin = admin
+            .trim()
+            .strip_prefix("admin on ")
+            .unwrap_or_else(|| panic!("unexpected second line: {admin:?}"))
+            .parse()
+            .expect("admin address");
+        Gateway {
+            _process: process,
+            pid,
+            addr,
+            admin,
+            logs,
+        }
+    }
+}
+
 fn send_signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
@@ -81,48 +153,9 @@ async fn sighup_reloads_without_dropping_streams_and_refuses_a_broken_config() {
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, config(&old_host.uri(), &stream_host.uri(), "")).expect("write");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the gateway binary");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let pid = child.id();
-    let _process = Process(child);
-    let (first, first_line) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = first.send(line);
-        let mut rest = String::new();
-        while reader.read_line(&mut rest).is_ok_and(|read| read > 0) {
-            rest.clear();
-        }
-    });
-    let (log, mut logs) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if log.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = tokio::time::timeout(LIMIT, first_line)
-        .await
-        .expect("the binary starts in time")
-        .expect("a line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
+    let mut gateway = Gateway::start(&path, &[]).await;
+    let (pid, addr) = (gateway.pid, gateway.addr.clone());
+    let logs = &mut gateway.logs;
     // One client connection for everything below: a reload must not close it.
     let channel = channel(&format!("http://{addr}")).await;
 
@@ -156,7 +189,7 @@ async fn sighup_reloads_without_dropping_streams_and_refuses_a_broken_config() {
     )
     .expect("write");
     send_signal(pid, "HUP");
-    let reloaded = log_line(&mut logs, "reloaded").await;
+    let reloaded = log_line(logs, "reloaded").await;
     assert!(
         reloaded.contains("test.Beta") && reloaded.contains("test.Alpha"),
         "the log names what was kept and what was connected: {reloaded}"
@@ -201,7 +234,7 @@ async fn sighup_reloads_without_dropping_streams_and_refuses_a_broken_config() {
     )
     .expect("write");
     send_signal(pid, "HUP");
-    let refusal = log_line(&mut logs, "reload refused").await;
+    let refusal = log_line(logs, "reload refused").await;
     assert!(
         refusal.contains("upstreams.\"test.Alpha\".endpoints[0]"),
         "the log line names the key: {refusal}"
@@ -217,4 +250,34 @@ async fn sighup_reloads_without_dropping_streams_and_refuses_a_broken_config() {
         .await
         .expect("in time");
     assert!(matches!(end, Ok(None)), "the stream ends cleanly: {end:?}");
+}
+
+#[tokio::test]
+async fn watch_reloads_when_the_file_changes() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config(&upstream.uri(), &upstream.uri(), "")).expect("write");
+    let mut gateway = Gateway::start(&path, &["--watch"]).await;
+    let (_, routes) = http_get(gateway.admin, "/routes").await;
+    assert!(!routes.contains("test.Gamma"), "{routes}");
+
+    // No signal: the file's change is enough (checked every 2 s).
+    let gamma = format!(
+        "[upstreams.\"test.Gamma\"]\nendpoints = [\"{}\"]\n",
+        upstream.uri()
+    );
+    std::fs::write(&path, config(&upstream.uri(), &upstream.uri(), "") + &gamma).expect("write");
+    log_line(&mut gateway.logs, "the file changed: reloading").await;
+    let reloaded = log_line(&mut gateway.logs, "reloaded").await;
+    assert!(reloaded.contains("test.Gamma"), "{reloaded}");
+    // The admin endpoints follow the new state too.
+    let (status, routes) = http_get(gateway.admin, "/routes").await;
+    assert_eq!(status, 200);
+    assert!(routes.contains("/test.Gamma/"), "{routes}");
+    let channel = channel(&format!("http://{}", gateway.addr)).await;
+    assert_eq!(
+        alpha(&channel, 16).await.expect("still serving"),
+        "test.Alpha:hi"
+    );
 }

@@ -17,11 +17,14 @@ use tokio::sync::Notify;
 
 use super::super::GatewayState;
 use super::super::body::{BoxError, GatewayBody};
+use super::Live;
 
 /// One client connection's shared state, between its requests and its task.
 #[derive(Debug)]
 pub(super) struct ConnState {
-    state: Arc<GatewayState>,
+    /// The gateway's current state, read per use: a connection must not keep a replaced state
+    /// (and its upstream pools) alive, and its calls follow reloaded limits.
+    live: Arc<Live>,
     opened: Instant,
     /// Calls of this connection whose response has not ended.
     in_flight: AtomicUsize,
@@ -36,10 +39,10 @@ pub(super) struct ConnState {
 }
 
 impl ConnState {
-    pub(super) fn new(state: Arc<GatewayState>) -> Self {
+    pub(super) fn new(live: Arc<Live>) -> Self {
         let now = Instant::now();
         ConnState {
-            state,
+            live,
             opened: now,
             in_flight: AtomicUsize::new(0),
             last_call_ended_ms: AtomicU64::new(0),
@@ -50,6 +53,10 @@ impl ConnState {
     }
 
     /// When the connection has been idle for `idle`: `None` while a call is in flight.
+    fn state(&self) -> Arc<GatewayState> {
+        self.live.get().state.clone()
+    }
+
     pub(super) fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
         if self.in_flight.load(Relaxed) > 0 {
             return None;
@@ -70,7 +77,8 @@ impl ConnState {
     /// Counts one call the client cancelled; past `max_client_resets` in `reset_window` the
     /// connection closes.
     fn cancelled(&self) {
-        let limits = &self.state.config.limits;
+        let state = self.state();
+        let limits = &state.config.limits;
         let now = Instant::now();
         let over = {
             let Ok(mut resets) = self.resets.lock() else {
@@ -83,7 +91,7 @@ impl ConnState {
             resets.1 > limits.max_client_resets
         };
         if over && !self.closing.swap(true, Relaxed) {
-            self.state.listener.reset_closed.fetch_add(1, Relaxed);
+            state.listener.reset_closed.fetch_add(1, Relaxed);
             tracing::info!(
                 "closing a client connection: more than {} calls cancelled within {:?}",
                 limits.max_client_resets,
@@ -108,8 +116,9 @@ impl InFlight {
     /// A call on `conn`, taking a place in the global in-flight count, or `None` when
     /// `max_in_flight` calls are in flight already.
     pub(super) fn admit(conn: &Arc<ConnState>) -> Option<InFlight> {
-        let listener = &conn.state.listener;
-        let max = i64::try_from(conn.state.config.limits.max_in_flight).unwrap_or(i64::MAX);
+        let state = conn.state();
+        let listener = &state.listener;
+        let max = i64::try_from(state.config.limits.max_in_flight).unwrap_or(i64::MAX);
         // Not an add-then-undo: a burst of refused calls must not crowd out admissible ones.
         let admitted = listener
             .in_flight
@@ -150,7 +159,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let conn = &self.conn;
         if self.counted {
-            conn.state.listener.in_flight.fetch_sub(1, Relaxed);
+            conn.state().listener.in_flight.fetch_sub(1, Relaxed);
         }
         let ended = u64::try_from(conn.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         conn.last_call_ended_ms.store(ended, Relaxed);
@@ -313,7 +322,7 @@ mod tests {
             .build()
             .await
             .expect("gateway");
-        Arc::new(ConnState::new(gateway.state.clone()))
+        Arc::new(ConnState::new(gateway.shared.live.clone()))
     }
 
     #[tokio::test]
@@ -335,8 +344,8 @@ mod tests {
         let body = axum::body::Body::from("not read");
         drop(TrackedBody::new(GatewayBody::Http(body), call));
         assert!(conn.is_closing(), "the fourth closes the connection");
-        assert_eq!(conn.state.listener.reset_closed.load(Relaxed), 1);
-        assert_eq!(conn.state.listener.in_flight.load(Relaxed), 0);
+        assert_eq!(conn.state().listener.reset_closed.load(Relaxed), 1);
+        assert_eq!(conn.state().listener.in_flight.load(Relaxed), 0);
     }
 
     #[tokio::test]
@@ -349,7 +358,7 @@ mod tests {
         let first = InFlight::admit(&conn).expect("first");
         let second = InFlight::admit(&conn).expect("second");
         assert!(InFlight::admit(&conn).is_none(), "third is shed");
-        assert_eq!(conn.state.listener.shed.load(Relaxed), 1);
+        assert_eq!(conn.state().listener.shed.load(Relaxed), 1);
         assert!(conn.idle_deadline(idle).is_none(), "busy");
         drop(TrackedBody::new(GatewayBody::Empty, first));
         drop(TrackedBody::new(GatewayBody::Empty, second));

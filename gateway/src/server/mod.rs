@@ -32,7 +32,9 @@ use tower::{Layer, Service, ServiceExt};
 use super::GatewayState;
 use super::body::GatewayBody;
 use super::config::Limits;
+use super::metrics::ListenerMetrics;
 use super::proxy::RequestBody;
+use super::reload::Swap;
 use super::tls::{ClientCert, ClientStream};
 use super::wire::ClientAddr;
 use super::{rest, web};
@@ -145,6 +147,15 @@ enum HttpService {
     Cors(Box<tower_http::cors::Cors<HttpSide>>),
 }
 
+impl std::fmt::Debug for HttpService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpService::Plain(_) => "HttpService::Plain",
+            HttpService::Cors(_) => "HttpService::Cors",
+        })
+    }
+}
+
 impl HttpService {
     fn call(&self, req: Request<Incoming>) -> ResponseFuture {
         match self {
@@ -153,6 +164,43 @@ impl HttpService {
         }
     }
 }
+
+/// The state and what is built over it: what a config reload replaces as one.
+#[derive(Debug)]
+pub(crate) struct Serving {
+    pub(crate) state: Arc<GatewayState>,
+    /// The public port's HTTP side.
+    http: HttpService,
+    /// The admin port's router.
+    admin: axum::Router,
+    /// hyper's settings for new client connections (from `[limits]`).
+    builder: Arc<auto::Builder<TokioExecutor>>,
+}
+
+impl Serving {
+    /// The public port's HTTP side (`router` behind CORS when configured) and the admin port's
+    /// `admin` router, over `state`.
+    pub(crate) fn new(state: Arc<GatewayState>, router: axum::Router, admin: axum::Router) -> Self {
+        let side = HttpSide {
+            state: state.clone(),
+            router,
+        };
+        let http = match &state.cors {
+            Some(cors) => HttpService::Cors(Box::new(cors.layer(side))),
+            None => HttpService::Plain(side),
+        };
+        Serving {
+            builder: Arc::new(builder(&state.config.limits)),
+            state,
+            http,
+            admin,
+        }
+    }
+}
+
+/// The gateway's one swappable pointer: connections read it per request, so a reload reaches
+/// calls on connections that were already open.
+pub(crate) type Live = Swap<Serving>;
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,12 +216,10 @@ enum Port {
 /// What every connection of one listener shares.
 struct Ingress {
     port: Port,
-    state: Arc<GatewayState>,
-    builder: auto::Builder<TokioExecutor>,
-    /// The public port's HTTP side.
-    http: HttpService,
-    /// The admin port's router.
-    admin: axum::Router,
+    /// The current state; each request reads it.
+    live: Arc<Live>,
+    /// The public listener's counters (the same in every state).
+    listener: Arc<ListenerMetrics>,
     /// Open connections of the admin port (the public port's are in the metrics).
     admin_open: AtomicI64,
 }
@@ -195,15 +241,14 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 impl Ingress {
     fn open(&self) -> &AtomicI64 {
         match self.port {
-            Port::Public | Port::Bridge => &self.state.listener.open,
+            Port::Public | Port::Bridge => &self.listener.open,
             Port::Admin => &self.admin_open,
         }
     }
 
     /// Accepts connections until the stop signal, then waits up to `grace` for them to end.
     async fn run(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-        let limits = &self.state.config.limits;
-        let metrics = &self.state.listener;
+        let metrics = self.listener.clone();
         let mut connections = JoinSet::new();
         let spawn_stop = stop.clone();
         loop {
@@ -221,7 +266,8 @@ impl Ingress {
                     if self.port == Port::Public {
                         metrics.accepted.fetch_add(1, Relaxed);
                     }
-                    if self.open().load(Relaxed) >= limits.max_connections as i64 {
+                    let max_connections = self.live.get().state.config.limits.max_connections;
+                    if self.open().load(Relaxed) >= max_connections as i64 {
                         // Closed at once: the client sees the connection end before any answer.
                         if self.port == Port::Public {
                             metrics.rejected.fetch_add(1, Relaxed);
@@ -239,7 +285,7 @@ impl Ingress {
             }
         }
         drop(listener);
-        let grace = self.state.config.grace_period;
+        let grace = self.live.get().state.config.grace_period;
         if self.port == Port::Public {
             tracing::info!(
                 "shutting down: no new connections, waiting up to {grace:?} for in-flight calls"
@@ -264,9 +310,15 @@ impl Ingress {
         mut stop: watch::Receiver<bool>,
         _open: Open,
     ) {
-        let limits = &self.state.config.limits;
+        // The connection keeps the settings of the state it was accepted under, but not that
+        // state past its handshake: a state holds upstream pools, which a reload must be able to
+        // close once their calls end, however long this connection lives.
+        let serving = self.live.get();
+        let limits = &serving.state.config.limits.clone();
+        let builder = serving.builder.clone();
+        let metrics = &self.listener;
         // TLS first (public port with `[tls]`), bounded like the protocol sniff.
-        let (mut stream, cert) = match (&self.state.tls, self.port) {
+        let (mut stream, cert) = match (&serving.state.tls, self.port) {
             (Some(tls), Port::Public | Port::Bridge) => {
                 let accepted = tokio::select! {
                     accepted = tokio::time::timeout(limits.sniff_timeout, tls.accept(stream)) => accepted,
@@ -275,15 +327,12 @@ impl Ingress {
                 match accepted {
                     Ok(Ok(accepted)) => accepted,
                     Ok(Err(err)) => {
-                        self.state
-                            .listener
-                            .tls_handshake_failures
-                            .fetch_add(1, Relaxed);
+                        metrics.tls_handshake_failures.fetch_add(1, Relaxed);
                         tracing::debug!(%peer, "TLS handshake failed: {err}");
                         return;
                     }
                     Err(_) => {
-                        self.state.listener.sniff_timeouts.fetch_add(1, Relaxed);
+                        metrics.sniff_timeouts.fetch_add(1, Relaxed);
                         tracing::debug!(%peer, "no TLS handshake within {:?}", limits.sniff_timeout);
                         return;
                     }
@@ -300,12 +349,13 @@ impl Ingress {
             // Closed before a byte, or failed: nothing to serve.
             Ok(_) => return,
             Err(_) => {
-                self.state.listener.sniff_timeouts.fetch_add(1, Relaxed);
+                metrics.sniff_timeouts.fetch_add(1, Relaxed);
                 tracing::debug!(%peer, "no protocol preface within {:?}", limits.sniff_timeout);
                 return;
             }
         };
-        let conn = Arc::new(ConnState::new(self.state.clone()));
+        drop(serving);
+        let conn = Arc::new(ConnState::new(self.live.clone()));
         let service = ConnService {
             ingress: self.clone(),
             conn: conn.clone(),
@@ -313,7 +363,7 @@ impl Ingress {
             cert,
         };
         let io = io::Gathered::new(TokioIo::new(stream), sniffed);
-        let connection = self.builder.serve_connection(io, service);
+        let connection = builder.serve_connection(io, service);
         let mut connection = std::pin::pin!(connection);
         // When a graceful shutdown started: the connection is dropped if it is still open,
         // without calls, `keepalive_timeout` later (a client that never answers the GOAWAY's
@@ -339,7 +389,7 @@ impl Ingress {
                         .is_some_and(|deadline| deadline <= Instant::now());
                     match closing {
                         None if idle => {
-                            self.state.listener.idle_closed.fetch_add(1, Relaxed);
+                            metrics.idle_closed.fetch_add(1, Relaxed);
                             tracing::debug!(%peer, "closing a connection idle for {:?}", limits.idle_timeout);
                             closing = Some(Instant::now());
                             connection.as_mut().graceful_shutdown();
@@ -375,8 +425,12 @@ struct ConnService {
 impl ConnService {
     /// Whether a public request may go on: `Ok(None)` for the admin paths of `public_admin`
     /// (outside the in-flight count), `Ok(Some(call))` for a call in the count.
-    fn admit<B>(&self, req: &Request<B>, kind: Kind) -> Result<Option<InFlight>, Refusal> {
-        let state = &self.ingress.state;
+    fn admit<B>(
+        &self,
+        state: &GatewayState,
+        req: &Request<B>,
+        kind: Kind,
+    ) -> Result<Option<InFlight>, Refusal> {
         if self.conn.is_closing() {
             return Err(Refusal::Closing);
         }
@@ -400,14 +454,16 @@ impl ConnService {
     }
 
     fn public(&self, mut req: Request<Incoming>) -> TrackedFuture {
+        // The state as of this request: a reload reaches new calls on open connections.
+        let serving = self.ingress.live.get();
         // The bridge listener answers gRPC only (anything else hears so from the bridge).
         let kind = match self.ingress.port {
             Port::Bridge => Kind::Grpc,
             _ => Kind::of(&req),
         };
-        let admitted = self.admit(&req, kind);
+        let admitted = self.admit(&serving.state, &req, kind);
         req.extensions_mut().insert(ClientAddr(self.peer));
-        if let Some(tls) = &self.ingress.state.tls {
+        if let Some(tls) = &serving.state.tls {
             // Only the handshake says who the client is: a client-sent value never passes.
             let headers = req.headers_mut();
             headers.remove(&tls.identity_header);
@@ -430,18 +486,17 @@ impl ConnService {
             }
         };
         let response: ResponseFuture = if kind == Kind::Grpc
-            && (self.ingress.port == Port::Bridge
-                || super::bridge::wants(&self.ingress.state, &req))
+            && (self.ingress.port == Port::Bridge || super::bridge::wants(&serving.state, &req))
         {
-            let state = self.ingress.state.clone();
+            let state = serving.state.clone();
             Box::pin(async move { Ok(super::bridge::call(state, req).await) })
         } else if kind == Kind::Grpc {
-            let state = self.ingress.state.clone();
+            let state = serving.state.clone();
             Box::pin(async move {
                 Ok(super::proxy::forward(state, req.map(RequestBody::Incoming)).await)
             })
         } else {
-            self.ingress.http.call(req)
+            serving.http.call(req)
         };
         Box::pin(Answering::new(response, call))
     }
@@ -457,7 +512,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             Port::Public | Port::Bridge => self.public(req),
             Port::Admin => {
                 let call = InFlight::uncounted(&self.conn);
-                let response = http(self.ingress.admin.clone(), req);
+                let response = http(self.ingress.live.get().admin.clone(), req);
                 Box::pin(async move {
                     let response = response.await?;
                     Ok(response.map(|body| TrackedBody::new(body, call)))
@@ -468,31 +523,21 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 }
 
 /// Serves the public listener (and the admin one, when given) until `signal` completes, then
-/// stops accepting and lets in-flight calls finish for up to the grace period.
+/// stops accepting and lets in-flight calls finish for up to the grace period. Every request
+/// reads `live`, so a reload (a swap) reaches new calls at once.
 pub(crate) async fn serve(
     public: TcpListener,
     admin: Option<TcpListener>,
     bridge: Option<TcpListener>,
-    state: Arc<GatewayState>,
-    router: axum::Router,
-    admin_router: axum::Router,
+    live: Arc<Live>,
+    listener: Arc<ListenerMetrics>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
-    let side = HttpSide {
-        state: state.clone(),
-        router,
-    };
-    let http = match &state.cors {
-        Some(cors) => HttpService::Cors(Box::new(cors.layer(side))),
-        None => HttpService::Plain(side),
-    };
     let ingress = |port| {
         Arc::new(Ingress {
             port,
-            state: state.clone(),
-            builder: builder(&state.config.limits),
-            http: http.clone(),
-            admin: admin_router.clone(),
+            live: live.clone(),
+            listener: listener.clone(),
             admin_open: AtomicI64::new(0),
         })
     };
