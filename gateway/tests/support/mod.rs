@@ -21,6 +21,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// Where the admin endpoints answer (`admin_listen`, `127.0.0.1:0` unless the TOML sets it).
     pub admin: Option<SocketAddr>,
+    /// The protobuf bridge's listener (`[protobuf_bridge]`), when configured.
+    pub bridge: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -75,6 +77,7 @@ pub async fn start_gateway(config_toml: &str, routes: RouteTable) -> RunningGate
         .expect("bind gateway");
     let addr = listener.local_addr().expect("gateway addr");
     let admin = gateway.bind_admin().expect("bind admin");
+    let bridge = gateway.bind_bridge().expect("bind the protobuf bridge");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         gateway
@@ -87,6 +90,7 @@ pub async fn start_gateway(config_toml: &str, routes: RouteTable) -> RunningGate
     RunningGateway {
         addr,
         admin,
+        bridge,
         shutdown: Some(tx),
         task: Some(task),
     }
