@@ -716,7 +716,7 @@ async fn upkeep(live: Arc<server::Live>) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
         #[cfg(unix)]
-        {
+        let hung_up = {
             let hangup = async {
                 match hangup.as_mut() {
                     Some(signal) => {
@@ -726,15 +726,21 @@ async fn upkeep(live: Arc<server::Live>) {
                 }
             };
             tokio::select! {
-                () = tokio::time::sleep(EVERY) => {}
-                () = hangup => tracing::info!("SIGHUP: reloading key files"),
+                () = tokio::time::sleep(EVERY) => false,
+                () = hangup => true,
             }
-        }
+        };
         #[cfg(not(unix))]
-        tokio::time::sleep(EVERY).await;
+        let hung_up = {
+            tokio::time::sleep(EVERY).await;
+            false
+        };
         let state = live.get().state.clone();
         if state.gate.is_open() && state.tls.is_none() {
             continue;
+        }
+        if hung_up {
+            tracing::info!("SIGHUP: reloading key files and certificates");
         }
         // Reading files is blocking work.
         let _ = tokio::task::spawn_blocking(move || state.reload()).await;
