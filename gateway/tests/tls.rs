@@ -563,8 +563,49 @@ async fn tls_upstream(leaf: &Leaf, client_ca: Option<&str>) -> SocketAddr {
     addr
 }
 
+/// Log lines written while it is the current thread's subscriber (the test runtime runs the
+/// gateway's tasks on the test's thread).
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
 #[tokio::test]
 async fn https_upstreams_with_their_own_ca_and_a_wrong_ca_fails() {
+    let log = CapturedLog::default();
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish(),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let upstream_ca = Ca::new("upstream CA");
     let gateway_clients = Ca::new("gateway client CA");
@@ -602,6 +643,14 @@ async fn https_upstreams_with_their_own_ca_and_a_wrong_ca_fails() {
         .await
         .expect_err("the upstream's certificate does not verify");
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    // A log line names the verification error (rustls: "invalid peer certificate: …").
+    let lines = log.text();
+    assert!(
+        lines
+            .lines()
+            .any(|line| line.contains("invalid peer certificate")),
+        "{lines}"
+    );
     gateway.shutdown().await;
 }
 

@@ -334,6 +334,41 @@ mod tests {
     }
 
     #[test]
+    fn the_secret_can_come_from_an_environment_variable() {
+        // The tests may not set variables (`set_var` is unsafe and the workspace forbids
+        // unsafe code), so this reads one cargo always sets: PATH.
+        let path = std::env::var("PATH").expect("PATH is set");
+        let config = JwtConfig {
+            hs256_secret_env: Some("PATH".into()),
+            ..JwtConfig::default()
+        };
+        if path.trim_end().len() >= 32 {
+            let jwt = verifier(config);
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &json!({"sub": "env", "exp": now() + 60}),
+                &EncodingKey::from_secret(path.trim_end().as_bytes()),
+            )
+            .expect("token");
+            assert_eq!(jwt.verify(&token).expect("valid").subject, "env");
+        } else {
+            let err = JwtVerifier::new(&config).expect_err("short secret");
+            assert_eq!(err.0, "auth.jwt.hs256_secret_env");
+        }
+        let err = JwtVerifier::new(&JwtConfig {
+            hs256_secret_env: Some("TONIC_MSGPACK_TEST_UNSET_VARIABLE".into()),
+            ..JwtConfig::default()
+        })
+        .expect_err("unset variable");
+        assert_eq!(err.0, "auth.jwt.hs256_secret_env");
+        assert!(
+            err.1.contains("TONIC_MSGPACK_TEST_UNSET_VARIABLE"),
+            "{}",
+            err.1
+        );
+    }
+
+    #[test]
     fn weak_or_missing_keys_are_config_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("secret");
