@@ -123,6 +123,7 @@ if [[ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]]; then
   [[ -x "$VPY" ]] || timeout 300 "$PYTHON" -m venv "$VENV"
   timeout 600 "$VPY" -m pip install --quiet --disable-pip-version-check -r "$HERE/python/requirements.txt"
   timeout 600 "$VPY" -m pip install --quiet --disable-pip-version-check -r "$HERE/python/requirements-bridge.txt"
+  timeout 600 "$VPY" -m pip install --quiet --disable-pip-version-check -r "$HERE/python/requirements-typing.txt"
   log "node: npm ci"
   (cd "$HERE/node" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
   if ! command -v openssl >/dev/null; then
@@ -202,6 +203,21 @@ suite "node client -> gateway $HOST:$GATEWAY_PORT" \
   node "$HERE/node/client.js" "$HOST:$GATEWAY_PORT" --label node-gateway
 suite "node client -> services $HOST:$SERVICES_PORT" \
   node "$HERE/node/client.js" "$HOST:$SERVICES_PORT" --label node-direct
+
+# `tonic-msgpack gen python` output: demo_contract.py (generated from example-app; the cli tests
+# keep it current) and the golden modules of the cli tests pass mypy --strict; the client
+# written on the generated code calls every example method and round-trips the Rust bytes.
+GEN_PY="$ROOT/cli/tests/fixtures/gen/python"
+suite "python generated code: mypy --strict" \
+  env MYPYPATH="$GEN_PY" "$VPY" -m mypy --strict --cache-dir "$LOG_DIR/mypy-cache" \
+  "$HERE/python/demo_contract.py" "$HERE/python/generated_client.py" \
+  "$HERE/python/generated_roundtrip.py" "$GEN_PY/everything.py" "$GEN_PY/vectors.py"
+suite "python generated client -> gateway $HOST:$GATEWAY_PORT" \
+  "$VPY" "$HERE/python/generated_client.py" "$HOST:$GATEWAY_PORT"
+suite "python generated client -> services $HOST:$SERVICES_PORT" \
+  "$VPY" "$HERE/python/generated_client.py" "$HOST:$SERVICES_PORT"
+suite "python generated code offline (everything.proto round trip, C# vector bytes)" \
+  "$VPY" "$HERE/python/generated_roundtrip.py"
 
 # the protobuf bridge: a second `serve` whose config has a [protobuf_bridge] section
 BRIDGE_PORT="${INTEROP_BRIDGE_PORT:-50073}"

@@ -2,6 +2,7 @@
 //! from the same contract `check-compat` reads (protos, descriptor sets, trait files).
 
 mod csharp;
+mod python;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use tonic_msgpack_build::model::KeyCase;
 
-pub(crate) use csharp::{CsharpOptions, generate as generate_csharp};
+use csharp::{CsharpOptions, generate as generate_csharp};
+use python::{PythonOptions, generate as generate_python};
 
 /// `tonic-msgpack gen`.
 #[derive(Debug, Subcommand)]
@@ -23,6 +25,12 @@ pub(crate) enum GenCommand {
         /// The C# namespace of services and types without a proto package.
         #[arg(long, value_name = "NAMESPACE")]
         namespace: Option<String>,
+    },
+    /// Python: a `@dataclass` per message with `to_msgpack`/`from_msgpack` (msgpack), an
+    /// `IntEnum` per enum and a typed grpcio client per service; passes `mypy --strict`.
+    Python {
+        #[command(flatten)]
+        common: GenArgs,
     },
 }
 
@@ -58,6 +66,13 @@ pub(crate) fn run(command: GenCommand) -> anyhow::Result<ExitCode> {
                 proto_key_case: common.key_case,
             };
             emit(&common, &generate_csharp(&contract, &options)?)
+        }
+        GenCommand::Python { common } => {
+            let contract = load(&common)?;
+            let options = PythonOptions {
+                proto_key_case: common.key_case,
+            };
+            emit(&common, &generate_python(&contract, &options)?)
         }
     }
 }
