@@ -987,3 +987,110 @@ async fn https_endpoints_never_send_cleartext() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     gateway.shutdown().await;
 }
+
+/// A `#[msgpack_service]` trait on the wire as `test.Alpha` (the routes of the support
+/// module), so its generated client can call every kind through a TLS gateway.
+#[tonic_msgpack::msgpack_service(package = "test", name = "Alpha")]
+pub trait Tally {
+    /// `a + b`.
+    #[rpc(name = "Unary")]
+    async fn add(&self, a: i64, b: i64) -> Result<i64, Status>;
+    /// `from` down to 0.
+    #[rpc(name = "ServerStream")]
+    async fn countdown(&self, from: u32) -> Result<tonic_msgpack::ServerStream<u32>, Status>;
+    /// The sum of the stream.
+    #[rpc(name = "ClientStream")]
+    async fn sum(&self, values: tonic_msgpack::Streaming<i64>) -> Result<i64, Status>;
+    /// The running total of the stream.
+    #[rpc(name = "Bidi")]
+    async fn running_total(
+        &self,
+        values: tonic_msgpack::Streaming<i64>,
+    ) -> Result<tonic_msgpack::ServerStream<i64>, Status>;
+}
+
+struct Tallies;
+
+impl Tally for Tallies {
+    async fn add(&self, a: i64, b: i64) -> Result<i64, Status> {
+        a.checked_add(b)
+            .ok_or_else(|| Status::out_of_range("overflow"))
+    }
+
+    async fn countdown(&self, from: u32) -> Result<tonic_msgpack::ServerStream<u32>, Status> {
+        Ok(Box::pin(tokio_stream::iter((0..=from).rev().map(Ok))))
+    }
+
+    async fn sum(&self, mut values: tonic_msgpack::Streaming<i64>) -> Result<i64, Status> {
+        let mut total = 0;
+        while let Some(value) = values.message().await? {
+            total += value;
+        }
+        Ok(total)
+    }
+
+    async fn running_total(
+        &self,
+        values: tonic_msgpack::Streaming<i64>,
+    ) -> Result<tonic_msgpack::ServerStream<i64>, Status> {
+        let mut total = 0;
+        Ok(Box::pin(values.map(move |value| {
+            total += value?;
+            Ok(total)
+        })))
+    }
+}
+
+#[tokio::test]
+async fn the_generated_client_through_a_tls_gateway() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let upstream = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AlphaServer::new(Tallies))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("test CA");
+    let toml = format!(
+        "[upstreams.\"test.Alpha\"]\nendpoints = [\"http://{upstream}\"]\n{}",
+        tls_section(dir.path(), &ca.server("gateway"), "")
+    );
+    let gateway = grpc::gateway(&toml, routes()).await;
+    let channel = tls_channel(gateway.addr, &ca.pem, None)
+        .await
+        .expect("TLS connect");
+    let mut client = AlphaClient::new(channel);
+    tokio::time::timeout(LIMIT, async {
+        assert_eq!(client.add(40, 2).await.expect("unary"), 42);
+        let countdown: Vec<u32> = client
+            .countdown(3)
+            .await
+            .expect("server streaming")
+            .map(|n| n.expect("message"))
+            .collect()
+            .await;
+        assert_eq!(countdown, [3, 2, 1, 0]);
+        let sum = client
+            .sum(tokio_stream::iter([1, 2, 3, 4]))
+            .await
+            .expect("client streaming");
+        assert_eq!(sum, 10);
+        let mut totals = client
+            .running_total(tokio_stream::iter([5, 10, -3]))
+            .await
+            .expect("bidi");
+        let mut seen = Vec::new();
+        while let Some(total) = totals.message().await.expect("message") {
+            seen.push(total);
+        }
+        assert_eq!(seen, [5, 15, 12]);
+        let err = client.add(i64::MAX, 1).await.expect_err("overflow");
+        assert_eq!(err.code(), Code::OutOfRange);
+    })
+    .await
+    .expect("calls within the limit");
+    gateway.shutdown().await;
+}
