@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-/// One tonic server with both example services.
+/// One tonic server with both example services and the health service.
 pub fn services() -> tonic::service::Routes {
     tonic::service::Routes::new(proto::greeter_server::GreeterServer::new(
         greeter::GreeterService,
@@ -34,6 +34,14 @@ pub fn services() -> tonic::service::Routes {
     .add_service(calculator::CalculatorServer::new(
         calculator::CalculatorService,
     ))
+    .add_service(health())
+}
+
+/// The standard `grpc.health.v1.Health` service (tonic-health), answering `SERVING` for the
+/// whole server (service `""`): what the gateway's `health_check` asks.
+pub fn health()
+-> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
+    tonic_health::server::health_reporter().1
 }
 
 /// Serves both services on `listener` until `shutdown` completes.

@@ -71,9 +71,18 @@ enum Only {
     Calculator,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+// The gateway binary's allocator, so `serve` measures what users of the gateway run.
+#[global_allocator]
+static ALLOCATOR: tonic_msgpack_gateway::Jemalloc = tonic_msgpack_gateway::Jemalloc;
+
+fn main() -> anyhow::Result<()> {
+    tonic_msgpack_gateway::return_memory_in_background();
+    // The gateway's runtime: a single event loop on one CPU, one worker per CPU otherwise.
+    tonic_msgpack_gateway::runtime(None)?.block_on(run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         None => demo().await,
         Some(Command::Serve {
             listen,
@@ -172,11 +181,13 @@ async fn services(listen: SocketAddr, only: Option<Only>, grace: Duration) -> an
             tonic::service::Routes::new(example_app::proto::greeter_server::GreeterServer::new(
                 example_app::greeter::GreeterService,
             ))
+            .add_service(example_app::health())
         }
         Some(Only::Calculator) => {
             tonic::service::Routes::new(example_app::calculator::CalculatorServer::new(
                 example_app::calculator::CalculatorService,
             ))
+            .add_service(example_app::health())
         }
     };
     let listener = tokio::net::TcpListener::bind(listen)
