@@ -71,18 +71,9 @@ enum Only {
     Calculator,
 }
 
-// The gateway binary's allocator, so `serve` measures what users of the gateway run.
-#[global_allocator]
-static ALLOCATOR: tonic_msgpack_gateway::Jemalloc = tonic_msgpack_gateway::Jemalloc;
-
-fn main() -> anyhow::Result<()> {
-    tonic_msgpack_gateway::return_memory_in_background();
-    // The gateway's runtime: a single event loop on one CPU, one worker per CPU otherwise.
-    tonic_msgpack_gateway::runtime(None)?.block_on(run(Cli::parse()))
-}
-
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
         None => demo().await,
         Some(Command::Serve {
             listen,
