@@ -334,6 +334,7 @@ const CASES: &[(&str, &[Expected])] = &[
             "response of `fx.v1.Calc/Add` changed from int64 to string (int64 ↔ string: different MessagePack types): old clients cannot decode the new server's replies, and new clients cannot decode old servers' replies",
         )],
     ),
+    ("unreachable-struct", &[]),
     (
         "service-added",
         &[(

@@ -50,8 +50,9 @@ pub(crate) fn compare(old: &Contract, new: &Contract) -> Vec<Finding> {
         new,
         findings: Vec::new(),
         compared: BTreeSet::new(),
-        old_formats: formats(old),
-        new_formats: formats(new),
+        old_formats: formats(old).0,
+        new_formats: formats(new).0,
+        reachable_enums: formats(old).1.into_iter().chain(formats(new).1).collect(),
     };
     check.services();
     check.messages();
@@ -67,11 +68,15 @@ struct Check<'a> {
     compared: BTreeSet<(String, String)>,
     old_formats: BTreeMap<String, Format>,
     new_formats: BTreeMap<String, Format>,
+    /// Enums some method reaches (Rust enums elsewhere in the files are not contract).
+    reachable_enums: BTreeSet<String>,
 }
 
-/// The layout each message travels in: its own, or that of the first service reaching it.
-fn formats(contract: &Contract) -> BTreeMap<String, Format> {
+/// The layout each message a method reaches travels in (its own, or that of the first service
+/// reaching it), and the enums methods reach.
+fn formats(contract: &Contract) -> (BTreeMap<String, Format>, BTreeSet<String>) {
     let mut out = BTreeMap::new();
+    let mut enums = BTreeSet::new();
     for service in &contract.services {
         let mut pending: Vec<&TypeRef> = Vec::new();
         for method in &service.methods {
@@ -102,11 +107,14 @@ fn formats(contract: &Contract) -> BTreeMap<String, Format> {
                     pending.push(value);
                 }
                 TypeRef::Tuple(elements) => pending.extend(elements),
+                TypeRef::Enum(name) => {
+                    enums.insert(name.clone());
+                }
                 _ => {}
             }
         }
     }
-    out
+    (out, enums)
 }
 
 fn kind_name(kind: CallKind) -> &'static str {
@@ -719,6 +727,13 @@ impl<'a> Check<'a> {
             .messages
             .keys()
             .filter(|name| self.new.messages.contains_key(*name))
+            // Proto messages are contract by definition; a Rust struct only when a method
+            // reaches it (the same files hold structs that never travel).
+            .filter(|name| {
+                name.starts_with('.')
+                    || self.old_formats.contains_key(*name)
+                    || self.new_formats.contains_key(*name)
+            })
             .cloned()
             .collect();
         for name in names {
@@ -903,6 +918,9 @@ impl<'a> Check<'a> {
             let Some(new) = self.new.enums.get(name) else {
                 continue;
             };
+            if !name.starts_with('.') && !self.reachable_enums.contains(name) {
+                continue;
+            }
             let name = short(name);
             for value in &old.values {
                 let same_name = new.values.iter().find(|v| v.name == value.name);
