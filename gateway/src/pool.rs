@@ -355,13 +355,15 @@ impl Upstream {
         let mut pending = Request::from_parts(parts, body);
         let max_attempts = shared.retries.max_attempts;
         let mut attempt = 1;
+        // One hold budget per call, however often it waits.
+        let mut hold_until = None;
         loop {
             let Some(connection) = shared.pick() else {
                 let failed = SendError::NoEndpoint(shared.name.clone());
                 if max_attempts <= 1 {
                     return Err(failed);
                 }
-                shared.hold(failed).await?;
+                shared.hold(failed, &mut hold_until).await?;
                 continue;
             };
             let in_flight = (shared.balance == Balance::LeastLoaded)
@@ -371,7 +373,7 @@ impl Upstream {
                 Ok(ready) => ready,
                 // Nothing was sent: wait for a connection of this upstream to come up.
                 Err(failed @ SendError::Connect { .. }) if max_attempts > 1 => {
-                    shared.hold(failed).await?;
+                    shared.hold(failed, &mut hold_until).await?;
                     continue;
                 }
                 Err(failed) => return Err(failed),
@@ -525,10 +527,15 @@ impl Shared {
         }
     }
 
-    /// Waits (held) until one of the upstream's connections is up, at most `hold_timeout`,
-    /// asking down connections to try again meanwhile; `failed` is the error when the wait
-    /// ends without one, or when `max_held` calls wait already.
-    async fn hold(&self, failed: SendError) -> Result<(), SendError> {
+    /// Waits (held) until one of the upstream's connections is up, until `until` (set to
+    /// `hold_timeout` from now at a call's first wait), asking down connections to try again
+    /// meanwhile; `failed` is the error when the wait ends without one, or when `max_held`
+    /// calls wait already.
+    async fn hold(
+        &self,
+        failed: SendError,
+        until: &mut Option<tokio::time::Instant>,
+    ) -> Result<(), SendError> {
         if self.retries.hold_timeout.is_zero() {
             return Err(failed);
         }
@@ -538,7 +545,8 @@ impl Shared {
         }
         let _held = HeldCall(&self.held);
         self.metrics.protection.held.fetch_add(1, Relaxed);
-        let deadline = tokio::time::Instant::now() + self.retries.hold_timeout;
+        let deadline =
+            *until.get_or_insert_with(|| tokio::time::Instant::now() + self.retries.hold_timeout);
         loop {
             let mut changed = pin!(self.settings.any_up.notified());
             changed.as_mut().enable();
