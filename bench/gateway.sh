@@ -14,7 +14,11 @@
 #   haproxy_always : the same plus "http-reuse always"
 #
 # Scenarios: c50m10 (unary, -c 50 -m 10), c500m1 (unary, -c 500 -m 1) and stream
-# (server streaming: one request, 10 response messages; -c 50 -m 10).
+# (server streaming: one request, 10 response messages; -c 50 -m 10); opt-in: tls (unary,
+# -c 50 -m 10, h2load over TLS 1.3 with ALPN h2 to the gateway's [tls], nginx `listen ssl`
+# and HAProxy `bind ssl`, all three with the same ECDSA P-256 certificate made by openssl for
+# the run; cleartext to the echo server behind them; no `direct` target: the echo server has
+# no TLS). Run it with SCENARIOS=tls (or add it to the list).
 # Every h2load run is time-bounded (-D); every process started here is ended by PID.
 #
 # Env knobs (defaults in brackets):
@@ -80,6 +84,7 @@ if [ "$SKIP_INSTALL" != 1 ]; then
   command -v haproxy >/dev/null || need+=(haproxy)
   command -v taskset >/dev/null || need+=(util-linux)
   command -v ss      >/dev/null || need+=(iproute2)
+  command -v openssl >/dev/null || need+=(openssl)
   if [ ${#need[@]} -gt 0 ]; then
     log "apt-get install ${need[*]}"
     apt-get update -qq
@@ -174,6 +179,26 @@ nginx -t -q -c "$RUN/nginx.conf" 2>"$RUN/nginx-t.log" || { cat "$RUN/nginx-t.log
 haproxy -c -q -f "$RUN/haproxy.cfg"
 haproxy -c -q -f "$RUN/haproxy-always.cfg"
 
+# TLS variants (scenario tls): the same configs with TLS on the client side, one certificate.
+SFX=""; SCHEME=http   # config-name suffix and URL scheme of the current scenario
+case " $SCENARIOS " in *" tls "*)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$RUN/tls.key" -out "$RUN/tls.pem" 2>/dev/null
+  cat "$RUN/tls.pem" "$RUN/tls.key" > "$RUN/tls-haproxy.pem"   # haproxy wants both in one file
+  for f in gateway gateway-base; do
+    printf '%s\n[tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$(cat "$RUN/$f.toml")" "$RUN/tls.pem" "$RUN/tls.key" > "$RUN/$f-tls.toml"
+  done
+  sed -e "s|listen 127.0.0.1:$NGINX_PORT http2;|listen 127.0.0.1:$NGINX_PORT ssl http2;\n    ssl_certificate $RUN/tls.pem;\n    ssl_certificate_key $RUN/tls.key;\n    ssl_protocols TLSv1.3;|" \
+    "$RUN/nginx.conf" > "$RUN/nginx-tls.conf"
+  for f in haproxy haproxy-always; do
+    sed -e "s|bind 127.0.0.1:$HAPROXY_PORT proto h2|bind 127.0.0.1:$HAPROXY_PORT ssl crt $RUN/tls-haproxy.pem alpn h2 ssl-min-ver TLSv1.3|" \
+      "$RUN/$f.cfg" > "$RUN/$f-tls.cfg"
+    haproxy -c -q -f "$RUN/$f-tls.cfg"
+  done
+  nginx -t -q -c "$RUN/nginx-tls.conf" 2>"$RUN/nginx-t.log" || { cat "$RUN/nginx-t.log" >&2; exit 1; }
+  ;;
+esac
+
 # ---------------------------------------------------------------- process control
 wait_port() {
   local port=$1 i
@@ -207,23 +232,23 @@ start_sut() { # fresh echo server (+ proxy) for every run, so no idle upstream c
   case $t in
     direct) ;;
     gateway)
-      taskset -c "$SUT_CPUS" "$GATEWAY_BIN" --config "$RUN/gateway.toml" >>"$RUN/gateway.log" 2>&1 &
+      taskset -c "$SUT_CPUS" "$GATEWAY_BIN" --config "$RUN/gateway$SFX.toml" >>"$RUN/gateway.log" 2>&1 &
       PROXY_PID=$! ;;
     gateway_tuned)
-      taskset -c "$SUT_CPUS" "$GATEWAY_TUNED_BIN" "$RUN/gateway.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
+      taskset -c "$SUT_CPUS" "$GATEWAY_TUNED_BIN" "$RUN/gateway$SFX.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
       PROXY_PID=$! ;;
     gateway_base)
       [ -x "$GATEWAY_BASE_BIN" ] || { log "gateway_base needs GATEWAY_BASE_BIN"; exit 1; }
-      taskset -c "$SUT_CPUS" "$GATEWAY_BASE_BIN" "$RUN/gateway-base.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
+      taskset -c "$SUT_CPUS" "$GATEWAY_BASE_BIN" "$RUN/gateway-base$SFX.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
       PROXY_PID=$! ;;
     nginx)
-      taskset -c "$SUT_CPUS" nginx -c "$RUN/nginx.conf" >>"$RUN/nginx.out" 2>&1 &
+      taskset -c "$SUT_CPUS" nginx -c "$RUN/nginx$SFX.conf" >>"$RUN/nginx.out" 2>&1 &
       PROXY_PID=$! ;;
     haproxy)
-      taskset -c "$SUT_CPUS" haproxy -db -f "$RUN/haproxy.cfg" >>"$RUN/haproxy.log" 2>&1 &
+      taskset -c "$SUT_CPUS" haproxy -db -f "$RUN/haproxy$SFX.cfg" >>"$RUN/haproxy.log" 2>&1 &
       PROXY_PID=$! ;;
     haproxy_always)
-      taskset -c "$SUT_CPUS" haproxy -db -f "$RUN/haproxy-always.cfg" >>"$RUN/haproxy.log" 2>&1 &
+      taskset -c "$SUT_CPUS" haproxy -db -f "$RUN/haproxy-always$SFX.cfg" >>"$RUN/haproxy.log" 2>&1 &
       PROXY_PID=$! ;;
     *) log "unknown target $t"; exit 1 ;;
   esac
@@ -249,7 +274,7 @@ upstream_conns() { # established conns to the echo port owned by the proxy (or b
 : > "$RES/grpc-check.txt"
 grpc_status() { # port path -> grpc-status of the response (headers or trailers)
   nghttp -v -t 5 -H 'content-type: application/grpc' -H 'te: trailers' -d "$WORK/body.bin" \
-    "http://127.0.0.1:$1$2" 2>&1 | sed -n 's/.*grpc-status: \([0-9]*\).*/\1/p' | tail -1
+    "$SCHEME://127.0.0.1:$1$2" 2>&1 | sed -n 's/.*grpc-status: \([0-9]*\).*/\1/p' | tail -1
 }
 for t in $TARGETS; do
   start_sut "$t"
@@ -263,6 +288,19 @@ for t in $TARGETS; do
     log "grpc check FAILED for $t"; exit 1
   fi
 done
+case " $SCENARIOS " in *" tls "*) # the same check over TLS (nghttp does not verify the certificate)
+  SFX=-tls; SCHEME=https
+  for t in $TARGETS; do
+    [ "$t" = direct ] && continue
+    start_sut "$t"
+    port=$(port_of "$t")
+    ok=$(grpc_status "$port" "$UNARY"); neg=$(grpc_status "$port" /echo.Echo/NoSuchMethod)
+    echo "$t over TLS: unary grpc-status=$ok, unknown method grpc-status=$neg" | tee -a "$RES/grpc-check.txt" >&2
+    stop_sut
+    if [ "$ok" != 0 ] || [ "$neg" != 12 ]; then log "grpc check over TLS FAILED for $t"; exit 1; fi
+  done
+  SFX=""; SCHEME=http ;;
+esac
 
 # ---------------------------------------------------------------- load runs
 cpu_snap() { # cpuN busy total steal
@@ -285,9 +323,13 @@ for sc in $SCENARIOS; do
     c50m10) H2OPTS=(-c 50 -m 10) ;;
     c500m1) H2OPTS=(-c 500 -m 1) ;;
     stream) H2OPTS=(-c 50 -m 10) ;;
+    # one cipher for all: left to choose, HAProxy picks AES-256 (server order), the others AES-128
+    tls) H2OPTS=(-c 50 -m 10 --tls13-ciphers=TLS_AES_128_GCM_SHA256) ;;
     *) log "unknown scenario $sc"; exit 1 ;;
   esac
+  if [ "$sc" = tls ]; then SFX=-tls; SCHEME=https; else SFX=""; SCHEME=http; fi
   for t in $TARGETS; do
+    if [ "$sc" = tls ] && [ "$t" = direct ]; then continue; fi
     port=$(port_of "$t")
     tag=$sc-$t-r$rep
     # background load check: CPU busy over 1 s with our processes idle (other jobs on the box?)
@@ -304,7 +346,7 @@ for sc in $SCENARIOS; do
     taskset -c "$LOADGEN_CPUS" h2load -D "$DURATION" --warm-up-time "$WARMUP" "${H2OPTS[@]}" -t 1 \
       -H 'content-type: application/grpc' -H 'te: trailers' -d "$WORK/body.bin" \
       --log-file="$RES/$tag.reqlog" \
-      "http://127.0.0.1:$port$METHOD" > "$RES/$tag.h2load.txt" 2>&1 || true
+      "$SCHEME://127.0.0.1:$port$METHOD" > "$RES/$tag.h2load.txt" 2>&1 || true
     cpu_snap > "$RES/$tag.cpu1"
     wait "$SAMPLER" 2>/dev/null || true; SAMPLER=""
     stop_sut
@@ -343,6 +385,7 @@ done
   echo "# req/s, p50, p99: median over repeats (p50/p99 from h2load --log-file, status 200 only); range = min..max req/s"
   echo "# upstr_conns: established TCP conns to :$ECHO_PORT owned by the proxy (direct: by h2load), mid-run sample / max sample (max over repeats)"
   echo "# stream: server streaming, 1 request -> 10 MessagePack messages; req/s counts whole calls"
+  echo "# tls: unary -c 50 -m 10 over TLS 1.3 (TLS_AES_128_GCM_SHA256, ALPN h2, one ECDSA P-256 certificate for all) to the proxy; cleartext behind it"
   echo "# bg: CPU busy of the whole box in the 1 s before each run (max over repeats); >10% means something else was running"
   echo
   awk -F'\t' '
