@@ -281,3 +281,98 @@ async fn watch_reloads_when_the_file_changes() {
         "test.Alpha:hi"
     );
 }
+
+/// A TCP forwarder to `target` that counts its open connections.
+async fn counting_proxy(
+    target: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = open.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                counter.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, open)
+}
+
+/// Waits (bounded) until `open` is `want`.
+async fn open_becomes(open: &std::sync::atomic::AtomicUsize, want: usize, what: &str) {
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while open.load(Ordering::SeqCst) != want {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{what}: {} open connections, want {want}",
+        open.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_pool_serves_its_open_stream_then_closes() {
+    let old_host = Upstream::start().await;
+    let new_host = Upstream::start().await;
+    let (proxy, open) = counting_proxy(old_host.addr).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    let through_proxy = format!("http://{proxy}");
+    std::fs::write(&path, config(&through_proxy, &new_host.uri(), "")).expect("write");
+    let mut gateway = Gateway::start(&path, &[]).await;
+    open_becomes(&open, 1, "the pool connects at start").await;
+
+    let channel = channel(&format!("http://{}", gateway.addr)).await;
+    let (requests, mut responses) = bidi(&channel, "/test.Alpha/Bidi").await;
+    let mut exchange = async |text: &str| {
+        requests.send(text.to_owned()).await.expect("send");
+        tokio::time::timeout(LIMIT, responses.message())
+            .await
+            .expect("in time")
+            .expect("a message, not an error")
+            .expect("not the end")
+    };
+    assert_eq!(exchange("one").await, "test.Alpha:ONE");
+
+    // test.Alpha moves away from the proxied host while its stream is open.
+    std::fs::write(&path, config(&new_host.uri(), &new_host.uri(), "")).expect("write");
+    send_signal(gateway.pid, "HUP");
+    log_line(&mut gateway.logs, "reloaded").await;
+    assert_eq!(
+        alpha(&channel, 16).await.expect("new calls"),
+        "test.Alpha:hi"
+    );
+    assert_eq!(
+        exchange("two").await,
+        "test.Alpha:TWO",
+        "the open stream goes on"
+    );
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        1,
+        "the old pool stays while its stream is open"
+    );
+
+    drop(requests);
+    let end = tokio::time::timeout(LIMIT, responses.message())
+        .await
+        .expect("in time");
+    assert!(matches!(end, Ok(None)), "the stream ends cleanly: {end:?}");
+    open_becomes(&open, 0, "the old pool closes after its last call").await;
+}
