@@ -71,9 +71,18 @@ enum Only {
     Calculator,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+// The gateway binary's allocator, so `serve` measures what users of the gateway run.
+#[global_allocator]
+static ALLOCATOR: tonic_msgpack_gateway::Jemalloc = tonic_msgpack_gateway::Jemalloc;
+
+fn main() -> anyhow::Result<()> {
+    tonic_msgpack_gateway::return_memory_in_background();
+    // The gateway's runtime: a single event loop on one CPU, one worker per CPU otherwise.
+    tonic_msgpack_gateway::runtime(None)?.block_on(run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         None => demo().await,
         Some(Command::Serve {
             listen,

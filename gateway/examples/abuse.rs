@@ -674,7 +674,11 @@ async fn steady(target: Target, rate: u32, rest: bool, timeout: Duration) -> Res
             let label = match tokio::time::timeout(timeout, client.echo("steady".into())).await {
                 Ok(Ok(answer)) if answer == "steady" => "ok".to_owned(),
                 Ok(Ok(_)) => "wrong_answer".to_owned(),
-                Ok(Err(status)) => format!("{:?}", status.code()),
+                Ok(Err(status)) => {
+                    // Which limit or failure it was, for the .err log.
+                    eprintln!("steady unary: {:?}: {}", status.code(), status.message());
+                    format!("{:?}", status.code())
+                }
                 Err(_) => "timeout".to_owned(),
             };
             Outcome {

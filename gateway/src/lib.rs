@@ -17,6 +17,7 @@ mod retry;
 mod routes;
 mod server;
 mod tls;
+mod runtime;
 mod transcode;
 mod web;
 mod wire;
@@ -39,6 +40,9 @@ pub use routes::{CallKind, Format, HttpBinding, Route, RouteTable};
 pub use transcode::{Transcode, TranscodeError, Transcoder, UnknownFields};
 
 use metrics::{ListenerMetrics, RouteMetrics};
+#[cfg(feature = "jemalloc")]
+pub use runtime::Jemalloc;
+pub use runtime::{return_memory_in_background, runtime};
 
 /// A future that completes on Ctrl-C or SIGTERM, for [`Gateway::serve_on`].
 ///

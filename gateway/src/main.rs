@@ -14,6 +14,12 @@ use anyhow::Context;
 use clap::Parser;
 use tonic_msgpack_gateway::{Config, Gateway, Reloader};
 
+// Memory a burst of connections or streams took goes back to the system afterwards (glibc's
+// malloc kept most of it).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tonic_msgpack_gateway::Jemalloc = tonic_msgpack_gateway::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "tonic-msgpack-gateway", version, about)]
 struct Args {
@@ -33,6 +39,10 @@ struct Args {
     /// Check FILE and exit without serving (the same as `--config FILE --check`).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "check"])]
     check_config: Option<PathBuf>,
+    /// Tokio worker threads; default: one per CPU this process may use (a single event loop,
+    /// the fastest on one CPU, when that is one).
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
     /// Also reload when the config file changes (its modification time or size, checked every
     /// 2 s; a Kubernetes ConfigMap update is seen this way), not only on SIGHUP.
     #[arg(long)]
@@ -48,6 +58,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    tonic_msgpack_gateway::return_memory_in_background();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -68,10 +79,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{}: ok", path.display());
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime =
+        tonic_msgpack_gateway::runtime(args.worker_threads).context("cannot start the runtime")?;
     runtime.block_on(async {
         // Installed before the first line is printed: a SIGHUP's default action would end the
         // process, and scripts may send one as soon as they see the address.

@@ -349,6 +349,11 @@ impl Default for Limits {
 /// REST/JSON settings (`[rest]`).
 #[derive(Debug, Clone)]
 pub struct RestConfig {
+    /// The last this-many places of [`Limits::max_in_flight`] go only to connections with
+    /// fewer than 32 calls in flight, so clients holding many streams cannot take every place:
+    /// an ordinary client still gets in while they are refused. Default (`None`): a tenth of
+    /// `max_in_flight`; `Some(0)` turns it off.
+    pub reserved_in_flight: Option<usize>,
     /// JSON fields the request type does not have: ignored (default) or rejected with 400.
     pub unknown_fields: UnknownFields,
     /// Largest REST request body; larger ones answer 413 (default 4 MiB).
@@ -359,6 +364,15 @@ pub struct RestConfig {
     pub max_query_params: usize,
     /// Deepest nesting of a JSON request (objects and arrays, also from dotted query keys such
     /// as `a.b.c=1`); deeper ones answer 400 (default 64).
+impl Limits {
+    /// The places of `max_in_flight` kept for connections with few calls in flight.
+    pub fn reserved_in_flight(&self) -> usize {
+        self.reserved_in_flight
+            .unwrap_or(self.max_in_flight / 10)
+            .min(self.max_in_flight.saturating_sub(1))
+    }
+}
+
     pub max_json_depth: usize,
     /// Request bodies parsed at once; others wait their turn, so large bodies cannot take
     /// every worker thread from other calls (default: the number of CPUs).
@@ -373,6 +387,7 @@ impl Default for RestConfig {
             max_query_bytes: 8 * 1024,
             max_query_params: 128,
             max_json_depth: 64,
+            reserved_in_flight: None,
             parse_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
@@ -436,11 +451,14 @@ pub struct UpstreamConfig {
     /// The deadline sent upstream when a client sets no `grpc-timeout`, for every call kind
     /// (default: none, [`Limits::default_timeout`] applies to unary and client-streaming calls).
     pub default_timeout: Option<Duration>,
-    /// HTTP/2 receive window of each stream on an upstream connection. Smaller than the
-    /// connection window, so a client that stops reading holds at most this much of it
-    /// (default 1 MiB).
+    /// HTTP/2 receive window of each stream on an upstream connection. Much smaller than the
+    /// connection window, so a client that stops reading holds at most this much of it: one
+    /// client connection's `max_concurrent_streams` streams hold a quarter of it at most with
+    /// the defaults (default 64 KiB; raise it for upstreams a long round trip away, since a
+    /// stream moves at most one window per round trip).
     pub stream_window: u32,
-    /// HTTP/2 receive window of each upstream connection (default 16 MiB).
+    /// HTTP/2 receive window of each upstream connection, which also bounds the response
+    /// bytes buffered for it (default 64 MiB).
     pub connection_window: u32,
     /// A response the client has not read for this long is reset, so its stream's window is
     /// given back to the shared connection; the client then gets `RESOURCE_EXHAUSTED`. When
@@ -494,8 +512,8 @@ impl Default for UpstreamConfig {
             queue_timeout: Duration::from_secs(5),
             max_message_size: 4 * 1024 * 1024,
             default_timeout: None,
-            stream_window: 1024 * 1024,
-            connection_window: 16 * 1024 * 1024,
+            stream_window: 64 * 1024,
+            connection_window: 64 * 1024 * 1024,
             slow_consumer_timeout: Duration::from_secs(30),
             max_reconnect_backoff: Duration::from_secs(5),
             ca_file: None,
@@ -714,6 +732,18 @@ impl RestConfig {
     }
 }
 
+        if self
+            .reserved_in_flight
+            .is_some_and(|reserved| reserved >= self.max_in_flight)
+        {
+            return Err((
+                key("reserved_in_flight"),
+                format!(
+                    "must be below `max_in_flight` ({}): no place would be left for busy connections",
+                    self.max_in_flight
+                ),
+            ));
+        }
 impl UpstreamConfig {
     fn check(&self, prefix: &str) -> Result<(), (String, String)> {
         let key = |field: &str| format!("{prefix}.{field}");

@@ -192,6 +192,7 @@ struct RawRest {
     max_query_params: Option<usize>,
     max_json_depth: Option<usize>,
     parse_concurrency: Option<usize>,
+    reserved_in_flight: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -521,6 +522,9 @@ fn upstream_config(name: &str, raw: &RawUpstream) -> Result<UpstreamConfig, (Str
         set(&mut health.healthy_threshold, raw.healthy_threshold);
         health
     });
+    if raw.reserved_in_flight.is_some() {
+        target.reserved_in_flight = raw.reserved_in_flight;
+    }
     if let Some(raw) = &raw.outlier_detection {
         let outlier = &mut config.outlier_detection;
         set(&mut outlier.consecutive_failures, raw.consecutive_failures);

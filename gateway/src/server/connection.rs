@@ -102,6 +102,11 @@ impl ConnState {
     }
 }
 
+/// Connections with fewer calls in flight than this may take the reserved places of
+/// `max_in_flight` (`reserved_in_flight`): a client holding thousands of streams spreads them
+/// over connections of up to `max_concurrent_streams` each, while an ordinary client has a few.
+pub(super) const LIGHT_CONNECTION_CALLS: usize = 32;
+
 /// One call, from its request until its response body ends. Dropped earlier, the client
 /// cancelled it (HTTP/2 `RST_STREAM`, or the connection went away).
 #[derive(Debug)]
@@ -114,11 +119,17 @@ pub(super) struct InFlight {
 
 impl InFlight {
     /// A call on `conn`, taking a place in the global in-flight count, or `None` when
-    /// `max_in_flight` calls are in flight already.
+    /// `max_in_flight` calls are in flight already, or all but the reserved places and `conn`
+    /// is busy itself (see [`LIGHT_CONNECTION_CALLS`]).
     pub(super) fn admit(conn: &Arc<ConnState>) -> Option<InFlight> {
         let state = conn.state();
         let listener = &state.listener;
-        let max = i64::try_from(state.config.limits.max_in_flight).unwrap_or(i64::MAX);
+        let limits = &state.config.limits;
+        let mut max = limits.max_in_flight;
+        if conn.in_flight.load(Relaxed) >= LIGHT_CONNECTION_CALLS {
+            max -= limits.reserved_in_flight();
+        }
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         // Not an add-then-undo: a burst of refused calls must not crowd out admissible ones.
         let admitted = listener
             .in_flight
@@ -364,5 +375,31 @@ mod tests {
         drop(TrackedBody::new(GatewayBody::Empty, second));
         assert!(conn.idle_deadline(idle).is_some());
         assert!(InFlight::admit(&conn).is_some(), "room again");
+    }
+
+    #[tokio::test]
+    async fn reserved_places_go_to_light_connections_only() {
+        let mut config = Config::default();
+        config.limits.max_in_flight = 100;
+        config.limits.reserved_in_flight = Some(10);
+        let live = conn(config).await.live.clone();
+        let busy = Arc::new(ConnState::new(live.clone()));
+        let held: Vec<_> = std::iter::from_fn(|| InFlight::admit(&busy)).collect();
+        assert_eq!(
+            held.len(),
+            90,
+            "a busy connection stops at max minus the reserve"
+        );
+        let light = Arc::new(ConnState::new(live));
+        let reserved: Vec<_> = std::iter::from_fn(|| InFlight::admit(&light)).collect();
+        assert_eq!(
+            reserved.len(),
+            10,
+            "a light connection gets the reserved places"
+        );
+        assert!(
+            InFlight::admit(&light).is_none(),
+            "max_in_flight still holds"
+        );
     }
 }
