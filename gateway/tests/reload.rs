@@ -376,3 +376,33 @@ async fn a_replaced_pool_serves_its_open_stream_then_closes() {
     assert!(matches!(end, Ok(None)), "the stream ends cleanly: {end:?}");
     open_becomes(&open, 0, "the old pool closes after its last call").await;
 }
+
+#[test]
+fn check_config_validates_a_file_and_exits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    let check = |path: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+            .arg("--check-config")
+            .arg(path)
+            .output()
+            .expect("run the binary")
+    };
+    std::fs::write(
+        &path,
+        config("http://127.0.0.1:1", "dns://beta.example:50051", ""),
+    )
+    .expect("write");
+    let output = check(&path);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).ends_with(": ok\n"));
+
+    std::fs::write(&path, config("http://127.0.0.1:1", "localhost:1", "")).expect("write");
+    let output = check(&path);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("upstreams.\"test.Beta\".endpoints[0]"),
+        "{stderr}"
+    );
+}
