@@ -496,6 +496,30 @@ async fn certificates_are_reloaded_without_a_restart() {
         der(&first.cert)
     );
 
+    // A bidi stream open across the reload: one message before, one after.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<String>(4);
+    let mut client = tonic::client::Grpc::new(old.clone());
+    let mut open = tokio::time::timeout(LIMIT, async {
+        client.ready().await.expect("ready");
+        client
+            .streaming(
+                Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver)),
+                path("/test.Alpha/Bidi"),
+                Codec::default(),
+            )
+            .await
+            .expect("bidi starts")
+            .into_inner()
+    })
+    .await
+    .expect("stream within the limit");
+    sender.send("before".into()).await.expect("send");
+    let echoed = tokio::time::timeout(LIMIT, open.message())
+        .await
+        .expect("reply within the limit")
+        .expect("reply");
+    assert_eq!(echoed.as_deref(), Some("test.Alpha:BEFORE"));
+
     // New files from another CA (the key first: a half-written pair is retried next tick).
     let second_ca = Ca::new("second CA");
     let second = second_ca.server("gateway-2");
@@ -528,6 +552,18 @@ async fn certificates_are_reloaded_without_a_restart() {
     grpc::unary(&old, "/test.Alpha/Unary", Request::new("3".into()))
         .await
         .expect("the open connection is untouched");
+    sender.send("after".into()).await.expect("send");
+    let echoed = tokio::time::timeout(LIMIT, open.message())
+        .await
+        .expect("reply within the limit")
+        .expect("the open stream keeps working");
+    assert_eq!(echoed.as_deref(), Some("test.Alpha:AFTER"));
+    drop(sender);
+    let end = tokio::time::timeout(LIMIT, open.message())
+        .await
+        .expect("end within the limit")
+        .expect("a clean end");
+    assert_eq!(end, None);
 
     // A broken file keeps the current certificate.
     write(dir.path(), "server.pem", "garbage");
