@@ -15,9 +15,9 @@ mod reload;
 mod rest;
 mod retry;
 mod routes;
+mod runtime;
 mod server;
 mod tls;
-mod runtime;
 mod transcode;
 mod web;
 mod wire;
@@ -37,12 +37,12 @@ pub use config::{
 };
 pub use rest::BindingError;
 pub use routes::{CallKind, Format, HttpBinding, Route, RouteTable};
-pub use transcode::{Transcode, TranscodeError, Transcoder, UnknownFields};
-
-use metrics::{ListenerMetrics, RouteMetrics};
 #[cfg(feature = "jemalloc")]
 pub use runtime::Jemalloc;
 pub use runtime::{return_memory_in_background, runtime};
+pub use transcode::{Transcode, TranscodeError, Transcoder, UnknownFields};
+
+use metrics::{ListenerMetrics, RouteMetrics};
 
 /// A future that completes on Ctrl-C or SIGTERM, for [`Gateway::serve_on`].
 ///

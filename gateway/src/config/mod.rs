@@ -316,6 +316,11 @@ pub struct Limits {
     /// Calls in flight across all clients; past it new calls are shed at once with
     /// `RESOURCE_EXHAUSTED` (REST: 429 with `retry-after`). Default 10,000.
     pub max_in_flight: usize,
+    /// The last this-many places of [`Limits::max_in_flight`] go only to connections with
+    /// fewer than 32 calls in flight, so clients holding many streams cannot take every place:
+    /// an ordinary client still gets in while they are refused. Default (`None`): a tenth of
+    /// `max_in_flight`; `Some(0)` turns it off.
+    pub reserved_in_flight: Option<usize>,
     /// The deadline given to unary and client-streaming calls that carry no `grpc-timeout`,
     /// so an upstream that never answers cannot hold a call forever. Server- and
     /// bidi-streaming calls get none (they may legitimately live long), nor do paths the route
@@ -324,6 +329,15 @@ pub struct Limits {
     pub default_timeout: Duration,
     /// Client `grpc-timeout` values above this are lowered to it. Default 1 hour.
     pub max_timeout: Duration,
+}
+
+impl Limits {
+    /// The places of `max_in_flight` kept for connections with few calls in flight.
+    pub fn reserved_in_flight(&self) -> usize {
+        self.reserved_in_flight
+            .unwrap_or(self.max_in_flight / 10)
+            .min(self.max_in_flight.saturating_sub(1))
+    }
 }
 
 impl Default for Limits {
@@ -340,6 +354,7 @@ impl Default for Limits {
             max_client_resets: 200,
             reset_window: Duration::from_secs(10),
             max_in_flight: 10_000,
+            reserved_in_flight: None,
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(3600),
         }
@@ -349,11 +364,6 @@ impl Default for Limits {
 /// REST/JSON settings (`[rest]`).
 #[derive(Debug, Clone)]
 pub struct RestConfig {
-    /// The last this-many places of [`Limits::max_in_flight`] go only to connections with
-    /// fewer than 32 calls in flight, so clients holding many streams cannot take every place:
-    /// an ordinary client still gets in while they are refused. Default (`None`): a tenth of
-    /// `max_in_flight`; `Some(0)` turns it off.
-    pub reserved_in_flight: Option<usize>,
     /// JSON fields the request type does not have: ignored (default) or rejected with 400.
     pub unknown_fields: UnknownFields,
     /// Largest REST request body; larger ones answer 413 (default 4 MiB).
@@ -364,15 +374,6 @@ pub struct RestConfig {
     pub max_query_params: usize,
     /// Deepest nesting of a JSON request (objects and arrays, also from dotted query keys such
     /// as `a.b.c=1`); deeper ones answer 400 (default 64).
-impl Limits {
-    /// The places of `max_in_flight` kept for connections with few calls in flight.
-    pub fn reserved_in_flight(&self) -> usize {
-        self.reserved_in_flight
-            .unwrap_or(self.max_in_flight / 10)
-            .min(self.max_in_flight.saturating_sub(1))
-    }
-}
-
     pub max_json_depth: usize,
     /// Request bodies parsed at once; others wait their turn, so large bodies cannot take
     /// every worker thread from other calls (default: the number of CPUs).
@@ -387,7 +388,6 @@ impl Default for RestConfig {
             max_query_bytes: 8 * 1024,
             max_query_params: 128,
             max_json_depth: 64,
-            reserved_in_flight: None,
             parse_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
@@ -697,6 +697,18 @@ impl Limits {
             "",
         )?;
         at_least_one(key("max_in_flight"), self.max_in_flight as u64, "")?;
+        if self
+            .reserved_in_flight
+            .is_some_and(|reserved| reserved >= self.max_in_flight)
+        {
+            return Err((
+                key("reserved_in_flight"),
+                format!(
+                    "must be below `max_in_flight` ({}): no place would be left for busy connections",
+                    self.max_in_flight
+                ),
+            ));
+        }
         for (name, value) in [
             ("header_read_timeout", self.header_read_timeout),
             ("sniff_timeout", self.sniff_timeout),
@@ -732,18 +744,6 @@ impl RestConfig {
     }
 }
 
-        if self
-            .reserved_in_flight
-            .is_some_and(|reserved| reserved >= self.max_in_flight)
-        {
-            return Err((
-                key("reserved_in_flight"),
-                format!(
-                    "must be below `max_in_flight` ({}): no place would be left for busy connections",
-                    self.max_in_flight
-                ),
-            ));
-        }
 impl UpstreamConfig {
     fn check(&self, prefix: &str) -> Result<(), (String, String)> {
         let key = |field: &str| format!("{prefix}.{field}");

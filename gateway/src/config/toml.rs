@@ -179,6 +179,7 @@ struct RawLimits {
     max_client_resets: Option<u32>,
     reset_window: Option<RawDuration>,
     max_in_flight: Option<usize>,
+    reserved_in_flight: Option<usize>,
     default_timeout: Option<RawDuration>,
     max_timeout: Option<RawDuration>,
 }
@@ -192,7 +193,6 @@ struct RawRest {
     max_query_params: Option<usize>,
     max_json_depth: Option<usize>,
     parse_concurrency: Option<usize>,
-    reserved_in_flight: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -479,6 +479,9 @@ fn limits(target: &mut super::Limits, raw: RawLimits) -> Result<(), (String, Str
     set(&mut target.max_client_resets, raw.max_client_resets);
     set_duration(&mut target.reset_window, raw.reset_window);
     set(&mut target.max_in_flight, raw.max_in_flight);
+    if raw.reserved_in_flight.is_some() {
+        target.reserved_in_flight = raw.reserved_in_flight;
+    }
     set_duration(&mut target.default_timeout, raw.default_timeout);
     set_duration(&mut target.max_timeout, raw.max_timeout);
     Ok(())
@@ -522,9 +525,6 @@ fn upstream_config(name: &str, raw: &RawUpstream) -> Result<UpstreamConfig, (Str
         set(&mut health.healthy_threshold, raw.healthy_threshold);
         health
     });
-    if raw.reserved_in_flight.is_some() {
-        target.reserved_in_flight = raw.reserved_in_flight;
-    }
     if let Some(raw) = &raw.outlier_detection {
         let outlier = &mut config.outlier_detection;
         set(&mut outlier.consecutive_failures, raw.consecutive_failures);
