@@ -578,3 +578,33 @@ per = "1m"
     );
     assert_eq!(web(Some("admin-key")).await.as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn anonymous_callers_are_limited_by_address_without_an_auth_section() {
+    let upstream = Upstream::start().await;
+    let toml = format!(
+        "{}\n[rate_limits]\nper_caller = {{ requests = 2, per = \"1m\" }}\n",
+        two_services(&upstream.uri(), "")
+    );
+    let gw = gateway(&toml, routes()).await;
+    let channel = channel(&gw.uri()).await;
+    for method in ["/test.Alpha/Unary", "/test.Beta/Unary"] {
+        unary(&channel, method, request(&[]))
+            .await
+            .expect("within the caller's bucket");
+    }
+    // Credentials mean nothing without [auth]: the bucket is still the client's address.
+    let limited = unary(
+        &channel,
+        "/test.Alpha/Unary",
+        request(&[("x-api-key", "reader-key")]),
+    )
+    .await
+    .expect_err("third call from the same address");
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    let (_, metrics) = http_get(gw.admin(), "/metrics").await;
+    assert!(
+        metrics.contains("gateway_rate_limit_rejected_total 1"),
+        "{metrics}"
+    );
+}
