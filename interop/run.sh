@@ -37,7 +37,8 @@
 #   INTEROP_SKIP_INSTALL    1 = reuse the existing venv and node_modules as they are
 #   PYTHON                  python3  interpreter used to create the venv
 #   INTEROP_BRIDGE_PORT     50073   the protobuf bridge of a second `serve --config` (its
-#                                   gateway on INTEROP_BRIDGE_PORT-2, services on -1)
+#                                   gateway on INTEROP_BRIDGE_PORT-2, services on -1,
+#                                   admin with /openapi.json on +1)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -223,10 +224,11 @@ suite "python generated code offline (everything.proto round trip, C# vector byt
 BRIDGE_PORT="${INTEROP_BRIDGE_PORT:-50073}"
 BRIDGE_GATEWAY_PORT=$((BRIDGE_PORT - 2))
 BRIDGE_SERVICES_PORT=$((BRIDGE_PORT - 1))
-for port in "$BRIDGE_GATEWAY_PORT" "$BRIDGE_SERVICES_PORT" "$BRIDGE_PORT"; do
+BRIDGE_ADMIN_PORT=$((BRIDGE_PORT + 1))
+for port in "$BRIDGE_GATEWAY_PORT" "$BRIDGE_SERVICES_PORT" "$BRIDGE_PORT" "$BRIDGE_ADMIN_PORT"; do
   require_free "$port" INTEROP_BRIDGE_PORT
 done
-printf '%s\n' 'admin_listen = "off"' \
+printf '%s\n' "admin_listen = \"$HOST:$BRIDGE_ADMIN_PORT\"" 'openapi_path = "/openapi.json"' \
   '[upstreams."demo.v1.Greeter"]' "endpoints = [\"http://$HOST:$BRIDGE_SERVICES_PORT\"]" \
   '[upstreams."demo.v1.Calculator"]' "endpoints = [\"http://$HOST:$BRIDGE_SERVICES_PORT\"]" \
   '[protobuf_bridge]' "listen = \"$HOST:$BRIDGE_PORT\"" >"$LOG_DIR/bridge.toml"
@@ -239,6 +241,8 @@ wait_port "$HOST" "$BRIDGE_PORT" "$BRIDGE_PID" "$LOG_DIR/bridge-serve.log" "exam
 wait_port "$HOST" "$BRIDGE_GATEWAY_PORT" "$BRIDGE_PID" "$LOG_DIR/bridge-serve.log" "example-app serve (bridge)"
 suite "python protobuf client (grpcio-tools stubs, reflection) -> bridge $HOST:$BRIDGE_PORT" \
   "$VPY" "$HERE/python/bridge_client.py" "$HOST:$BRIDGE_PORT" --gateway "$HOST:$BRIDGE_GATEWAY_PORT"
+suite "openapi-spec-validator + a REST client driven by the document -> $HOST:$BRIDGE_GATEWAY_PORT" \
+  "$VPY" "$HERE/python/openapi_client.py" "$HOST:$BRIDGE_ADMIN_PORT" "$HOST:$BRIDGE_GATEWAY_PORT"
 
 # reverse direction: the generated Rust client against a Python grpcio server
 require_free "$GREETER_PORT" INTEROP_GREETER_PORT

@@ -19,6 +19,7 @@ mod convert;
 mod frontends;
 mod r#gen;
 mod new;
+mod openapi;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,8 @@ enum Command {
     /// trait messages synthesized with their MessagePack layout (for the gateway's protobuf
     /// bridge and reflection).
     Schema(schema::SchemaArgs),
+    /// Write the OpenAPI 3.1 document of every REST binding (the one the gateway serves).
+    Openapi(openapi::OpenapiArgs),
     /// Compare two versions of a contract by wire meaning: every change as error, warning or
     /// ok, with file:line:column and what breaks for whom. Exits with 1 on any error.
     CheckCompat(compat::CheckCompatArgs),
@@ -198,6 +201,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Call(args) => call::run(args),
         Command::CheckCompat(args) => compat::run(args),
         Command::Gen(command) => r#gen::run(command),
+        Command::Openapi(args) => {
+            openapi::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema(args) => {
             schema::run(args)?;
             Ok(ExitCode::SUCCESS)

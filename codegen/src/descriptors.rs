@@ -333,10 +333,27 @@ impl ProtoWriter<'_> {
             } else {
                 ""
             };
+            let binding = method.http.as_ref().map(|http| {
+                self.imports.insert("google/api/annotations.proto".into());
+                let verb = http.method.to_ascii_lowercase();
+                let pattern = match verb.as_str() {
+                    "get" | "put" | "post" | "delete" | "patch" => {
+                        format!("{verb}: {:?}", http.path)
+                    }
+                    _ => format!("custom: {{ kind: {:?} path: {:?} }}", http.method, http.path),
+                };
+                let body = http
+                    .body
+                    .as_ref()
+                    .map(|body| format!(" body: {body:?}"))
+                    .unwrap_or_default();
+                format!(" {{\n    option (google.api.http) = {{ {pattern}{body} }};\n  }}")
+            });
             let _ = writeln!(
                 out,
-                "  rpc {}({client}{request}) returns ({server}{response});",
-                method.name
+                "  rpc {}({client}{request}) returns ({server}{response}){}",
+                method.name,
+                binding.unwrap_or_else(|| ";".to_owned())
             );
         }
         out.push_str("}\n");

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod body;
 mod bridge;
+mod openapi;
 mod config;
 mod discovery;
 mod gate;
@@ -30,6 +31,7 @@ pub use auth::{
     Access, AccessRule, ApiKey, AuthConfig, DefaultPolicy, JwtConfig, RateLimit, RateLimitConfig,
 };
 pub use bridge::{DescriptorError, layout};
+pub use openapi::openapi_document;
 pub use config::BridgeConfig;
 pub use config::{
     Balance, ClientAuth, Config, ConfigError, CorsConfig, DnsConfig, HealthCheckConfig, Limits,
@@ -435,8 +437,10 @@ fn bridge_of(
         sets.push((path.display().to_string(), bytes));
     }
     if sets.is_empty() {
-        if config.reflection || config.protobuf_bridge.is_some() {
-            let key = if config.reflection {
+        if config.reflection || config.protobuf_bridge.is_some() || config.openapi_path.is_some() {
+            let key = if config.openapi_path.is_some() {
+                "openapi_path"
+            } else if config.reflection {
                 "reflection"
             } else {
                 "protobuf_bridge"
@@ -464,8 +468,19 @@ fn serving(state: GatewayState, blueprint: &Blueprint) -> server::Serving {
         Some(user) => public.merge(user.clone()),
         None => public.fallback(admin::not_found),
     };
-    let admin_router =
+    let mut admin_router =
         admin::router(state.clone(), &config::ADMIN_PATHS).fallback(admin::not_found);
+    if let (Some(path), Some(bridge)) = (&state.config.openapi_path, &state.bridge) {
+        // Built once per state: the descriptors do not change while it serves.
+        let document = openapi_document(&bridge.pool, "tonic-msgpack gateway").to_string();
+        admin_router = admin_router.route(
+            path,
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { ([(http::header::CONTENT_TYPE, "application/json")], document) }
+            }),
+        );
+    }
     server::Serving::new(state, router, admin_router)
 }
 

@@ -413,3 +413,35 @@ async fn reflection_lists_the_services_of_the_descriptors() {
     }
     setup.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_admin_listener_serves_the_openapi_document_of_the_descriptors() {
+    let setup = setup("openapi_path = \"/openapi.json\"").await;
+    let (status, body) = support::grpc::http_get(setup.gateway.admin(), "/openapi.json").await;
+    assert_eq!(status, 200, "{body}");
+    let document: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(document["openapi"], "3.1.0");
+    let add = &document["paths"]["/bridge.v1.Calc/Add"]["post"];
+    assert_eq!(add["operationId"], "bridge.v1.Calc.Add");
+    assert_eq!(
+        add["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/bridge.v1.AddRequest"
+    );
+    assert_eq!(
+        document["components"]["schemas"]["bridge.v1.AddRequest"]["required"],
+        serde_json::json!(["a", "b"])
+    );
+    // A trait result is the value itself; server streaming is NDJSON; client streaming has
+    // no REST form.
+    assert_eq!(
+        add["responses"]["200"]["content"]["application/json"]["schema"]["format"],
+        "int64"
+    );
+    assert!(
+        document["paths"]["/bridge.v1.Calc/Countdown"]["post"]["responses"]["200"]["content"]
+            ["application/x-ndjson"]
+            .is_object()
+    );
+    assert!(document["paths"]["/bridge.v1.Calc/Sum"].is_null());
+    setup.gateway.shutdown().await;
+}

@@ -65,6 +65,8 @@ struct Method {
 
 /// The descriptors of the bridge and reflection, shared by every connection.
 pub(crate) struct Bridge {
+    /// Every file of the descriptor sets.
+    pub(crate) pool: DescriptorPool,
     methods: HashMap<String, Method>,
     /// v1 and v1alpha, when reflection is on.
     reflection: Option<(ReflectionService, ReflectionService)>,
@@ -125,6 +127,7 @@ impl Bridge {
             None
         };
         Ok(Bridge {
+            pool,
             methods,
             reflection,
         })
@@ -268,6 +271,8 @@ enum Direction {
     ToProtobuf,
 }
 
+// One of the two per call, never moved after it is built: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Request(Incoming),
     Response(GatewayBody),

@@ -109,6 +109,9 @@ pub struct Config {
     /// The protobuf bridge (`[protobuf_bridge]`), where stock protobuf clients call the
     /// MessagePack services; none by default.
     pub protobuf_bridge: Option<BridgeConfig>,
+    /// Where the admin listener serves the OpenAPI 3.1 document of the REST bindings in the
+    /// descriptors (e.g. `/openapi.json`); none by default.
+    pub openapi_path: Option<String>,
     /// The resolver of `dns://` endpoints (`[dns]`).
     pub dns: DnsConfig,
 }
@@ -546,6 +549,7 @@ impl Default for Config {
             descriptors: Vec::new(),
             reflection: false,
             protobuf_bridge: None,
+            openapi_path: None,
             dns: DnsConfig::default(),
         }
     }

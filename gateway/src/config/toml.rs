@@ -48,6 +48,7 @@ struct RawConfig {
     descriptors: Option<Vec<PathBuf>>,
     reflection: Option<bool>,
     protobuf_bridge: Option<RawBridge>,
+    openapi_path: Option<String>,
     dns: Option<RawDns>,
 }
 
@@ -337,6 +338,15 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
     };
     config.descriptors = raw.descriptors.unwrap_or_default();
     set(&mut config.reflection, raw.reflection);
+    if let Some(path) = raw.openapi_path {
+        if !path.starts_with('/') || super::ADMIN_PATHS.contains(&path.as_str()) {
+            return Err((
+                "openapi_path".into(),
+                format!("`{path}` must be a path starting with `/` other than the admin paths"),
+            ));
+        }
+        config.openapi_path = Some(path);
+    }
     if let Some(bridge) = raw.protobuf_bridge {
         config.protobuf_bridge = Some(super::BridgeConfig {
             listen: address("protobuf_bridge.listen", &bridge.listen)?,
