@@ -414,3 +414,33 @@ fn generated_layout_matches_the_csharp_vectors() {
     }
     assert_eq!(cases.len(), vectors.len(), "every copied vector is checked");
 }
+
+#[test]
+fn check_mode_fails_on_a_stale_file() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let out = temp.path().join("Clients.g.cs");
+    let dir = manifest().join("tests/fixtures/gen/vectors");
+    let run = |check: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack"));
+        command
+            .args(["gen", "csharp"])
+            .arg(&dir)
+            .arg("--out")
+            .arg(&out);
+        if check {
+            command.arg("--check");
+        }
+        command.output().expect("run")
+    };
+    assert_eq!(run(true).status.code(), Some(1), "missing file is stale");
+    assert!(run(false).status.success());
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("written"),
+        generate(&dir)
+    );
+    assert!(run(true).status.success(), "fresh file passes --check");
+    std::fs::write(&out, "// edited\n").expect("write");
+    let stale = run(true);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("is stale"));
+}
