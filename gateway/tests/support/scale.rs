@@ -253,3 +253,17 @@ pub fn loopback(n: u8) -> Ipv4Addr {
 pub fn at(ip: Ipv4Addr, port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), port)
 }
+
+/// The state of `endpoint` (`http://ip:port/`) in a `/metrics` text: the
+/// `gateway_upstream_endpoint_state` series of it whose value is 1.
+pub fn endpoint_state(text: &str, endpoint: &str) -> Option<String> {
+    let needle = format!("endpoint=\"{endpoint}\",state=\"");
+    text.lines()
+        .filter(|line| {
+            line.starts_with("gateway_upstream_endpoint_state{") && line.ends_with("} 1")
+        })
+        .find_map(|line| {
+            let rest = &line[line.find(&needle)? + needle.len()..];
+            Some(rest[..rest.find('"')?].to_owned())
+        })
+}
