@@ -2,7 +2,8 @@
 # The deployment files in deploy/, checked without a cluster or a container runtime:
 # 1. every Kubernetes manifest against the Kubernetes API schemas, strictly (unknown fields are
 #    errors), with kubernetes-validate from PyPI, installed once into a venv under target/;
-# 2. the gateway.toml inside the ConfigMap, and the compose one, with
+# 2. the gateway.toml inside the ConfigMap (and that the Deployment outwaits its grace period),
+#    and the compose one, with
 #    `tonic-msgpack-gateway --check-config`;
 # 3. the compose file's structure (two replicas of each example service, the gateway), and
 #    `docker compose config` where a docker CLI with the compose plugin is installed.
@@ -47,6 +48,32 @@ if "dns://" not in found[0]:
 open(sys.argv[1], "w").write(found[0])
 PY
 "$gateway" --check-config "$work/configmap-gateway.toml"
+# The kubelet's SIGKILL must come after the preStop sleep and the gateway's own grace period.
+"$venv/bin/python" - "$work/configmap-gateway.toml" <<'PY'
+import re
+import sys
+import tomllib
+
+import yaml
+
+grace = tomllib.load(open(sys.argv[1], "rb")).get("grace_period", "10s")
+number, unit = re.fullmatch(r"(\d+)(ms|s|m)", grace).groups()
+grace_s = int(number) * {"ms": 0.001, "s": 1, "m": 60}[unit]
+for doc in yaml.safe_load_all(open("deploy/k8s/gateway.yaml")):
+    if not doc or doc.get("kind") != "Deployment":
+        continue
+    pod = doc["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    command = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    pre_stop = int(command[1]) if command[:1] == ["sleep"] else 0
+    termination = pod.get("terminationGracePeriodSeconds", 30)
+    if termination <= pre_stop + grace_s:
+        sys.exit(
+            f"deploy/k8s/gateway.yaml: terminationGracePeriodSeconds {termination} must exceed "
+            f"preStop {pre_stop} s + grace_period {grace}"
+        )
+    print(f"terminationGracePeriodSeconds {termination} > preStop {pre_stop} s + grace_period {grace}")
+PY
 "$gateway" --check-config deploy/compose/gateway.toml
 
 echo "== docker-compose.yml"
