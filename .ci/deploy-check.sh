@@ -2,9 +2,9 @@
 # The deployment files in deploy/, checked without a cluster or a container runtime:
 # 1. every Kubernetes manifest against the Kubernetes API schemas, strictly (unknown fields are
 #    errors), with kubernetes-validate from PyPI, installed once into a venv under target/;
-# 2. the gateway.toml inside the ConfigMap (and that the Deployment outwaits its grace period),
-#    and the compose one, with
-#    `tonic-msgpack-gateway --check-config`;
+# 2. the gateway.toml inside the ConfigMap, and the compose one, with
+#    `tonic-msgpack-gateway --check-config`, and that the gateway Deployment's SIGKILL comes
+#    after its preStop sleep and the gateway's grace period;
 # 3. the compose file's structure (two replicas of each example service, the gateway), and
 #    `docker compose config` where a docker CLI with the compose plugin is installed.
 set -euo pipefail
