@@ -763,3 +763,39 @@ fn a_descriptor_set_is_a_contract_too() {
     assert_eq!(rules(&json, "error"), ["field-type-changed"]);
     assert_eq!(json["findings"][0]["line"], 10);
 }
+
+#[test]
+fn a_synthesized_trait_descriptor_matches_its_trait() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let (old, new) = (temp.path().join("old"), temp.path().join("new"));
+    std::fs::create_dir_all(&old).expect("mkdir");
+    example_contracts(&new);
+    std::fs::remove_dir_all(new.join("proto")).expect("rm");
+    // The old side: the descriptor `tonic-msgpack schema` synthesizes for the trait (layout
+    // options: arguments, value), which must read as the same contract as the trait itself.
+    let status = tool()
+        .arg("schema")
+        .arg("--traits")
+        .arg(new.join("calculator.rs"))
+        .arg("--out")
+        .arg(old.join("services.binpb"))
+        .output()
+        .expect("run schema");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let (output, json) = run_json(&old, &new);
+    assert!(output.status.success(), "{json:#}");
+    assert_eq!(json["findings"], serde_json::json!([]));
+
+    edit(
+        &new.join("calculator.rs"),
+        "async fn add(&self, a: i64, b: i64)",
+        "async fn add(&self, b: i64, a: i64)",
+    );
+    let (output, json) = run_json(&old, &new);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(rules(&json, "error"), ["argument-reordered"]);
+}

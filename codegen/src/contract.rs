@@ -347,7 +347,11 @@ impl Contract {
     ) -> Result<(), Error> {
         let models = set.services()?;
         let mut models = models.into_iter();
+        let layouts = Layouts::new(set);
         for file in set.user_files() {
+            if file.name() == LAYOUT_OPTIONS_FILE {
+                continue;
+            }
             let index = SourceIndex::new(file, file_name(file.name()));
             let package = file.package();
             let prefix = if package.is_empty() {
@@ -355,26 +359,93 @@ impl Contract {
             } else {
                 format!(".{package}")
             };
+            let before: BTreeSet<String> = self.messages.keys().cloned().collect();
             for (i, message) in file.message_type.iter().enumerate() {
                 self.add_proto_message(message, &prefix, &index, vec![4, i as i32]);
             }
             for (i, enumeration) in file.enum_type.iter().enumerate() {
                 self.add_proto_enum(enumeration, &prefix, &index, vec![5, i as i32]);
             }
+            // Layout options (synthesized trait descriptors, named proto builds).
+            let added: Vec<String> = self
+                .messages
+                .keys()
+                .filter(|name| !before.contains(*name))
+                .cloned()
+                .collect();
+            for name in &added {
+                if let (LAYOUT_NAMED, key_case) = layouts.of(name)
+                    && let Some(message) = self.messages.get_mut(name)
+                {
+                    message.format = Some(Format::Named);
+                    message.key_case = key_case;
+                }
+            }
             for (s, service) in file.service.iter().enumerate() {
-                let Some(model) = models.next() else { break };
-                let methods = service
-                    .method
-                    .iter()
-                    .zip(&model.methods)
-                    .enumerate()
-                    .map(|(m, (method, method_model))| Method {
+                let Some(mut model) = models.next() else {
+                    break;
+                };
+                let mut methods = Vec::new();
+                for (m, (method, method_model)) in
+                    service.method.iter().zip(&model.methods).enumerate()
+                {
+                    let location = index.at(&[6, s as i32, 2, m as i32]);
+                    let input = method.input_type();
+                    let output = method.output_type();
+                    let request = match (layouts.of(input).0, self.messages.get(input)) {
+                        // A trait method's arguments, one field each, in order.
+                        (LAYOUT_ARGUMENTS, Some(message)) => Request::Args(
+                            message
+                                .fields
+                                .iter()
+                                .map(|field| Arg {
+                                    name: field.name.clone(),
+                                    ty: field.ty.clone(),
+                                    location: field.location.clone(),
+                                })
+                                .collect(),
+                        ),
+                        _ => Request::Message(proto_message_type(input)),
+                    };
+                    let response = match (layouts.of(output).0, self.messages.get(output)) {
+                        // A trait method's result: field 1's value itself.
+                        (LAYOUT_VALUE, Some(message)) => message
+                            .fields
+                            .iter()
+                            .find(|field| field.number == 1)
+                            .map_or(TypeRef::Unit, |field| field.ty.clone()),
+                        _ => proto_message_type(output),
+                    };
+                    methods.push(Method {
                         model: method_model.clone(),
-                        request: Request::Message(proto_message_type(method.input_type())),
-                        response: proto_message_type(method.output_type()),
-                        location: index.at(&[6, s as i32, 2, m as i32]),
+                        request,
+                        response,
+                        location,
+                    });
+                }
+                // The argument and result wrappers are not messages of their own on the wire.
+                for method in service.method.iter() {
+                    for name in [method.input_type(), method.output_type()] {
+                        if matches!(layouts.of(name).0, LAYOUT_ARGUMENTS | LAYOUT_VALUE) {
+                            self.messages.remove(name);
+                        }
+                    }
+                }
+                // A synthesized trait service is named when the messages it carries are.
+                let named = methods.iter().any(|method| {
+                    let mut types: Vec<&TypeRef> = vec![&method.response];
+                    match &method.request {
+                        Request::Args(args) => types.extend(args.iter().map(|a| &a.ty)),
+                        Request::Message(ty) => types.push(ty),
+                    }
+                    types.into_iter().any(|ty| {
+                        matches!(ty, TypeRef::Message(name)
+                            if self.messages.get(name).is_some_and(|m| m.format == Some(Format::Named)))
                     })
-                    .collect();
+                });
+                if named {
+                    model.format = Format::Named;
+                }
                 self.push_service(Service {
                     model,
                     origin: Origin::Proto,
@@ -742,6 +813,53 @@ impl Contract {
         self.services
             .iter()
             .find(|service| service.model.full_name() == full_name)
+    }
+}
+
+/// The file of the `layout`/`key_case` message options (`tonic-msgpack schema`'s descriptors).
+const LAYOUT_OPTIONS_FILE: &str = "tonic_msgpack/options.proto";
+/// `tonic_msgpack.Layout` values.
+const LAYOUT_NAMED: i32 = 1;
+const LAYOUT_ARGUMENTS: i32 = 2;
+const LAYOUT_VALUE: i32 = 3;
+
+/// The `tonic_msgpack.layout` and `tonic_msgpack.key_case` options of a set's messages.
+struct Layouts<'a> {
+    pool: &'a prost_reflect::DescriptorPool,
+    layout: Option<prost_reflect::ExtensionDescriptor>,
+    key_case: Option<prost_reflect::ExtensionDescriptor>,
+}
+
+impl<'a> Layouts<'a> {
+    fn new(set: &'a ProtoSet) -> Self {
+        Layouts {
+            pool: &set.pool,
+            layout: set.pool.get_extension_by_name("tonic_msgpack.layout"),
+            key_case: set.pool.get_extension_by_name("tonic_msgpack.key_case"),
+        }
+    }
+
+    /// The layout number (0 compact when absent) and key case of message `full_name`.
+    fn of(&self, full_name: &str) -> (i32, KeyCase) {
+        let Some(message) = self
+            .pool
+            .get_message_by_name(full_name.trim_start_matches('.'))
+        else {
+            return (0, KeyCase::AsWritten);
+        };
+        let options = message.options();
+        let number = |ext: &Option<prost_reflect::ExtensionDescriptor>| {
+            // An absent extension reads as its default, 0 (compact, as written).
+            ext.as_ref()
+                .and_then(|ext| options.get_extension(ext).as_enum_number())
+                .unwrap_or(0)
+        };
+        let key_case = match number(&self.key_case) {
+            1 => KeyCase::Camel,
+            2 => KeyCase::Pascal,
+            _ => KeyCase::AsWritten,
+        };
+        (number(&self.layout), key_case)
     }
 }
 

@@ -710,7 +710,10 @@ impl<'a> Check<'a> {
                 worst = worse(worst, change);
             }
         }
+        // The same type seen from a descriptor (`.pkg.Point`) and from Rust (`Point`).
+        let last = |name: &str| name.rsplit('.').next().unwrap_or(name).to_owned();
         match worst {
+            TypeChange::Same if last(old) == last(new) => TypeChange::Same,
             TypeChange::Same => TypeChange::Widened(format!(
                 "{} and {} have the same layout, so the bytes are unchanged",
                 short(old),
