@@ -105,9 +105,18 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
                     })
                 }),
             );
-            for (name, value) in state.gate.counters() {
-                text.push_str(&format!("# TYPE {name} counter\n{name} {value}\n"));
-            }
+            super::metrics::render_counters(
+                &mut text,
+                state
+                    .gate
+                    .counters()
+                    .into_iter()
+                    .map(|(name, value)| (name, super::metrics::gate_help(name), value)),
+            );
+            super::metrics::render_counters(
+                &mut text,
+                super::access_log::counters(state.access_log.as_deref()),
+            );
             text
         },
     )

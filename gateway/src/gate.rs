@@ -4,6 +4,7 @@
 //! (`x-auth-sub`, …) is always removed from what the client sent first, so it cannot be forged.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -100,16 +101,17 @@ impl Gate {
         self.auth.is_none() && self.limiter.is_none()
     }
 
-    /// Checks a call to `path`; on success `headers` carry the verified identity's metadata.
+    /// Checks a call to `path`; on success `headers` carry the verified identity's metadata,
+    /// and the identity's id (`jwt:SUB`, `key:ID`, `cert:SUBJECT`) is returned for the access log.
     pub(crate) fn check(
         &self,
         path: &str,
         headers: &mut HeaderMap,
         peer: Option<IpAddr>,
         certificate: Option<&str>,
-    ) -> Result<(), Refused> {
+    ) -> Result<Option<Arc<str>>, Refused> {
         if self.is_open() {
-            return Ok(());
+            return Ok(None);
         }
         for name in &self.identity_headers {
             headers.remove(name);
@@ -136,12 +138,12 @@ impl Gate {
                 .check(&caller, path)
                 .map_err(|retry_after| Refused::RateLimited { retry_after })?;
         }
-        if let Some(identity) = identity {
+        Ok(identity.map(|identity| {
             for (name, value) in identity.forward {
                 headers.insert(name, value);
             }
-        }
-        Ok(())
+            identity.id
+        }))
     }
 
     /// Periodic upkeep: reload changed key files, forget idle rate-limit buckets.
@@ -221,7 +223,7 @@ mod tests {
         gate.identity_headers = vec![HeaderName::from_static("x-auth-sub")];
         let mut headers = HeaderMap::new();
         headers.insert("x-auth-sub", HeaderValue::from_static("admin"));
-        assert_eq!(gate.check("/a.B/C", &mut headers, None, None), Ok(()));
+        assert_eq!(gate.check("/a.B/C", &mut headers, None, None), Ok(None));
         assert!(headers.get("x-auth-sub").is_none());
     }
 }

@@ -1,15 +1,16 @@
 #![doc = include_str!("docs/gateway.md")]
 
+mod access_log;
 mod admin;
 mod auth;
 mod body;
 mod bridge;
-mod openapi;
 mod config;
 mod discovery;
 mod gate;
 mod health;
 mod metrics;
+mod openapi;
 mod pool;
 mod proxy;
 mod reload;
@@ -31,12 +32,12 @@ pub use auth::{
     Access, AccessRule, ApiKey, AuthConfig, DefaultPolicy, JwtConfig, RateLimit, RateLimitConfig,
 };
 pub use bridge::{DescriptorError, layout};
-pub use openapi::openapi_document;
 pub use config::BridgeConfig;
 pub use config::{
-    Balance, ClientAuth, Config, ConfigError, CorsConfig, DnsConfig, HealthCheckConfig, Limits,
-    OutlierConfig, RestConfig, RetryConfig, TlsConfig, UpstreamConfig,
+    AccessLogConfig, Balance, ClientAuth, Config, ConfigError, CorsConfig, DnsConfig,
+    HealthCheckConfig, Limits, OutlierConfig, RestConfig, RetryConfig, TlsConfig, UpstreamConfig,
 };
+pub use openapi::openapi_document;
 pub use rest::BindingError;
 pub use routes::{CallKind, Format, HttpBinding, Route, RouteTable};
 #[cfg(feature = "jemalloc")]
@@ -117,6 +118,8 @@ pub(crate) struct GatewayState {
     /// Shared with the next state for upstreams a reload leaves unchanged.
     pub(crate) upstreams: Vec<Arc<Upstream>>,
     pub(crate) unmatched: RouteMetrics,
+    /// The per-call JSON log (`[access_log]`), kept across reloads that leave it unchanged.
+    pub(crate) access_log: Option<Arc<access_log::AccessLog>>,
     /// Connections and calls of the public listener (the same through every reload).
     pub(crate) listener: Arc<ListenerMetrics>,
     pub(crate) config: Config,
@@ -405,7 +408,19 @@ async fn build_state(
             }
         })?;
     let bridge = bridge_of(&config, &blueprint.descriptors)?;
+    let access_log = match previous
+        .and_then(|previous| previous.access_log.clone())
+        .filter(|log| *log.config() == config.access_log)
+    {
+        Some(log) => Some(log),
+        None if config.access_log.enabled => Some(
+            access_log::AccessLog::start(&config.access_log)
+                .map_err(|message| invalid(("access_log.path".into(), message)))?,
+        ),
+        None => None,
+    };
     let state = GatewayState {
+        access_log,
         bridge,
         gate,
         tls: server_tls,

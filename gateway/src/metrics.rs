@@ -31,14 +31,61 @@ const BUCKETS_US: [u64; 14] = [
     2_500_000, 10_000_000,
 ];
 
-/// Calls, status codes and latency of one route.
+/// A latency histogram in [`BUCKETS_US`], rendered in seconds. Lock-free: one observation
+/// is three relaxed atomic adds.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub(crate) fn observe(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(micros, Relaxed);
+        if let Some(bucket) = BUCKETS_US.iter().position(|&bound| micros <= bound) {
+            self.buckets[bucket].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` series of `name` with `labels` (already
+    /// escaped, `key="value"` pairs without braces).
+    fn render(&self, out: &mut String, name: &str, labels: &str) -> std::fmt::Result {
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS_US.iter().zip(&self.buckets) {
+            cumulative += count.load(Relaxed);
+            writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            )?;
+        }
+        // The count is read after the buckets: a call recorded in between shows in +Inf only,
+        // which keeps the buckets cumulative.
+        let count = self.count.load(Relaxed).max(cumulative);
+        writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}")?;
+        writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        )?;
+        writeln!(out, "{name}_count{{{labels}}} {count}")
+    }
+}
+
+/// Calls, status codes, latency and bytes of one route. Built from the route table when the
+/// state is built, so recording a call takes no lock and allocates nothing.
 #[derive(Debug)]
 pub(crate) struct RouteMetrics {
     label: String,
     calls: AtomicU64,
     codes: [AtomicU64; 17],
-    buckets: [AtomicU64; BUCKETS_US.len()],
-    sum_us: AtomicU64,
+    latency: Histogram,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
 }
 
 impl RouteMetrics {
@@ -47,19 +94,32 @@ impl RouteMetrics {
             label,
             calls: AtomicU64::new(0),
             codes: Default::default(),
-            buckets: Default::default(),
-            sum_us: AtomicU64::new(0),
+            latency: Histogram::default(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
         }
+    }
+
+    /// The route's label (its path, `prefix*` or `unmatched`).
+    pub(crate) fn label(&self) -> &str {
+        &self.label
     }
 
     /// Records one finished call.
     pub(crate) fn record(&self, code: u16, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.calls.fetch_add(1, Relaxed);
         self.codes[usize::from(code).min(16)].fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(micros, Relaxed);
-        if let Some(bucket) = BUCKETS_US.iter().position(|&bound| micros <= bound) {
-            self.buckets[bucket].fetch_add(1, Relaxed);
+        self.latency.observe(elapsed);
+    }
+
+    /// Adds a call's request and response bytes (message bytes as sent on the wire, gRPC
+    /// frame headers included; for REST, the JSON bodies).
+    pub(crate) fn add_bytes(&self, request: u64, response: u64) {
+        if request > 0 {
+            self.bytes_in.fetch_add(request, Relaxed);
+        }
+        if response > 0 {
+            self.bytes_out.fetch_add(response, Relaxed);
         }
     }
 
@@ -77,6 +137,10 @@ pub(crate) struct UpstreamMetrics {
     pub(crate) connects: AtomicU64,
     pub(crate) connect_errors: AtomicU64,
     pub(crate) has_connected: AtomicBool,
+    /// Calls answered through this upstream, by status code.
+    codes: [AtomicU64; 17],
+    /// Time from sending a call upstream to the end of its response.
+    latency: Histogram,
     /// Upstream protection (pool.rs): what the pool did to keep one client from hurting others.
     pub(crate) protection: UpstreamProtection,
 }
@@ -112,8 +176,16 @@ impl UpstreamMetrics {
             connects: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
             has_connected: AtomicBool::new(false),
+            codes: Default::default(),
+            latency: Histogram::default(),
             protection: UpstreamProtection::default(),
         }
+    }
+
+    /// Records one call that was sent to this upstream.
+    pub(crate) fn record(&self, code: u16, elapsed: Duration) {
+        self.codes[usize::from(code).min(16)].fetch_add(1, Relaxed);
+        self.latency.observe(elapsed);
     }
 }
 
@@ -143,6 +215,37 @@ pub(crate) struct ListenerMetrics {
     pub(crate) tls_handshake_failures: AtomicU64,
 }
 
+/// The states `gateway_upstream_endpoint_state` shows (`health::EndpointState` and draining).
+const ENDPOINT_STATES: [&str; 5] = ["healthy", "connecting", "unhealthy", "ejected", "draining"];
+
+/// Renders counters kept elsewhere (the gate's, the access log's): `(name, help, value)`.
+pub(crate) fn render_counters<'a>(
+    out: &mut String,
+    counters: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+) {
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+/// The help text of the gate's counters (`gate::Gate::counters`).
+pub(crate) fn gate_help(name: &str) -> &'static str {
+    match name {
+        "gateway_auth_unauthenticated_total" => {
+            "Calls refused UNAUTHENTICATED (no or bad credentials)."
+        }
+        "gateway_auth_permission_denied_total" => {
+            "Calls refused PERMISSION_DENIED (authenticated, not allowed)."
+        }
+        "gateway_rate_limit_allowed_total" => "Calls a rate limit let through.",
+        "gateway_rate_limit_rejected_total" => "Calls refused RESOURCE_EXHAUSTED by a rate limit.",
+        _ => "Gate counter.",
+    }
+}
+
+/// Escapes a label value (backslash, double quote, newline), as the text format requires.
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
@@ -244,13 +347,17 @@ pub(crate) fn render_endpoints<'a>(
         "# HELP gateway_upstream_endpoint_state Endpoints by state (healthy, connecting, unhealthy, ejected, draining): 1 for the current one."
     );
     let _ = writeln!(out, "# TYPE gateway_upstream_endpoint_state gauge");
-    for (upstream, endpoint, state, _) in &endpoints {
-        let _ = writeln!(
-            out,
-            "gateway_upstream_endpoint_state{{upstream=\"{}\",endpoint=\"{}\",state=\"{state}\"}} 1",
-            escape(upstream),
-            escape(endpoint)
-        );
+    // Every state is shown (0 or 1), so a state's series does not vanish when an endpoint
+    // leaves it (Prometheus would keep its last value for the staleness window).
+    for (upstream, endpoint, current, _) in &endpoints {
+        let (upstream, endpoint) = (escape(upstream), escape(endpoint));
+        for state in ENDPOINT_STATES {
+            let _ = writeln!(
+                out,
+                "gateway_upstream_endpoint_state{{upstream=\"{upstream}\",endpoint=\"{endpoint}\",state=\"{state}\"}} {}",
+                u8::from(state == *current)
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -377,34 +484,87 @@ fn render_into<'a>(
     }
     writeln!(
         out,
+        "# HELP gateway_calls_by_code_total Calls finished, by route and gRPC status code (OK always shown, other codes once seen)."
+    )?;
+    writeln!(out, "# TYPE gateway_calls_by_code_total counter")?;
+    for route in routes.clone() {
+        let label = escape(&route.label);
+        for (code, count) in route.codes.iter().enumerate() {
+            let count = count.load(Relaxed);
+            if count > 0 || code == 0 {
+                writeln!(
+                    out,
+                    "gateway_calls_by_code_total{{route=\"{label}\",code=\"{}\"}} {count}",
+                    CODE_NAMES[code]
+                )?;
+            }
+        }
+    }
+    writeln!(
+        out,
         "# HELP gateway_call_duration_seconds Time from request headers to the end of the response, by route."
     )?;
     writeln!(out, "# TYPE gateway_call_duration_seconds histogram")?;
-    for route in routes {
-        let label = escape(&route.label);
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS_US.iter().zip(&route.buckets) {
-            cumulative += count.load(Relaxed);
+    for route in routes.clone() {
+        let labels = format!("route=\"{}\"", escape(&route.label));
+        route
+            .latency
+            .render(out, "gateway_call_duration_seconds", &labels)?;
+    }
+    for (name, help, bytes) in [
+        (
+            "gateway_request_bytes_total",
+            "Request bytes received from clients, by route (gRPC messages with their frame headers; REST JSON bodies).",
+            (|route| &route.bytes_in) as fn(&RouteMetrics) -> &AtomicU64,
+        ),
+        (
+            "gateway_response_bytes_total",
+            "Response bytes sent to clients, by route (gRPC messages with their frame headers; REST JSON bodies).",
+            |route| &route.bytes_out,
+        ),
+    ] {
+        writeln!(out, "# HELP {name} {help}")?;
+        writeln!(out, "# TYPE {name} counter")?;
+        for route in routes.clone() {
             writeln!(
                 out,
-                "gateway_call_duration_seconds_bucket{{route=\"{label}\",le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1e6
+                "{name}{{route=\"{}\"}} {}",
+                escape(&route.label),
+                bytes(route).load(Relaxed)
             )?;
         }
-        let calls = route.calls.load(Relaxed);
-        writeln!(
-            out,
-            "gateway_call_duration_seconds_bucket{{route=\"{label}\",le=\"+Inf\"}} {calls}"
-        )?;
-        writeln!(
-            out,
-            "gateway_call_duration_seconds_sum{{route=\"{label}\"}} {}",
-            route.sum_us.load(Relaxed) as f64 / 1e6
-        )?;
-        writeln!(
-            out,
-            "gateway_call_duration_seconds_count{{route=\"{label}\"}} {calls}"
-        )?;
+    }
+    writeln!(
+        out,
+        "# HELP gateway_upstream_call_duration_seconds Time from sending a call to an upstream to the end of its response."
+    )?;
+    writeln!(
+        out,
+        "# TYPE gateway_upstream_call_duration_seconds histogram"
+    )?;
+    for upstream in upstreams.clone() {
+        let labels = format!("upstream=\"{}\"", escape(&upstream.name));
+        upstream
+            .latency
+            .render(out, "gateway_upstream_call_duration_seconds", &labels)?;
+    }
+    writeln!(
+        out,
+        "# HELP gateway_upstream_calls_total Calls sent to an upstream, by gRPC status code (OK always shown, other codes once seen)."
+    )?;
+    writeln!(out, "# TYPE gateway_upstream_calls_total counter")?;
+    for upstream in upstreams.clone() {
+        let label = escape(&upstream.name);
+        for (code, count) in upstream.codes.iter().enumerate() {
+            let count = count.load(Relaxed);
+            if count > 0 || code == 0 {
+                writeln!(
+                    out,
+                    "gateway_upstream_calls_total{{upstream=\"{label}\",code=\"{}\"}} {count}",
+                    CODE_NAMES[code]
+                )?;
+            }
+        }
     }
     writeln!(
         out,
@@ -455,6 +615,7 @@ mod tests {
     #[test]
     fn renders_histogram_and_codes() {
         let route = RouteMetrics::new("/a.B/C".into());
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         route.record(0, Duration::from_micros(300));
         route.record(14, Duration::from_millis(20));
         assert_eq!(route.calls(), 2);
@@ -468,6 +629,10 @@ mod tests {
         );
         assert!(text.contains("code=\"UNAVAILABLE\"} 1"), "{text}");
         assert!(text.contains("le=\"0.0005\"} 1"), "{text}");
+        assert!(
+            text.contains("gateway_calls_by_code_total{route=\"/a.B/C\",code=\"OK\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
         assert!(
             text.contains("gateway_upstream_connections{upstream=\"a.B\"} 0"),

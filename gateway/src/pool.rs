@@ -344,6 +344,8 @@ impl Upstream {
             .extensions
             .get::<CallKind>()
             .map(|kind| kind.client_streaming());
+        // The access log asks which endpoint answered (only for the calls it logs).
+        let logged = parts.extensions.get::<crate::access_log::WantAttempt>().is_some();
         // What a second attempt needs besides the body (the first one consumes the request).
         let head = (
             parts.method.clone(),
@@ -389,7 +391,14 @@ impl Upstream {
                     } else {
                         connection.health.success();
                     }
-                    return Ok(connection.watch(response, permit, in_flight));
+                    let mut response = connection.watch(response, permit, in_flight);
+                    if logged {
+                        response.extensions_mut().insert(crate::access_log::Attempt {
+                            endpoint: connection.endpoint.clone(),
+                            retries: attempt - 1,
+                        });
+                    }
+                    return Ok(response);
                 }
                 Err(failed) => failed,
             };

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -20,9 +21,10 @@ use hyper::body::Incoming;
 use tonic::{Code, Status};
 
 use super::GatewayState;
+use super::access_log::{AccessLog, Attempt, Entry, Protocol, WantAttempt};
 use super::body::GatewayBody;
 use super::config::Limits;
-use super::metrics::RouteMetrics;
+use super::metrics::{RouteMetrics, UpstreamMetrics};
 use super::pool::{BodyError, SendError, Upstream, UpstreamBody};
 use super::routes::CallKind;
 use super::tls::ClientCert;
@@ -194,7 +196,13 @@ pub(crate) async fn forward(
     let client = req.extensions().get::<ClientAddr>().copied();
     let certificate = req.extensions().get::<ClientCert>().cloned();
     let path = req.uri().path().to_owned();
-    if let Err(refused) = state.gate.check(
+    // The access log's entry, when there is a log and this call is sampled.
+    let mut entry = state.access_log.as_ref().and_then(|log| {
+        let protocol = req.extensions().get::<Protocol>().copied();
+        let peer = client.map(|ClientAddr(addr)| addr);
+        log.begin(protocol.unwrap_or(Protocol::Grpc), peer, req.headers())
+    });
+    match state.gate.check(
         &path,
         req.headers_mut(),
         client.map(|ClientAddr(addr)| addr.ip()),
@@ -202,10 +210,17 @@ pub(crate) async fn forward(
             .as_ref()
             .map(|ClientCert(subject)| subject.as_str()),
     ) {
-        state
-            .unmatched
-            .record(refused.code() as u16, start.elapsed());
-        return refused.status().into_http();
+        Ok(identity) => {
+            if let Some(entry) = entry.as_mut() {
+                entry.identity = identity;
+            }
+        }
+        Err(refused) => {
+            let code = refused.code() as u16;
+            state.unmatched.record(code, start.elapsed());
+            log_now(&state, entry, code, start);
+            return refused.status().into_http();
+        }
     }
     let Some(target) = state.target(req.uri().path()) else {
         let status =
@@ -213,17 +228,26 @@ pub(crate) async fn forward(
         state
             .unmatched
             .record(Code::Unimplemented as u16, start.elapsed());
+        log_now(&state, entry, Code::Unimplemented as u16, start);
         return status.into_http();
     };
     let metrics = target.metrics.clone();
+    if let Some(log) = &state.access_log {
+        entry = log.route(entry, &metrics);
+    }
     let Some(upstream) = target.upstream.and_then(|index| state.upstreams.get(index)) else {
         tracing::warn!(
             path = req.uri().path(),
             "no upstream configured for this path"
         );
         metrics.record(Code::Unavailable as u16, start.elapsed());
+        log_now(&state, entry, Code::Unavailable as u16, start);
         return Status::unavailable(UPSTREAM_UNAVAILABLE).into_http();
     };
+    if let Some(entry) = entry.as_mut() {
+        entry.upstream = Some(upstream.metrics.clone());
+        req.extensions_mut().insert(WantAttempt);
+    }
 
     let kind = state.routes.get(req.uri().path()).map(|route| route.kind);
     let headers = req.headers_mut();
@@ -251,12 +275,17 @@ pub(crate) async fn forward(
     // Too far away to represent: no local deadline (the upstream still gets the header).
     let deadline =
         timeout.and_then(|timeout| tokio::time::Instant::from_std(start).checked_add(timeout));
+    let sent_at = Instant::now();
     let sent = match deadline {
         Some(deadline) => match tokio::time::timeout_at(deadline, upstream.send(req)).await {
             Ok(sent) => sent,
             Err(_) => {
                 let status = Status::deadline_exceeded("deadline exceeded");
-                metrics.record(status.code() as u16, start.elapsed());
+                let code = status.code() as u16;
+                metrics.record(code, start.elapsed());
+                upstream.metrics.record(code, sent_at.elapsed());
+                metrics.add_bytes(fault.bytes_in(), 0);
+                log_now(&state, entry, code, start);
                 return status.into_http();
             }
         },
@@ -264,6 +293,9 @@ pub(crate) async fn forward(
     };
     match sent {
         Ok(response) => {
+            if let Some(entry) = entry.as_mut() {
+                entry.attempt = response.extensions().get::<Attempt>().cloned();
+            }
             let header_code = response
                 .headers()
                 .get(GRPC_STATUS)
@@ -278,7 +310,14 @@ pub(crate) async fn forward(
                     deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
                     pending: None,
                     code: header_code,
-                    call: Some(CallRecord { metrics, start }),
+                    call: Some(CallRecord {
+                        metrics,
+                        start,
+                        upstream: upstream.metrics.clone(),
+                        sent_at,
+                        bytes_out: 0,
+                        log: state.access_log.clone().zip(entry),
+                    }),
                 })
             })
         }
@@ -286,9 +325,20 @@ pub(crate) async fn forward(
             let status = fault
                 .status()
                 .unwrap_or_else(|| upstream_error(upstream, &err));
-            metrics.record(status.code() as u16, start.elapsed());
+            let code = status.code() as u16;
+            metrics.record(code, start.elapsed());
+            upstream.metrics.record(code, sent_at.elapsed());
+            metrics.add_bytes(fault.bytes_in(), 0);
+            log_now(&state, entry, code, start);
             status.into_http()
         }
+    }
+}
+
+/// Hands the entry of a call that ends before a response body exists to the access log.
+fn log_now(state: &GatewayState, entry: Option<Box<Entry>>, code: u16, start: Instant) {
+    if let (Some(log), Some(entry)) = (&state.access_log, entry) {
+        log.finish(entry, Some(code), start.elapsed(), (0, 0));
     }
 }
 
@@ -320,8 +370,9 @@ fn upstream_error(upstream: &Upstream, err: &SendError) -> Status {
 
 /// A failure on the client's side of a call (its request body), which the client must hear
 /// as such rather than as an upstream failure. The first one recorded wins.
+/// Also counts the request bytes that went through, for `/metrics` and the access log.
 #[derive(Debug, Default)]
-pub(crate) struct ClientFault(OnceLock<Status>);
+pub(crate) struct ClientFault(OnceLock<Status>, AtomicU64);
 
 impl ClientFault {
     /// Records `status` (unless a fault was recorded already) and returns it.
@@ -332,6 +383,10 @@ impl ClientFault {
 
     fn status(&self) -> Option<Status> {
         self.0.get().cloned()
+    }
+
+    fn bytes_in(&self) -> u64 {
+        self.1.load(Relaxed)
     }
 }
 
@@ -376,6 +431,9 @@ impl HttpBody for LimitedBody {
                     ));
                     return Poll::Ready(Some(Err(this.fault.set(status))));
                 }
+                if let Some(data) = frame.data_ref() {
+                    this.fault.1.fetch_add(data.len() as u64, Relaxed);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(err)) => {
@@ -404,10 +462,16 @@ impl HttpBody for LimitedBody {
     }
 }
 
-/// Records a call's status and latency once, when its response ends or is dropped.
+/// Records a call's status, latency and bytes once, when its response ends or is dropped.
 struct CallRecord {
     metrics: Arc<RouteMetrics>,
     start: Instant,
+    upstream: Arc<UpstreamMetrics>,
+    /// When the call went to the upstream (the upstream's latency starts here).
+    sent_at: Instant,
+    bytes_out: u64,
+    /// The access log and this call's entry, when the call is logged.
+    log: Option<(Arc<AccessLog>, Box<Entry>)>,
 }
 
 /// How a response body's failure reads for the client.
@@ -440,7 +504,20 @@ pub(crate) struct ProxyBody<B = UpstreamBody> {
 impl<B> ProxyBody<B> {
     fn finish(&mut self, code: u16) {
         if let Some(call) = self.call.take() {
-            call.metrics.record(code, call.start.elapsed());
+            let elapsed = call.start.elapsed();
+            call.metrics.record(code, elapsed);
+            call.upstream.record(code, call.sent_at.elapsed());
+            let bytes = (self.fault.bytes_in(), call.bytes_out);
+            call.metrics.add_bytes(bytes.0, bytes.1);
+            if let Some((log, entry)) = call.log {
+                log.finish(entry, Some(code), elapsed, bytes);
+            }
+        }
+    }
+
+    fn count_out(&mut self, bytes: usize) {
+        if let Some(call) = self.call.as_mut() {
+            call.bytes_out += bytes as u64;
         }
     }
 
@@ -495,6 +572,7 @@ where
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     if let Err(offset) = self.scanner.scan(&data, self.max) {
+                        self.count_out(offset);
                         let status = self.max_error();
                         let trailers = self.fail(&status);
                         if offset == 0 {
@@ -503,6 +581,7 @@ where
                         self.pending = Some(trailers);
                         return Event::Data(data.slice(..offset));
                     }
+                    self.count_out(data.len());
                     Event::Data(data)
                 }
                 Err(frame) => match frame.into_trailers() {

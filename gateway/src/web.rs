@@ -81,12 +81,14 @@ pub(crate) async fn call(
         let state = state.clone();
         let faults = faults.clone();
         async move {
-            let req = req.map(|body| {
+            let mut req = req.map(|body| {
                 RequestBody::Boxed(tonic::body::Body::new(ClientFrames::new(
                     body,
                     faults.clone(),
                 )))
             });
+            req.extensions_mut()
+                .insert(crate::access_log::Protocol::GrpcWeb);
             let response = forward(state, req).await;
             Ok::<_, Infallible>(faults.answer(response))
         }

@@ -114,6 +114,36 @@ pub struct Config {
     pub openapi_path: Option<String>,
     /// The resolver of `dns://` endpoints (`[dns]`).
     pub dns: DnsConfig,
+    /// One JSON line per call (`[access_log]`); off by default.
+    pub access_log: AccessLogConfig,
+}
+
+/// Where the per-call access log goes (`[access_log]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLogConfig {
+    /// Whether calls are logged at all; `false` by default.
+    pub enabled: bool,
+    /// A file to append to, or `None` for standard output (`path = "stdout"`, the default).
+    pub path: Option<PathBuf>,
+    /// The share of calls logged, from 0.0 to 1.0 (the default).
+    pub sample: f64,
+    /// Routes never logged, by path (`/pkg.Service/Method`) or prefix label (`/pkg.Service/*`).
+    pub off_routes: Vec<String>,
+    /// Lines waiting for the writer at most; more are dropped and counted
+    /// (`gateway_access_log_dropped_total`). 4096 by default.
+    pub buffer: usize,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        AccessLogConfig {
+            enabled: false,
+            path: None,
+            sample: 1.0,
+            off_routes: Vec::new(),
+            buffer: 4096,
+        }
+    }
 }
 
 /// The resolver of `dns://name:port` endpoints (`[dns]`). The gateway asks these servers
@@ -551,6 +581,7 @@ impl Default for Config {
             protobuf_bridge: None,
             openapi_path: None,
             dns: DnsConfig::default(),
+            access_log: AccessLogConfig::default(),
         }
     }
 }

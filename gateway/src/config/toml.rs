@@ -50,6 +50,18 @@ struct RawConfig {
     protobuf_bridge: Option<RawBridge>,
     openapi_path: Option<String>,
     dns: Option<RawDns>,
+    access_log: Option<RawAccessLog>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessLog {
+    enabled: Option<bool>,
+    /// `"stdout"` or a file path.
+    path: Option<String>,
+    sample: Option<f64>,
+    off_routes: Option<Vec<String>>,
+    buffer: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +386,27 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
                     format!("`{server}` is not an address like \"127.0.0.1:53\": {err}"),
                 )
             })?);
+        }
+    }
+    if let Some(log) = raw.access_log {
+        let target = &mut config.access_log;
+        set(&mut target.enabled, log.enabled);
+        target.path = log.path.filter(|path| path != "stdout").map(PathBuf::from);
+        if let Some(sample) = log.sample {
+            if !(0.0..=1.0).contains(&sample) {
+                return Err((
+                    "access_log.sample".into(),
+                    format!("{sample} is not a share of calls between 0.0 and 1.0"),
+                ));
+            }
+            target.sample = sample;
+        }
+        set(&mut target.off_routes, log.off_routes);
+        if let Some(buffer) = log.buffer {
+            if buffer == 0 {
+                return Err(("access_log.buffer".into(), "must be at least 1".into()));
+            }
+            target.buffer = buffer;
         }
     }
     config.cors = raw.cors.map(|cors| CorsConfig {

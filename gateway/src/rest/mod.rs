@@ -23,6 +23,8 @@ use tokio::sync::Semaphore;
 use tonic::Code;
 
 use crate::GatewayState;
+use crate::access_log::{Entry, LoggedBody, Outcome, Protocol};
+use crate::metrics::RouteMetrics;
 use crate::tls::ClientCert;
 use crate::wire::ClientAddr;
 use error::RestError;
@@ -47,8 +49,29 @@ pub(crate) async fn serve(
     };
     let metrics = target.metrics.clone();
     let mut req = req;
+    let client = req.extensions().get::<ClientAddr>().copied();
+    // The access log's entry, when there is a log, the call is sampled and its route logged.
+    let mut entry = state.access_log.as_ref().and_then(|log| {
+        let entry = log.begin(
+            Protocol::Rest,
+            client.map(|ClientAddr(addr)| addr),
+            req.headers(),
+        );
+        log.route(entry, &metrics)
+    });
+    if let Some(entry) = entry.as_mut() {
+        entry.upstream = target
+            .upstream
+            .and_then(|index| state.upstreams.get(index))
+            .map(|upstream| upstream.metrics.clone());
+    }
+    // What the body is said to be (read whole later): the request bytes of `/metrics` and the log.
+    let request_bytes = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
     if let Some(route) = state.routes.routes().get(matched.route) {
-        let client = req.extensions().get::<ClientAddr>().copied();
         let certificate = req.extensions().get::<ClientCert>().cloned();
         let checked = state.gate.check(
             &route.path,
@@ -58,21 +81,66 @@ pub(crate) async fn serve(
                 .as_ref()
                 .map(|ClientCert(subject)| subject.as_str()),
         );
-        if let Err(refused) = checked {
-            metrics.record(refused.code() as u16, start.elapsed());
-            let mut response =
-                RestError::new(refused.code(), refused.status().message()).into_response();
-            response.headers_mut().extend(refused.http_headers());
-            return response;
+        match checked {
+            Ok(identity) => {
+                if let Some(entry) = entry.as_mut() {
+                    entry.identity = identity;
+                }
+            }
+            Err(refused) => {
+                metrics.record(refused.code() as u16, start.elapsed());
+                let mut response =
+                    RestError::new(refused.code(), refused.status().message()).into_response();
+                response.headers_mut().extend(refused.http_headers());
+                return observed(&state, response, metrics, entry, start, (0, refused.code()));
+            }
         }
     }
     match call(&state, matched, req, start).await {
-        Ok(response) => response,
+        Ok(response) => observed(
+            &state,
+            response,
+            metrics,
+            entry,
+            start,
+            (request_bytes, Code::Ok),
+        ),
         Err(err) => {
-            metrics.record(err.code as u16, start.elapsed());
-            err.into_response()
+            let code = err.code;
+            metrics.record(code as u16, start.elapsed());
+            let response = err.into_response();
+            observed(
+                &state,
+                response,
+                metrics,
+                entry,
+                start,
+                (request_bytes, code),
+            )
         }
     }
+}
+
+/// Counts the response's bytes for `/metrics` and logs the call once its body is done. A
+/// unary reply or an error is complete with `code`; a stream's status comes at its end
+/// ([`Outcome`]).
+fn observed(
+    state: &GatewayState,
+    response: Response<Body>,
+    metrics: Arc<RouteMetrics>,
+    mut entry: Option<Box<Entry>>,
+    start: Instant,
+    (request_bytes, code): (u64, Code),
+) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let outcome = parts.extensions.remove::<Arc<Outcome>>();
+    if let Some(entry) = entry.as_mut() {
+        entry.http_status = parts.status.as_u16();
+    }
+    let code = outcome.is_none().then_some(code as u16);
+    let log = state.access_log.clone().zip(entry);
+    let body = LoggedBody::new(body, metrics, log, start, request_bytes, code, outcome);
+    Response::from_parts(parts, Body::new(body))
 }
 
 async fn call(

@@ -19,6 +19,7 @@ use tonic::Code;
 use super::error::RestError;
 use super::offload;
 use super::request::BLOCKING_THRESHOLD;
+use crate::access_log::Outcome;
 use crate::metrics::RouteMetrics;
 use crate::pool::{Upstream, UpstreamBody};
 use crate::transcode::Transcoder;
@@ -142,14 +143,18 @@ pub(super) fn stream_response(
         metrics.record(code as u16, start.elapsed());
         return RestError::status(code, message).into_response();
     }
+    let outcome = Arc::new(Outcome::default());
     let ndjson = NdjsonBody {
         inner: Some(body),
         frames: FrameReader::default(),
         transcoder,
         max: upstream.max_message_size,
         record: Some((metrics, start)),
+        outcome: outcome.clone(),
     };
     let mut out = Response::new(Body::new(ndjson));
+    // For the access log: how the stream ended.
+    out.extensions_mut().insert(outcome);
     out.headers_mut().insert(header::CONTENT_TYPE, NDJSON);
     copy_metadata(&parts.headers, "grpc-metadata-", out.headers_mut());
     out
@@ -163,6 +168,7 @@ struct NdjsonBody {
     transcoder: Transcoder,
     max: usize,
     record: Option<(Arc<RouteMetrics>, Instant)>,
+    outcome: Arc<Outcome>,
 }
 
 impl NdjsonBody {
@@ -171,6 +177,7 @@ impl NdjsonBody {
         self.frames.buf.clear();
         if let Some((metrics, start)) = self.record.take() {
             metrics.record(code as u16, start.elapsed());
+            self.outcome.set(code as u16);
         }
     }
 

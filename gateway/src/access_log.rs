@@ -1,0 +1,478 @@
+//! The access log (`[access_log]`): one JSON line per call, written by a thread of its own.
+//!
+//! A call only fills an [`Entry`] (copies of what it already has: no formatting, no I/O) and
+//! hands it to a bounded channel; the writer thread formats and writes the lines. When the
+//! channel is full the entry is dropped and counted (`gateway_access_log_dropped_total`), so a
+//! slow disk never slows calls. Header values are never copied into an entry, except the trace
+//! id parsed out of `traceparent`: no credentials, cookies or bodies can reach the log.
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::HeaderMap;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::config::AccessLogConfig;
+use super::metrics::{CODE_NAMES, RouteMetrics, UpstreamMetrics};
+
+/// How a client called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) enum Protocol {
+    /// gRPC over HTTP/2 (MessagePack, or protobuf through the bridge).
+    #[serde(rename = "grpc")]
+    Grpc,
+    /// gRPC-Web (binary or text), translated by the gateway.
+    #[serde(rename = "grpc-web")]
+    GrpcWeb,
+    /// REST/JSON bindings.
+    #[serde(rename = "rest")]
+    Rest,
+}
+
+/// Which endpoint of the upstream answered, and how many times the call was sent again: set
+/// on the upstream's response by the pool, read when the call ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    pub(crate) endpoint: http::Uri,
+    pub(crate) retries: u32,
+}
+
+/// Set on a logged call's request: asks the pool for its [`Attempt`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WantAttempt;
+
+/// One call, as its log line will show it. Filled while the call runs, formatted by the writer.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    time: SystemTime,
+    peer: Option<SocketAddr>,
+    protocol: Protocol,
+    /// The trace id of the client's `traceparent` (32 lowercase hex digits).
+    trace_id: Option<[u8; 32]>,
+    route: Option<Arc<RouteMetrics>>,
+    pub(crate) identity: Option<Arc<str>>,
+    pub(crate) upstream: Option<Arc<UpstreamMetrics>>,
+    pub(crate) attempt: Option<Attempt>,
+    pub(crate) http_status: u16,
+    code: Option<u16>,
+    duration: Duration,
+    request_bytes: u64,
+    response_bytes: u64,
+}
+
+/// The line's JSON; field names are the documented ones.
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    peer: Option<String>,
+    identity: Option<&'a str>,
+    protocol: Protocol,
+    route: Option<&'a str>,
+    upstream: Option<&'a str>,
+    endpoint: Option<String>,
+    http_status: u16,
+    grpc_status: Option<&'static str>,
+    duration_seconds: f64,
+    request_bytes: u64,
+    response_bytes: u64,
+    retries: u32,
+    trace_id: Option<&'a str>,
+}
+
+impl Entry {
+    fn to_json(&self) -> String {
+        let time = rfc3339(self.time);
+        let line = Line {
+            time,
+            peer: self.peer.map(|peer| peer.to_string()),
+            identity: self.identity.as_deref(),
+            protocol: self.protocol,
+            route: self.route.as_ref().map(|route| route.label()),
+            upstream: self
+                .upstream
+                .as_ref()
+                .map(|upstream| upstream.name.as_str()),
+            endpoint: self
+                .attempt
+                .as_ref()
+                .map(|attempt| attempt.endpoint.to_string()),
+            http_status: self.http_status,
+            grpc_status: self.code.map(|code| CODE_NAMES[usize::from(code).min(16)]),
+            duration_seconds: self.duration.as_secs_f64(),
+            request_bytes: self.request_bytes,
+            response_bytes: self.response_bytes,
+            retries: self.attempt.as_ref().map_or(0, |attempt| attempt.retries),
+            trace_id: self
+                .trace_id
+                .as_ref()
+                .and_then(|id| std::str::from_utf8(id).ok()),
+        };
+        // A struct of strings and numbers always serializes.
+        serde_json::to_string(&line).unwrap_or_default()
+    }
+}
+
+/// RFC 3339 UTC with microseconds (days since the epoch turned into a civil date; the gateway
+/// has no date crate otherwise).
+fn rfc3339(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3_600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
+fn trace_id(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let value = headers.get("traceparent")?.as_bytes();
+    if value.len() < 55 || value[2] != b'-' || value[35] != b'-' {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&value[3..35]);
+    let hex = id
+        .iter()
+        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte));
+    (hex && id.iter().any(|&byte| byte != b'0')).then_some(id)
+}
+
+/// The access log of one gateway: the channel to the writer, sampling and the routes left out.
+#[derive(Debug)]
+pub(crate) struct AccessLog {
+    config: AccessLogConfig,
+    sender: mpsc::Sender<Box<Entry>>,
+    /// Calls seen, for sampling.
+    seen: AtomicU64,
+    written: Arc<AtomicU64>,
+    dropped: AtomicU64,
+    write_errors: Arc<AtomicU64>,
+}
+
+/// Sampling by the golden-ratio sequence: `frac(n·φ)` is spread evenly over [0, 1), so a share
+/// `s` logs `s` of any run of calls without a random number generator.
+const PHI_FRACTION: f64 = 0.618_033_988_749_894_9;
+
+impl AccessLog {
+    /// Opens the log's file (or standard output) and starts its writer thread.
+    pub(crate) fn start(config: &AccessLogConfig) -> Result<Arc<AccessLog>, String> {
+        let out: Box<dyn Write + Send> = match &config.path {
+            Some(path) => Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|err| format!("cannot open `{}`: {err}", path.display()))?,
+            ),
+            None => Box::new(std::io::stdout()),
+        };
+        let (sender, mut receiver) = mpsc::channel::<Box<Entry>>(config.buffer.max(1));
+        let written = Arc::new(AtomicU64::new(0));
+        let write_errors = Arc::new(AtomicU64::new(0));
+        let (written_by_writer, errors_by_writer) = (written.clone(), write_errors.clone());
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut out = BufWriter::new(out);
+                // Ends when the last sender (the gateway state) is dropped.
+                while let Some(entry) = receiver.blocking_recv() {
+                    let mut batch = vec![entry];
+                    while let Ok(more) = receiver.try_recv() {
+                        batch.push(more);
+                    }
+                    for entry in &batch {
+                        let mut line = entry.to_json();
+                        line.push('\n');
+                        if out.write_all(line.as_bytes()).is_err() {
+                            errors_by_writer.fetch_add(1, Relaxed);
+                        }
+                    }
+                    if out.flush().is_err() {
+                        errors_by_writer.fetch_add(1, Relaxed);
+                    }
+                    written_by_writer.fetch_add(batch.len() as u64, Relaxed);
+                }
+            })
+            .map_err(|err| format!("cannot start the access log's writer: {err}"))?;
+        Ok(Arc::new(AccessLog {
+            config: config.clone(),
+            sender,
+            seen: AtomicU64::new(0),
+            written,
+            dropped: AtomicU64::new(0),
+            write_errors,
+        }))
+    }
+
+    /// The configuration this log was started with (a reload keeps the log if it is unchanged).
+    pub(crate) fn config(&self) -> &AccessLogConfig {
+        &self.config
+    }
+
+    /// Starts the entry of a call, if this call is sampled.
+    pub(crate) fn begin(
+        &self,
+        protocol: Protocol,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+    ) -> Option<Box<Entry>> {
+        if self.config.sample < 1.0 {
+            let n = self.seen.fetch_add(1, Relaxed);
+            if (n as f64 * PHI_FRACTION).fract() >= self.config.sample {
+                return None;
+            }
+        }
+        Some(Box::new(Entry {
+            time: SystemTime::now(),
+            peer,
+            protocol,
+            trace_id: trace_id(headers),
+            route: None,
+            identity: None,
+            upstream: None,
+            attempt: None,
+            http_status: 200,
+            code: None,
+            duration: Duration::ZERO,
+            request_bytes: 0,
+            response_bytes: 0,
+        }))
+    }
+
+    /// Sets the entry's route, or drops the entry if that route is not logged.
+    pub(crate) fn route(
+        &self,
+        entry: Option<Box<Entry>>,
+        route: &Arc<RouteMetrics>,
+    ) -> Option<Box<Entry>> {
+        let mut entry = entry?;
+        if self
+            .config
+            .off_routes
+            .iter()
+            .any(|off| off == route.label())
+        {
+            return None;
+        }
+        entry.route = Some(route.clone());
+        Some(entry)
+    }
+
+    /// Hands a finished call's entry to the writer; drops and counts it if the writer is behind.
+    pub(crate) fn finish(
+        &self,
+        mut entry: Box<Entry>,
+        code: Option<u16>,
+        duration: Duration,
+        bytes: (u64, u64),
+    ) {
+        entry.code = code;
+        entry.duration = duration;
+        (entry.request_bytes, entry.response_bytes) = bytes;
+        if self.sender.try_send(entry).is_err() {
+            self.dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The status a REST stream ended with, set by the stream's body when it writes its last line.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome(OnceLock<u16>);
+
+impl Outcome {
+    /// Records the code (the first one wins).
+    pub(crate) fn set(&self, code: u16) {
+        let _ = self.0.set(code);
+    }
+}
+
+/// A REST response body that counts the route's bytes and hands the call's entry to the log
+/// when it is done (ended or dropped).
+pub(crate) struct LoggedBody<B: HttpBody> {
+    inner: B,
+    route: Arc<RouteMetrics>,
+    log: Option<(Arc<AccessLog>, Box<Entry>)>,
+    start: Instant,
+    request_bytes: u64,
+    response_bytes: u64,
+    /// Known when the response was built (errors, unary replies); else read from the stream's
+    /// [`Outcome`].
+    code: Option<u16>,
+    outcome: Option<Arc<Outcome>>,
+    ended: bool,
+}
+
+impl<B: HttpBody> LoggedBody<B> {
+    /// Wraps `inner`; `log`'s entry is logged with `code`, or else the stream's outcome.
+    pub(crate) fn new(
+        inner: B,
+        route: Arc<RouteMetrics>,
+        log: Option<(Arc<AccessLog>, Box<Entry>)>,
+        start: Instant,
+        request_bytes: u64,
+        code: Option<u16>,
+        outcome: Option<Arc<Outcome>>,
+    ) -> Self {
+        LoggedBody {
+            inner,
+            route,
+            log,
+            start,
+            request_bytes,
+            response_bytes: 0,
+            code,
+            outcome,
+            ended: false,
+        }
+    }
+}
+
+impl<B: HttpBody> Drop for LoggedBody<B> {
+    fn drop(&mut self) {
+        self.route
+            .add_bytes(self.request_bytes, self.response_bytes);
+        let Some((log, entry)) = self.log.take() else {
+            return;
+        };
+        let ended = self.ended || self.inner.is_end_stream();
+        let code = self
+            .code
+            .or_else(|| {
+                self.outcome
+                    .as_ref()
+                    .and_then(|outcome| outcome.0.get().copied())
+            })
+            .or(if ended { None } else { Some(1) });
+        let bytes = (self.request_bytes, self.response_bytes);
+        log.finish(entry, code, self.start.elapsed(), bytes);
+    }
+}
+
+impl<B> HttpBody for LoggedBody<B>
+where
+    B: HttpBody<Data = bytes::Bytes> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.response_bytes += data.len() as u64;
+                }
+            }
+            Some(Err(_)) => {}
+            None => this.ended = true,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The access log's counters for `/metrics`: `(name, help, value)`; zeros without a log.
+pub(crate) fn counters(log: Option<&AccessLog>) -> [(&'static str, &'static str, u64); 3] {
+    let load = |counter: Option<&AtomicU64>| counter.map_or(0, |counter| counter.load(Relaxed));
+    [
+        (
+            "gateway_access_log_lines_total",
+            "Access log lines written.",
+            load(log.map(|log| &*log.written)),
+        ),
+        (
+            "gateway_access_log_dropped_total",
+            "Access log lines dropped because the writer was behind (calls never wait for it).",
+            load(log.map(|log| &log.dropped)),
+        ),
+        (
+            "gateway_access_log_write_errors_total",
+            "Failed writes to the access log's file or standard output.",
+            load(log.map(|log| &*log.write_errors)),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_and_trace_ids() {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(rfc3339(time), "2023-11-14T22:13:20.123456Z");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        assert_eq!(
+            trace_id(&headers).as_ref().map(|id| &id[..]),
+            Some(&b"4bf92f3577b34da6a3ce929d0e0e4736"[..])
+        );
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static("00-XYZ-00f067aa0ba902b7-01"),
+        );
+        assert_eq!(trace_id(&headers), None);
+    }
+
+    #[test]
+    fn samples_the_configured_share() {
+        let config = AccessLogConfig {
+            sample: 0.25,
+            ..AccessLogConfig::default()
+        };
+        let (sender, _receiver) = mpsc::channel(1);
+        let log = AccessLog {
+            config,
+            sender,
+            seen: AtomicU64::new(0),
+            written: Arc::default(),
+            dropped: AtomicU64::new(0),
+            write_errors: Arc::default(),
+        };
+        let headers = HeaderMap::new();
+        let kept = (0..1000)
+            .filter(|_| log.begin(Protocol::Grpc, None, &headers).is_some())
+            .count();
+        assert!((240..=260).contains(&kept), "{kept}");
+    }
+}
