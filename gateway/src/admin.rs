@@ -48,10 +48,10 @@ async fn healthz() -> impl IntoResponse {
     )
 }
 
-/// 200 once every upstream has connected at least once and every upstream that is
-/// `required_for_ready` has a healthy, connected endpoint; else 503 naming the others.
-async fn readyz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
-    let mut waiting: Vec<String> = Vec::new();
+/// The upstreams that keep the gateway from being ready, each with why: not connected yet, or
+/// (when `required_for_ready`) no healthy, connected endpoint. Empty when ready.
+pub(crate) fn not_ready(state: &GatewayState) -> Vec<String> {
+    let mut waiting = Vec::new();
     for upstream in &state.upstreams {
         if !upstream
             .metrics
@@ -63,6 +63,12 @@ async fn readyz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
             waiting.push(format!("{} (no healthy endpoint)", upstream.name));
         }
     }
+    waiting
+}
+
+/// 200 when [`not_ready`] finds nothing; else 503 naming the upstreams and why.
+async fn readyz(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
+    let waiting = not_ready(&state);
     if waiting.is_empty() {
         (
             StatusCode::OK,

@@ -608,14 +608,10 @@ impl Gateway {
         self.state().routes.clone()
     }
 
-    /// Whether every upstream has connected at least once (what `/readyz` answers).
+    /// What `/readyz` answers: every upstream has connected at least once, and each one that is
+    /// `required_for_ready` has a healthy, connected endpoint.
     pub fn is_ready(&self) -> bool {
-        self.state().upstreams.iter().all(|upstream| {
-            upstream
-                .metrics
-                .has_connected
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
+        admin::not_ready(&self.state()).is_empty()
     }
 
     /// Binds the configured `listen` address, and `admin_listen` (kept until
