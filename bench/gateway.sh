@@ -19,6 +19,10 @@
 # and HAProxy `bind ssl`, all three with the same ECDSA P-256 certificate made by openssl for
 # the run; cleartext to the echo server behind them; no `direct` target: the echo server has
 # no TLS). Run it with SCENARIOS=tls (or add it to the list).
+# Opt-in: bridge (unary, -c 50 -m 10, a protobuf request to the gateway's [protobuf_bridge]
+# listener, transcoded protobuf <-> MessagePack by a descriptor set written with
+# `tonic-msgpack schema`; gateway targets only). Compare it with c50m10's gateway (passthrough)
+# in the same run: SCENARIOS="c50m10 bridge" TARGETS="gateway".
 # Every h2load run is time-bounded (-D); every process started here is ended by PID.
 #
 # Env knobs (defaults in brackets):
@@ -57,6 +61,7 @@ ECHO_PORT=$((PORT_BASE + 1))
 NGINX_PORT=$((PORT_BASE + 11))
 HAPROXY_PORT=$((PORT_BASE + 21))
 GATEWAY_PORT=$((PORT_BASE + 31))
+BRIDGE_PORT=$((PORT_BASE + 51))
 UNARY=/echo.Echo/UnaryEcho
 STREAM=/echo.Echo/StreamEcho
 
@@ -111,6 +116,13 @@ mp = b"\xd9" + bytes([len(msg)]) + msg
 open(sys.argv[1], "wb").write(b"\x00" + struct.pack(">I", len(mp)) + mp)
 PY
 BODY_LEN=$(stat -c %s "$WORK/body.bin")   # unary: the echo response body has the same length
+# scenario bridge: the same 32-byte string as protobuf (field 1), for a stock protobuf client
+python3 - "$WORK/body-proto.bin" <<'PY'
+import struct, sys
+msg = b"0123456789abcdef0123456789abcdef"
+pb = b"\x0a" + bytes([len(msg)]) + msg
+open(sys.argv[1], "wb").write(b"\x00" + struct.pack(">I", len(pb)) + pb)
+PY
 
 # ---------------------------------------------------------------- configs
 cat > "$RUN/gateway-base.toml" <<EOF
@@ -178,6 +190,28 @@ haproxy_cfg "http-reuse always"   > "$RUN/haproxy-always.cfg"
 nginx -t -q -c "$RUN/nginx.conf" 2>"$RUN/nginx-t.log" || { cat "$RUN/nginx-t.log" >&2; exit 1; }
 haproxy -c -q -f "$RUN/haproxy.cfg"
 haproxy -c -q -f "$RUN/haproxy-always.cfg"
+
+# Bridge variants (scenario bridge): the echo service described for the protobuf bridge. Its
+# messages are a string that travels as the MessagePack value itself (LAYOUT_VALUE).
+case " $SCENARIOS " in *" bridge "*)
+  mkdir -p "$RUN/proto"
+  cat > "$RUN/proto/echo.proto" <<'PROTO'
+syntax = "proto3";
+package echo;
+import "tonic_msgpack/options.proto";
+service Echo {
+  rpc UnaryEcho(Text) returns (Text);
+  rpc StreamEcho(Text) returns (stream Text);
+}
+message Text { option (tonic_msgpack.layout) = LAYOUT_VALUE; string value = 1; }
+PROTO
+  (cd "$ROOT" && cargo run -q -p tonic-msgpack-cli -- schema --proto "$RUN/proto" --out "$RUN/echo.binpb")
+  for f in gateway gateway-base; do
+    printf 'descriptors = ["%s"]\n%s\n[protobuf_bridge]\nlisten = "127.0.0.1:%s"\n' \
+      "$RUN/echo.binpb" "$(cat "$RUN/$f.toml")" "$BRIDGE_PORT" > "$RUN/$f-bridge.toml"
+  done
+  ;;
+esac
 
 # TLS variants (scenario tls): the same configs with TLS on the client side, one certificate.
 SFX=""; SCHEME=http   # config-name suffix and URL scheme of the current scenario
@@ -317,7 +351,7 @@ printf 'scenario\ttarget\trep\treq_s\tp50_ms\tp99_ms\tupstream_conns_mid\tupstre
 
 for rep in $(seq 1 "$REPEAT"); do
 for sc in $SCENARIOS; do
-  METHOD=$UNARY; EXPECT=$BODY_LEN
+  METHOD=$UNARY; EXPECT=$BODY_LEN; BODY=$WORK/body.bin
   if [ "$sc" = stream ]; then METHOD=$STREAM; EXPECT=$((10 * BODY_LEN)); fi
   case $sc in
     c50m10) H2OPTS=(-c 50 -m 10) ;;
@@ -325,17 +359,23 @@ for sc in $SCENARIOS; do
     stream) H2OPTS=(-c 50 -m 10) ;;
     # one cipher for all: left to choose, HAProxy picks AES-256 (server order), the others AES-128
     tls) H2OPTS=(-c 50 -m 10 --tls13-ciphers=TLS_AES_128_GCM_SHA256) ;;
+    bridge) H2OPTS=(-c 50 -m 10); BODY=$WORK/body-proto.bin ;;
     *) log "unknown scenario $sc"; exit 1 ;;
   esac
   if [ "$sc" = tls ]; then SFX=-tls; SCHEME=https; else SFX=""; SCHEME=http; fi
+  if [ "$sc" = bridge ]; then SFX=-bridge; fi
   for t in $TARGETS; do
     if [ "$sc" = tls ] && [ "$t" = direct ]; then continue; fi
     port=$(port_of "$t")
+    if [ "$sc" = bridge ]; then
+      case $t in gateway*) port=$BRIDGE_PORT ;; *) continue ;; esac
+    fi
     tag=$sc-$t-r$rep
     # background load check: CPU busy over 1 s with our processes idle (other jobs on the box?)
     cpu_snap > "$RES/$tag.bg0"; sleep 1; cpu_snap > "$RES/$tag.bg1"
     bg=$(join "$RES/$tag.bg0" "$RES/$tag.bg1" | awk '{b+=$5-$2; t+=$6-$3} END{printf "%.0f%%", (t>0?100*b/t:0)}')
     start_sut "$t"
+    if [ "$sc" = bridge ]; then wait_port "$BRIDGE_PORT"; fi
     log "run $tag (${H2OPTS[*]}, ${WARMUP}s warm-up + ${DURATION}s; background busy before run: $bg)"
     ( end=$((SECONDS + WARMUP + DURATION)); i=0
       while [ $SECONDS -lt $end ]; do echo "$SECONDS $(upstream_conns)"; sleep 1; done
@@ -344,7 +384,7 @@ for sc in $SCENARIOS; do
     t0=$SECONDS
     cpu_snap > "$RES/$tag.cpu0"
     taskset -c "$LOADGEN_CPUS" h2load -D "$DURATION" --warm-up-time "$WARMUP" "${H2OPTS[@]}" -t 1 \
-      -H 'content-type: application/grpc' -H 'te: trailers' -d "$WORK/body.bin" \
+      -H 'content-type: application/grpc' -H 'te: trailers' -d "$BODY" \
       --log-file="$RES/$tag.reqlog" \
       "$SCHEME://127.0.0.1:$port$METHOD" > "$RES/$tag.h2load.txt" 2>&1 || true
     cpu_snap > "$RES/$tag.cpu1"
