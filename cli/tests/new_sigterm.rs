@@ -87,10 +87,10 @@ async fn the_new_main_drains_on_sigterm() {
         let mut tx = Some(tx);
         let mut line = String::new();
         while reader.read_line(&mut line).is_ok_and(|read| read > 0) {
-            if let Some(addr) = line.trim().strip_prefix("gateway listening on ") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(addr.to_owned());
-                }
+            if let Some(addr) = line.trim().strip_prefix("gateway listening on ")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(addr.to_owned());
             }
             line.clear();
         }
