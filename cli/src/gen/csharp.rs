@@ -230,6 +230,10 @@ impl Gen<'_> {
         match ty {
             TypeRef::Unit => "global::MessagePack.Nil".to_owned(),
             TypeRef::Scalar(scalar) => scalar_type(*scalar).to_owned(),
+            // A Rust enum travels by variant name: a string (its constants name the values).
+            TypeRef::Enum(name) if self.contract.enums.get(name).is_some_and(|e| e.by_name) => {
+                "string".to_owned()
+            }
             TypeRef::Enum(name) | TypeRef::Message(name) => match self.names.get(name) {
                 Some(placed) if placed.namespace == here => placed.class.clone(),
                 Some(placed) => format!("global::{}.{}", placed.namespace, placed.class),
@@ -414,6 +418,7 @@ impl Gen<'_> {
                 }
             }
             TypeRef::Scalar(Scalar::String) => (base, " = \"\";"),
+            TypeRef::Enum(_) if base == "string" => (base, " = \"\";"),
             TypeRef::Scalar(Scalar::Bytes) => (base, " = global::System.Array.Empty<byte>();"),
             TypeRef::List(_) | TypeRef::Map(..) => (base, " = new();"),
             TypeRef::Message(name) if name.starts_with('.') => (format!("{base}?"), ""),
@@ -455,6 +460,7 @@ impl Gen<'_> {
                     let ty = self.type_name(&arg.ty, namespace);
                     let init = match &arg.ty {
                         TypeRef::Scalar(Scalar::String) => " = \"\";",
+                        TypeRef::Enum(_) if ty == "string" => " = \"\";",
                         TypeRef::Scalar(Scalar::Bytes) => " = global::System.Array.Empty<byte>();",
                         TypeRef::List(_) | TypeRef::Map(..) | TypeRef::Message(_) => " = new();",
                         _ => "",

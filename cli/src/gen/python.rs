@@ -140,6 +140,11 @@ impl Gen<'_> {
         Ok(())
     }
 
+    /// Whether enum `name` travels by variant name (a plain Rust enum).
+    fn by_name(&self, name: &str) -> bool {
+        self.contract.enums.get(name).is_some_and(|e| e.by_name)
+    }
+
     /// The annotation of a type.
     fn annotation(&self, ty: &TypeRef) -> String {
         match ty {
@@ -149,6 +154,8 @@ impl Gen<'_> {
             TypeRef::Scalar(Scalar::Float { .. }) => "float".to_owned(),
             TypeRef::Scalar(Scalar::String) => "str".to_owned(),
             TypeRef::Scalar(Scalar::Bytes) => "bytes".to_owned(),
+            // A Rust enum travels by variant name.
+            TypeRef::Enum(name) if self.by_name(name) => "str".to_owned(),
             // Enums are open: an unknown number is kept (the IntEnum names the known ones).
             TypeRef::Enum(_) => "int".to_owned(),
             TypeRef::Message(name) => self
@@ -198,6 +205,7 @@ impl Gen<'_> {
             TypeRef::Scalar(_) | TypeRef::Timestamp | TypeRef::Other(_) => {
                 writeln!(out, "{indent}w.value({value})")
             }
+            TypeRef::Enum(name) if self.by_name(name) => writeln!(out, "{indent}w.value({value})"),
             TypeRef::Enum(_) => writeln!(out, "{indent}w.value(int({value}))"),
             TypeRef::Message(name) if self.names.contains_key(name) => {
                 writeln!(out, "{indent}{value}._write(w)")
@@ -242,6 +250,7 @@ impl Gen<'_> {
         match ty {
             TypeRef::Unit => "NIL".to_owned(),
             TypeRef::Scalar(Scalar::Bool) => format!("_bool({value})"),
+            TypeRef::Enum(name) if self.by_name(name) => format!("_str({value})"),
             TypeRef::Scalar(Scalar::Int { .. }) | TypeRef::Enum(_) => format!("_int({value})"),
             TypeRef::Scalar(Scalar::Float { .. }) => format!("_float({value})"),
             TypeRef::Scalar(Scalar::String) => format!("_str({value})"),
@@ -289,6 +298,12 @@ impl Gen<'_> {
         match ty {
             TypeRef::Unit => "NIL".to_owned(),
             TypeRef::Scalar(Scalar::Bool) => "False".to_owned(),
+            TypeRef::Enum(name) if self.by_name(name) => self
+                .contract
+                .enums
+                .get(name)
+                .and_then(|e| e.values.first())
+                .map_or_else(|| "\"\"".to_owned(), |v| format!("{:?}", v.name)),
             TypeRef::Scalar(Scalar::Int { .. }) | TypeRef::Enum(_) => "0".to_owned(),
             TypeRef::Scalar(Scalar::Float { .. }) => "0.0".to_owned(),
             TypeRef::Scalar(Scalar::String) => "\"\"".to_owned(),
