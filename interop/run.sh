@@ -208,7 +208,7 @@ suite "node client -> services $HOST:$SERVICES_PORT" \
 # `tonic-msgpack gen python` output: demo_contract.py (generated from example-app; the cli tests
 # keep it current) and the golden modules of the cli tests pass mypy --strict; the client
 # written on the generated code calls every example method and round-trips the Rust bytes.
-GEN_PY="$ROOT/cli/tests/fixtures/gen/python"
+GEN_PY="$ROOT/cli/tests/data/gen/python"
 suite "python generated code: mypy --strict" \
   env MYPYPATH="$GEN_PY" "$VPY" -m mypy --strict --cache-dir "$LOG_DIR/mypy-cache" \
   "$HERE/python/demo_contract.py" "$HERE/python/generated_client.py" \

@@ -1,4 +1,4 @@
-//! `tonic-msgpack check-compat`: one fixture pair per rule (`tests/fixtures/compat/<rule>/{old,new}`)
+//! `tonic-msgpack check-compat`: one fixture pair per rule (`tests/data/compat/<rule>/{old,new}`)
 //! with its exact classification and message, the decoder behaviour the trailing-argument rule
 //! rests on, a property test (a contract against itself, or plus fields at new numbers, has no
 //! error), the example app's contracts against a broken copy, and `--against-git`.
@@ -13,7 +13,7 @@ fn tool() -> Command {
 }
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compat")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compat")
 }
 
 fn run_json(old: &Path, new: &Path) -> (Output, serde_json::Value) {

@@ -1,6 +1,6 @@
 //! `tonic-msgpack gen csharp`: golden files for the example app, `everything.proto` and the
 //! vector-shaped contract, and the byte layout the generated classes declare checked against
-//! MessagePack-CSharp's and MagicOnion's own vectors (`fixtures/gen/csharp-vectors.json`).
+//! MessagePack-CSharp's and MagicOnion's own vectors (`data/gen/csharp-vectors.json`).
 //!
 //! There is no .NET SDK here: the C# is not compiled. What is checked is the layout it
 //! declares (`[Key(n)]` / `[Key("name")]`, member types, request types of each method),
@@ -31,7 +31,7 @@ fn generate(dir: &Path) -> String {
 /// Compares with the golden file; on a difference, rewrites it and fails (the diff shows in
 /// review, as prost-build's fixtures do).
 fn golden(name: &str, text: &str) {
-    let path = manifest().join("tests/fixtures/gen/csharp").join(name);
+    let path = manifest().join("tests/data/gen/csharp").join(name);
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     if current != text {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -90,7 +90,7 @@ fn everything_golden() {
 
 #[test]
 fn output_is_stable() {
-    let dir = manifest().join("tests/fixtures/gen/vectors");
+    let dir = manifest().join("tests/data/gen/vectors");
     assert_eq!(generate(&dir), generate(&dir));
 }
 
@@ -296,7 +296,7 @@ fn default_of(ty: &str) -> serde_json::Value {
 }
 
 fn vectors() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(manifest().join("tests/fixtures/gen/csharp-vectors.json"))
+    let text = std::fs::read_to_string(manifest().join("tests/data/gen/csharp-vectors.json"))
         .expect("vectors");
     let list: Vec<serde_json::Value> = serde_json::from_str(&text).expect("JSON");
     list.into_iter()
@@ -315,7 +315,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn generated_layout_matches_the_csharp_vectors() {
-    let text = generate(&manifest().join("tests/fixtures/gen/vectors"));
+    let text = generate(&manifest().join("tests/data/gen/vectors"));
     golden("vectors.cs", &text);
     let declared = parse_declared(&text);
     let vectors = vectors();
@@ -419,7 +419,7 @@ fn generated_layout_matches_the_csharp_vectors() {
 fn check_mode_fails_on_a_stale_file() {
     let temp = tempfile::tempdir().expect("tempdir");
     let out = temp.path().join("Clients.g.cs");
-    let dir = manifest().join("tests/fixtures/gen/vectors");
+    let dir = manifest().join("tests/data/gen/vectors");
     let run = |check: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack"));
         command

@@ -69,7 +69,7 @@ fn everything_golden() {
     );
     let text = generate(temp.path());
     golden(
-        &manifest().join("tests/fixtures/gen/python/everything.py"),
+        &manifest().join("tests/data/gen/python/everything.py"),
         &text,
     );
     // The compact layout: 42 slots (the highest number), reserved 35 as nil, float as float32.
@@ -79,9 +79,9 @@ fn everything_golden() {
 
 #[test]
 fn vectors_golden() {
-    let text = generate(&manifest().join("tests/fixtures/gen/vectors"));
+    let text = generate(&manifest().join("tests/data/gen/vectors"));
     golden(
-        &manifest().join("tests/fixtures/gen/python/vectors.py"),
+        &manifest().join("tests/data/gen/python/vectors.py"),
         &text,
     );
     // Named layout keys as the trait's structs write them.

@@ -3,11 +3,11 @@
 
     python generated_roundtrip.py
 
-Uses the golden modules in cli/tests/fixtures/gen/python/: `everything.py` (every field kind
+Uses the golden modules in cli/tests/data/gen/python/: `everything.py` (every field kind
 of tests/proto-e2e's everything.proto) must encode a value with every field set to the
 compact layout (42 slots, the reserved number nil) and decode it back to an equal value and
 the same bytes; `vectors.py` must write the bytes of MessagePack-CSharp's and MagicOnion's
-vectors (cli/tests/fixtures/gen/csharp-vectors.json). Exit code 0 when all passed.
+vectors (cli/tests/data/gen/csharp-vectors.json). Exit code 0 when all passed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "cli", "tests", "fixtures", "gen", "python"))
+sys.path.insert(0, os.path.join(ROOT, "cli", "tests", "data", "gen", "python"))
 
 import msgpack  # noqa: E402
 
@@ -72,7 +72,7 @@ def everything_round_trip() -> None:
 
 
 def vector_bytes() -> None:
-    path = os.path.join(ROOT, "cli", "tests", "fixtures", "gen", "csharp-vectors.json")
+    path = os.path.join(ROOT, "cli", "tests", "data", "gen", "csharp-vectors.json")
     with open(path, encoding="utf-8") as file:
         table: Dict[str, str] = {item["name"]: item["hex"] for item in json.load(file)}
     cases: List[Tuple[str, bytes]] = [
