@@ -340,7 +340,10 @@ impl ProtoWriter<'_> {
                     "get" | "put" | "post" | "delete" | "patch" => {
                         format!("{verb}: {:?}", http.path)
                     }
-                    _ => format!("custom: {{ kind: {:?} path: {:?} }}", http.method, http.path),
+                    _ => format!(
+                        "custom: {{ kind: {:?} path: {:?} }}",
+                        http.method, http.path
+                    ),
                 };
                 let body = http
                     .body
