@@ -406,3 +406,58 @@ fn check_config_validates_a_file_and_exits() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn reloads_under_load_fail_no_call() {
+    let first = Upstream::start().await;
+    let second = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config(&first.uri(), &first.uri(), "")).expect("write");
+    let mut gateway = Gateway::start(&path, &[]).await;
+    let channel = channel(&format!("http://{}", gateway.addr)).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (channel, stop) = (channel.clone(), stop.clone());
+        callers.spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                match alpha(&channel, 16).await {
+                    Ok(_) => ok += 1,
+                    Err(status) => failed.push(status),
+                }
+            }
+            (ok, failed)
+        });
+    }
+    // Ten reloads, test.Alpha moving between the two hosts each time.
+    for round in 0..10 {
+        let host = if round % 2 == 0 { &second } else { &first };
+        std::fs::write(&path, config(&host.uri(), &first.uri(), "")).expect("write");
+        send_signal(gateway.pid, "HUP");
+        log_line(&mut gateway.logs, "reloaded").await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (mut calls, mut failures) = (0, Vec::new());
+    while let Some(caller) = callers.join_next().await {
+        let (ok, failed) = caller.expect("caller");
+        calls += ok;
+        failures.extend(failed);
+    }
+    eprintln!("{calls} calls across 10 reloads, {} failed", failures.len());
+    assert!(calls >= 20, "only {calls} calls went through");
+    assert!(
+        failures.is_empty(),
+        "{} of {} calls failed across reloads: {:?}",
+        failures.len(),
+        calls as usize + failures.len(),
+        failures.first()
+    );
+    assert!(
+        second.accepted.load(Ordering::SeqCst) > 0,
+        "calls followed the reloads"
+    );
+}
