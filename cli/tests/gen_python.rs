@@ -80,10 +80,7 @@ fn everything_golden() {
 #[test]
 fn vectors_golden() {
     let text = generate(&manifest().join("tests/data/gen/vectors"));
-    golden(
-        &manifest().join("tests/data/gen/python/vectors.py"),
-        &text,
-    );
+    golden(&manifest().join("tests/data/gen/python/vectors.py"), &text);
     // Named layout keys as the trait's structs write them.
     assert!(text.contains("        w.value(\"Foo\")\n"));
     assert!(text.contains("        w.value(\"foo\")\n"));
