@@ -455,6 +455,28 @@ mod tests {
     }
 
     #[test]
+    fn a_full_channel_drops_and_counts_instead_of_waiting() {
+        // No writer drains this channel: the second entry finds it full.
+        let (sender, _receiver) = mpsc::channel(1);
+        let log = AccessLog {
+            config: AccessLogConfig::default(),
+            sender,
+            seen: AtomicU64::new(0),
+            written: Arc::default(),
+            dropped: AtomicU64::new(0),
+            write_errors: Arc::default(),
+        };
+        let headers = HeaderMap::new();
+        for _ in 0..3 {
+            let entry = log.begin(Protocol::Grpc, None, &headers).expect("sampled");
+            log.finish(entry, Some(0), Duration::from_millis(1), (0, 0));
+        }
+        let dropped = counters(Some(&log))[1];
+        assert_eq!(dropped.0, "gateway_access_log_dropped_total");
+        assert_eq!(dropped.2, 2);
+    }
+
+    #[test]
     fn samples_the_configured_share() {
         let config = AccessLogConfig {
             sample: 0.25,

@@ -345,7 +345,10 @@ impl Upstream {
             .get::<CallKind>()
             .map(|kind| kind.client_streaming());
         // The access log asks which endpoint answered (only for the calls it logs).
-        let logged = parts.extensions.get::<crate::access_log::WantAttempt>().is_some();
+        let logged = parts
+            .extensions
+            .get::<crate::access_log::WantAttempt>()
+            .is_some();
         // What a second attempt needs besides the body (the first one consumes the request).
         let head = (
             parts.method.clone(),
@@ -393,10 +396,12 @@ impl Upstream {
                     }
                     let mut response = connection.watch(response, permit, in_flight);
                     if logged {
-                        response.extensions_mut().insert(crate::access_log::Attempt {
-                            endpoint: connection.endpoint.clone(),
-                            retries: attempt - 1,
-                        });
+                        response
+                            .extensions_mut()
+                            .insert(crate::access_log::Attempt {
+                                endpoint: connection.endpoint.clone(),
+                                retries: attempt - 1,
+                            });
                     }
                     return Ok(response);
                 }

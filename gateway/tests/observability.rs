@@ -229,6 +229,14 @@ async fn every_call_kind_and_protocol_logs_one_json_line() {
         .filter(|line| line["upstream"] == "rest.v1.Shop")
         .collect();
     assert_eq!(shop_lines.len(), 3, "{lines:#?}");
+    for line in &shop_lines {
+        assert!(
+            line["endpoint"]
+                .as_str()
+                .is_some_and(|endpoint| endpoint.contains(&shop.to_string())),
+            "{line}"
+        );
+    }
     let web = shop_lines
         .iter()
         .find(|line| line["protocol"] == "grpc-web")

@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tonic::Code;
 
 use crate::GatewayState;
-use crate::access_log::{Entry, LoggedBody, Outcome, Protocol};
+use crate::access_log::{Attempt, Entry, LoggedBody, Outcome, Protocol, WantAttempt};
 use crate::metrics::RouteMetrics;
 use crate::tls::ClientCert;
 use crate::wire::ClientAddr;
@@ -134,8 +134,10 @@ fn observed(
 ) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     let outcome = parts.extensions.remove::<Arc<Outcome>>();
+    let attempt = parts.extensions.remove::<Attempt>();
     if let Some(entry) = entry.as_mut() {
         entry.http_status = parts.status.as_u16();
+        entry.attempt = attempt;
     }
     let code = outcome.is_none().then_some(code as u16);
     let log = state.access_log.clone().zip(entry);
@@ -239,7 +241,10 @@ async fn call(
         &state.config.limits,
         route.kind.server_streaming(),
     );
-    let request = upstream_request(&route.path, metadata, deadline, &msgpack)?;
+    let mut request = upstream_request(&route.path, metadata, deadline, &msgpack)?;
+    if state.access_log.is_some() {
+        request.extensions_mut().insert(WantAttempt);
+    }
     drop(msgpack);
     let call = async {
         let response = upstream.send(request).await.map_err(|err| {
@@ -250,20 +255,26 @@ async fn call(
                 format!("upstream `{}` unavailable", upstream.name),
             )
         })?;
-        if route.kind.server_streaming() {
-            Ok(stream_response(
+        // For the access log: the endpoint that answered, carried to `observed`.
+        let attempt = response.extensions().get::<Attempt>().cloned();
+        let mut response = if route.kind.server_streaming() {
+            stream_response(
                 response,
                 transcoder.clone(),
                 upstream,
                 target.metrics.clone(),
                 start,
-            ))
+            )
         } else {
             let permits = state.rest.parse_permits(rest.parse_concurrency);
             let response = unary_response(response, &transcoder, upstream, permits).await?;
             target.metrics.record(0, start.elapsed());
-            Ok(response)
+            response
+        };
+        if let Some(attempt) = attempt {
+            response.extensions_mut().insert(attempt);
         }
+        Ok(response)
     };
     match deadline {
         Some(deadline) => tokio::time::timeout(deadline, call)
