@@ -491,6 +491,15 @@ async fn metrics_pass_promtool_and_count_exactly() {
             "gateway_upstream_call_duration_seconds_count{upstream=\"test.Beta\"}",
             1.0,
         ),
+        // REST calls count for their upstream too.
+        (
+            "gateway_upstream_call_duration_seconds_count{upstream=\"rest.v1.Shop\"}",
+            2.0,
+        ),
+        (
+            "gateway_upstream_calls_total{upstream=\"rest.v1.Shop\",code=\"OK\"}",
+            2.0,
+        ),
         ("gateway_in_flight_calls", 0.0),
         ("gateway_access_log_dropped_total", 0.0),
         ("gateway_rate_limit_rejected_total", f64::NAN),

@@ -246,8 +246,13 @@ async fn call(
         request.extensions_mut().insert(WantAttempt);
     }
     drop(msgpack);
+    // The upstream's latency (`gateway_upstream_call_duration_seconds`) starts here.
+    let sent_at = Instant::now();
     let call = async {
         let response = upstream.send(request).await.map_err(|err| {
+            upstream
+                .metrics
+                .record(Code::Unavailable as u16, sent_at.elapsed());
             // The details (addresses, h2 errors) are for the operator, not the client.
             tracing::warn!(upstream = %upstream.name, route = %route.path, "REST call failed: {err}");
             RestError::new(
@@ -263,11 +268,14 @@ async fn call(
                 transcoder.clone(),
                 upstream,
                 target.metrics.clone(),
-                start,
+                (start, sent_at),
             )
         } else {
             let permits = state.rest.parse_permits(rest.parse_concurrency);
-            let response = unary_response(response, &transcoder, upstream, permits).await?;
+            let result = unary_response(response, &transcoder, upstream, permits).await;
+            let code = result.as_ref().map_or_else(|err| err.code as u16, |_| 0);
+            upstream.metrics.record(code, sent_at.elapsed());
+            let response = result?;
             target.metrics.record(0, start.elapsed());
             response
         };
@@ -280,6 +288,9 @@ async fn call(
         Some(deadline) => tokio::time::timeout(deadline, call)
             .await
             .unwrap_or_else(|_| {
+                upstream
+                    .metrics
+                    .record(Code::DeadlineExceeded as u16, sent_at.elapsed());
                 Err(RestError::new(
                     Code::DeadlineExceeded,
                     format!(

@@ -20,7 +20,7 @@ use super::error::RestError;
 use super::offload;
 use super::request::BLOCKING_THRESHOLD;
 use crate::access_log::Outcome;
-use crate::metrics::RouteMetrics;
+use crate::metrics::{RouteMetrics, UpstreamMetrics};
 use crate::pool::{Upstream, UpstreamBody};
 use crate::transcode::Transcoder;
 use crate::wire::{FrameReader, grpc_status};
@@ -134,13 +134,14 @@ pub(super) fn stream_response(
     transcoder: Transcoder,
     upstream: &Upstream,
     metrics: Arc<RouteMetrics>,
-    start: Instant,
+    (start, sent_at): (Instant, Instant),
 ) -> Response<Body> {
     let (parts, body) = response.into_parts();
     if let Some((code, message)) = grpc_status(&parts.headers)
         && code != 0
     {
         metrics.record(code as u16, start.elapsed());
+        upstream.metrics.record(code as u16, sent_at.elapsed());
         return RestError::status(code, message).into_response();
     }
     let outcome = Arc::new(Outcome::default());
@@ -150,6 +151,7 @@ pub(super) fn stream_response(
         transcoder,
         max: upstream.max_message_size,
         record: Some((metrics, start)),
+        upstream: (upstream.metrics.clone(), sent_at),
         outcome: outcome.clone(),
     };
     let mut out = Response::new(Body::new(ndjson));
@@ -168,6 +170,8 @@ struct NdjsonBody {
     transcoder: Transcoder,
     max: usize,
     record: Option<(Arc<RouteMetrics>, Instant)>,
+    /// The upstream's metrics and when the call was sent to it.
+    upstream: (Arc<UpstreamMetrics>, Instant),
     outcome: Arc<Outcome>,
 }
 
@@ -177,6 +181,8 @@ impl NdjsonBody {
         self.frames.buf.clear();
         if let Some((metrics, start)) = self.record.take() {
             metrics.record(code as u16, start.elapsed());
+            let (upstream, sent_at) = &self.upstream;
+            upstream.record(code as u16, sent_at.elapsed());
             self.outcome.set(code as u16);
         }
     }
