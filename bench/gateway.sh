@@ -37,6 +37,8 @@
 #   GATEWAY_BASE_BIN []  another gateway_bench binary (e.g. a copy built from the base
 #                        commit), run as target "gateway_base" for before/after in one run:
 #                        TARGETS="direct gateway_base gateway nginx haproxy_always"
+#   GATEWAY_ALT_BIN []  another build of the shipped binary (e.g. from the base commit, or with
+#                       another allocator), run with the same --config as target "gateway_alt"
 #   NGINX_KEEPALIVE [1024]  SKIP_INSTALL [0]
 #   PORT_BASE [50150]  ports used: +1 echo, +11 nginx, +21 haproxy, +31 gateway, +41 its admin
 set -euo pipefail
@@ -105,6 +107,7 @@ ECHO_BIN=$TARGET_DIR/release/examples/echo_upstream
 GATEWAY_BIN=$TARGET_DIR/release/tonic-msgpack-gateway
 GATEWAY_TUNED_BIN=$TARGET_DIR/release/examples/gateway_bench
 GATEWAY_BASE_BIN=${GATEWAY_BASE_BIN:-}
+GATEWAY_ALT_BIN=${GATEWAY_ALT_BIN:-}
 TONIC_VER=$(awk '/^name = "tonic"$/{getline; gsub(/[^0-9.]/,""); print}' "$ROOT/Cargo.lock")
 
 # ---------------------------------------------------------------- request body
@@ -267,6 +270,10 @@ start_sut() { # fresh echo server (+ proxy) for every run, so no idle upstream c
     direct) ;;
     gateway)
       taskset -c "$SUT_CPUS" "$GATEWAY_BIN" --config "$RUN/gateway$SFX.toml" >>"$RUN/gateway.log" 2>&1 &
+      PROXY_PID=$! ;;
+    gateway_alt)
+      [ -x "$GATEWAY_ALT_BIN" ] || { log "gateway_alt needs GATEWAY_ALT_BIN"; exit 1; }
+      taskset -c "$SUT_CPUS" "$GATEWAY_ALT_BIN" --config "$RUN/gateway$SFX.toml" >>"$RUN/gateway.log" 2>&1 &
       PROXY_PID=$! ;;
     gateway_tuned)
       taskset -c "$SUT_CPUS" "$GATEWAY_TUNED_BIN" "$RUN/gateway$SFX.toml" "$GATEWAY_THREADS" >>"$RUN/gateway.log" 2>&1 &
