@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KUBERNETES_VERSION=1.30.0
-venv=target/deploy-check-venv
+# Wherever cargo builds (CARGO_TARGET_DIR included).
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+venv=$target_dir/deploy-check-venv
 if ! "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1; then
     echo "installing kubernetes-validate into $venv"
     python3 -m venv "$venv"
@@ -29,7 +31,7 @@ echo "${#manifests[@]} manifest files valid"
 
 echo "== gateway.toml of the ConfigMap and of compose (--check-config)"
 cargo build --quiet --all-features -p tonic-msgpack-gateway --bin tonic-msgpack-gateway
-gateway=target/debug/tonic-msgpack-gateway
+gateway=$target_dir/debug/tonic-msgpack-gateway
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$venv/bin/python" - "$work/configmap-gateway.toml" <<'PY'

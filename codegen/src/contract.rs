@@ -18,6 +18,7 @@ use quote::ToTokens;
 use crate::Error;
 use crate::model::{Format, MethodModel, ServiceModel};
 use crate::protos::ProtoSet;
+use crate::traits::doc_lines;
 use tonic_msgpack_core::KeyCase;
 
 /// Where an element is written. Lines and columns count from 1.
@@ -1061,24 +1062,6 @@ fn visit_items(items: &[syn::Item], visit: &mut dyn FnMut(&syn::Item)) {
             visit_items(inner, visit);
         }
     }
-}
-
-fn doc_lines(attrs: &[syn::Attribute]) -> Vec<String> {
-    attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident("doc"))
-        .filter_map(|attr| match &attr.meta {
-            syn::Meta::NameValue(syn::MetaNameValue {
-                value:
-                    syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(doc),
-                        ..
-                    }),
-                ..
-            }) => Some(doc.value()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The struct and enum names of the loaded Rust files.
