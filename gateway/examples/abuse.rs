@@ -1,6 +1,7 @@
 //! The attack set of `bench/abuse.sh` and the well-behaved client that measures a gateway
 //! while it is under attack, in one binary. Loopback only: every subcommand that connects
 //! refuses an address that is not `127.0.0.1`/`::1`, and every one is bounded by `--duration`.
+//! Attacks connect from `127.0.0.2`, the steady client from `127.0.0.1`.
 //!
 //! ```text
 //! abuse upstream [--listen 127.0.0.1:0]          # abuse.Echo; prints `listening on ADDR`
@@ -330,6 +331,20 @@ async fn run(command: Command) -> Result<(), BoxError> {
     }
 }
 
+/// Attackers connect from `127.0.0.2` (to an IPv4 loopback target), the well-behaved client
+/// from `127.0.0.1`: on a real network they come from different addresses too, which the
+/// gateway's per-client accounting (`reserved_in_flight`) relies on.
+const ATTACKER_SOURCE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
+
+async fn attacker_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    if !addr.is_ipv4() {
+        return TcpStream::connect(addr).await;
+    }
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((ATTACKER_SOURCE, 0)))?;
+    socket.connect(addr).await
+}
+
 fn loopback_only(addr: SocketAddr) -> Result<(), BoxError> {
     if addr.ip().is_loopback() {
         Ok(())
@@ -439,7 +454,7 @@ const H2_HELLO: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x
 type H1Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn h1_connect(addr: SocketAddr) -> Result<H1Sender, BoxError> {
-    let stream = TcpStream::connect(addr).await?;
+    let stream = attacker_connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
@@ -525,7 +540,7 @@ fn h1_request(
 type H2Sender = h2::client::SendRequest<Bytes>;
 
 async fn h2_connect(addr: SocketAddr, builder: &h2::client::Builder) -> Result<H2Sender, BoxError> {
-    let stream = TcpStream::connect(addr).await?;
+    let stream = attacker_connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) = builder.handshake::<_, Bytes>(stream).await?;
     tokio::spawn(async move {
@@ -1215,7 +1230,7 @@ async fn slowloris(target: Target, connections: usize) -> Result<(), BoxError> {
                 ("h2", H2_PREFACE)
             };
             let Ok(Ok(mut stream)) =
-                tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await
+                tokio::time::timeout(Duration::from_secs(5), attacker_connect(addr)).await
             else {
                 tally.add(format!("{flavor}_connect_error"));
                 return;
@@ -1374,7 +1389,7 @@ async fn conn_flood(target: Target, connections: usize) -> Result<(), BoxError> 
         let (open_now, open_peak) = (open_now.clone(), open_peak.clone());
         workers.spawn(async move {
             while Instant::now() < deadline {
-                let connect = tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await;
+                let connect = tokio::time::timeout_at(deadline, attacker_connect(addr)).await;
                 let mut stream = match connect {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(_)) => {

@@ -708,6 +708,70 @@ async fn calls_over_the_in_flight_limit_are_shed_at_once() {
 }
 
 #[tokio::test]
+async fn a_client_spreading_streams_over_connections_leaves_the_reserve_to_others() {
+    let (_upstream, gw) = gateway("max_in_flight = 40\nreserved_in_flight = 8").await;
+    // The attacker comes from its own loopback address and opens five streams per connection,
+    // so each new connection of its starts out with few calls.
+    let mut attacker = Vec::new();
+    let (mut held, mut refused) = (Vec::new(), 0);
+    for _ in 0..10 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.2:0".parse().expect("addr"))
+            .expect("bind 127.0.0.2");
+        let stream = tokio::time::timeout(LIMIT, socket.connect(gw.addr))
+            .await
+            .expect("connect within the limit")
+            .expect("connect");
+        let (mut client, connection) = h2_client(stream).await;
+        for _ in 0..5 {
+            let (response, body) = open_ticks(&mut client, gw.addr).await;
+            match response.headers().get("grpc-status") {
+                Some(status) => {
+                    assert_eq!(status, "8", "refused as RESOURCE_EXHAUSTED");
+                    refused += 1;
+                }
+                None => held.push((response, body)),
+            }
+        }
+        attacker.push((client, connection));
+    }
+    assert_eq!(held.len(), 32, "light until 32 calls, then kept out of the reserve");
+    assert_eq!(refused, 18);
+    assert_eq!(metric(&gw, "gateway_in_flight_calls").await, 32.0);
+
+    // Another client (127.0.0.1) gets the eight reserved places.
+    let probe = channel(&gw.uri()).await;
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        let mut grpc = tonic::client::Grpc::new(probe.clone());
+        grpc.ready().await.expect("ready");
+        let stream = tokio::time::timeout(
+            LIMIT,
+            grpc.server_streaming(
+                Request::new("1000".to_owned()),
+                path("/test.Alpha/Ticks"),
+                Codec::default(),
+            ),
+        )
+        .await
+        .expect("within the limit")
+        .expect("admitted from the reserve");
+        streams.push(stream);
+    }
+    assert_eq!(metric(&gw, "gateway_in_flight_calls").await, 40.0);
+    let status = unary(&probe, "/test.Beta/Unary", Request::new("x".into()))
+        .await
+        .expect_err("max_in_flight still holds");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    for (_, mut body) in held {
+        body.send_reset(h2::Reason::CANCEL);
+    }
+    drop((streams, attacker));
+    assert_alive(&gw).await;
+}
+
+#[tokio::test]
 async fn look_alike_content_types_are_not_grpc() {
     let (_upstream, gw) = gateway("").await;
     let response = support::rest::send(

@@ -349,9 +349,11 @@ pub struct Limits {
     /// Calls in flight across all clients; past it new calls are shed at once with
     /// `RESOURCE_EXHAUSTED` (REST: 429 with `retry-after`). Default 10,000.
     pub max_in_flight: usize,
-    /// The last this-many places of [`Limits::max_in_flight`] go only to connections with
-    /// fewer than 32 calls in flight, so clients holding many streams cannot take every place:
-    /// an ordinary client still gets in while they are refused. Default (`None`): a tenth of
+    /// The last this-many places of [`Limits::max_in_flight`] go only to clients with fewer
+    /// than 32 calls in flight, so clients holding many streams cannot take every place: an
+    /// ordinary client still gets in while they are refused. A client is an IPv4 address or
+    /// an IPv6 /64, over all its connections (behind a proxy that hides client addresses every
+    /// call comes from one client: turn this off there). Default (`None`): a tenth of
     /// `max_in_flight`; `Some(0)` turns it off.
     pub reserved_in_flight: Option<usize>,
     /// The deadline given to unary and client-streaming calls that carry no `grpc-timeout`,
@@ -401,6 +403,12 @@ pub struct RestConfig {
     pub unknown_fields: UnknownFields,
     /// Largest REST request body; larger ones answer 413 (default 4 MiB).
     pub max_body_bytes: usize,
+    /// How long a call its client cancelled before the upstream's response headers arrived
+    /// goes on waiting for them before its upstream stream is reset. Servers close a whole
+    /// connection (HTTP/2 GOAWAY) over a burst of streams reset before they were accepted, so
+    /// the gateway lets them be accepted first; the call keeps its place in `max_in_flight`
+    /// meanwhile. `0` resets at once. Default 1 s, at most 60 s.
+    pub cancel_linger: Duration,
     /// Longest query string; longer ones answer 414 (default 8 KiB).
     pub max_query_bytes: usize,
     /// Most query parameters; more answer 400 (default 128).
@@ -429,6 +437,7 @@ impl Default for RestConfig {
 /// CORS settings for browsers (`[cors]`), applied to REST and gRPC-Web.
 #[derive(Debug, Clone)]
 pub struct CorsConfig {
+            cancel_linger: Duration::from_secs(1),
     /// Origins allowed to call, e.g. `https://app.example`; `*` allows any.
     pub allowed_origins: Vec<String>,
     /// Request headers allowed besides the defaults (`content-type`, `x-grpc-web`,
@@ -797,6 +806,13 @@ impl UpstreamConfig {
                     .and_then(|authority| authority.port_u16())
                     .is_none()
                     || !matches!(path, "" | "/")
+        if self.cancel_linger > Duration::from_secs(60) {
+            return Err((
+                key("cancel_linger"),
+                "must be at most 60s: a cancelled call keeps its place in `max_in_flight` until then"
+                    .into(),
+            ));
+        }
                 {
                     return Err((
                         endpoint_key(),

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use super::super::GatewayState;
 use super::super::body::{BoxError, GatewayBody};
 use super::Live;
+use super::clients::Client;
 
 /// One client connection's shared state, between its requests and its task.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub(super) struct ConnState {
     opened: Instant,
     /// Calls of this connection whose response has not ended.
     in_flight: AtomicUsize,
+    /// Its client's calls, over all the client's connections.
+    client: Arc<Client>,
     /// When the last call ended, in milliseconds since `opened`.
     last_call_ended_ms: AtomicU64,
     /// Cancelled calls in the current window: (window start, count).
@@ -39,12 +42,13 @@ pub(super) struct ConnState {
 }
 
 impl ConnState {
-    pub(super) fn new(live: Arc<Live>) -> Self {
+    pub(super) fn new(live: Arc<Live>, client: Arc<Client>) -> Self {
         let now = Instant::now();
         ConnState {
             live,
             opened: now,
             in_flight: AtomicUsize::new(0),
+            client,
             last_call_ended_ms: AtomicU64::new(0),
             resets: Mutex::new((now, 0)),
             closing: AtomicBool::new(false),
@@ -102,10 +106,11 @@ impl ConnState {
     }
 }
 
-/// Connections with fewer calls in flight than this may take the reserved places of
-/// `max_in_flight` (`reserved_in_flight`): a client holding thousands of streams spreads them
-/// over connections of up to `max_concurrent_streams` each, while an ordinary client has a few.
-pub(super) const LIGHT_CONNECTION_CALLS: usize = 32;
+/// Clients (by address, see [`super::clients`]) with fewer calls in flight than this may take
+/// the reserved places of `max_in_flight` (`reserved_in_flight`). Counted per client, not per
+/// connection: a client holding thousands of streams opens many connections, each of which
+/// starts out with few calls.
+pub(super) const LIGHT_CLIENT_CALLS: usize = 32;
 
 /// One call, from its request until its response body ends. Dropped earlier, the client
 /// cancelled it (HTTP/2 `RST_STREAM`, or the connection went away).
@@ -119,14 +124,14 @@ pub(super) struct InFlight {
 
 impl InFlight {
     /// A call on `conn`, taking a place in the global in-flight count, or `None` when
-    /// `max_in_flight` calls are in flight already, or all but the reserved places and `conn`
-    /// is busy itself (see [`LIGHT_CONNECTION_CALLS`]).
+    /// `max_in_flight` calls are in flight already, or all but the reserved places and the
+    /// client of `conn` is busy itself (see [`LIGHT_CLIENT_CALLS`]).
     pub(super) fn admit(conn: &Arc<ConnState>) -> Option<InFlight> {
         let state = conn.state();
         let listener = &state.listener;
         let limits = &state.config.limits;
         let mut max = limits.max_in_flight;
-        if conn.in_flight.load(Relaxed) >= LIGHT_CONNECTION_CALLS {
+        if conn.client.in_flight.load(Relaxed) >= LIGHT_CLIENT_CALLS {
             max -= limits.reserved_in_flight();
         }
         let max = i64::try_from(max).unwrap_or(i64::MAX);
@@ -148,6 +153,7 @@ impl InFlight {
 
     fn new(conn: &Arc<ConnState>, counted: bool) -> InFlight {
         conn.in_flight.fetch_add(1, Relaxed);
+        conn.client.in_flight.fetch_add(1, Relaxed);
         InFlight {
             conn: conn.clone(),
             counted,
@@ -175,15 +181,12 @@ impl Drop for InFlight {
         let ended = u64::try_from(conn.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         conn.last_call_ended_ms.store(ended, Relaxed);
         conn.in_flight.fetch_sub(1, Relaxed);
+        conn.client.in_flight.fetch_sub(1, Relaxed);
         if !self.finished {
             conn.cancelled();
         }
     }
 }
-
-/// How long a call its client cancelled before the response headers may go on waiting for
-/// them (see [`Answering`]).
-pub(super) const CANCEL_LINGER: Duration = Duration::from_secs(1);
 
 /// The future of a call's response (which the gateway's handlers resolve with the upstream's
 /// response headers).
@@ -193,7 +196,7 @@ pub(super) type ResponseFuture =
 /// A call until its response headers, then its response with a [`TrackedBody`].
 ///
 /// Dropped before (its client cancelled), the call is counted as cancelled at once but goes
-/// on in the background until the headers arrive, for at most [`CANCEL_LINGER`], and only
+/// on in the background until the headers arrive, for at most `limits.cancel_linger`, and only
 /// then is dropped (which resets its upstream stream). A server answers with headers only
 /// once it has accepted the stream, and HTTP/2 servers (hyper's, so tonic's) close the whole
 /// connection (GOAWAY `too_many_resets`) when more than a few streams are reset before they
@@ -202,13 +205,16 @@ pub(super) type ResponseFuture =
 pub(super) struct Answering {
     inner: Option<ResponseFuture>,
     call: Option<InFlight>,
+    linger: Duration,
 }
 
 impl Answering {
-    pub(super) fn new(inner: ResponseFuture, call: Option<InFlight>) -> Self {
+    /// `linger`: how long the call may go on once its client cancelled it.
+    pub(super) fn new(inner: ResponseFuture, call: Option<InFlight>, linger: Duration) -> Self {
         Answering {
             inner: Some(inner),
             call,
+            linger,
         }
     }
 }
@@ -243,9 +249,10 @@ impl Drop for Answering {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let linger = self.linger;
         runtime.spawn(async move {
             // The response (if any) is dropped here: the upstream stream is reset now.
-            let _ = tokio::time::timeout(CANCEL_LINGER, inner).await;
+            let _ = tokio::time::timeout(linger, inner).await;
             // The call keeps its place in the in-flight count until then.
             drop(call);
         });
@@ -323,6 +330,7 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::Duration;
 
+    use super::super::clients::Clients;
     use super::{ConnState, InFlight, TrackedBody};
     use crate::body::GatewayBody;
     use crate::{Config, Gateway};
@@ -333,7 +341,11 @@ mod tests {
             .build()
             .await
             .expect("gateway");
-        Arc::new(ConnState::new(gateway.shared.live.clone()))
+        let clients = Arc::new(Clients::default());
+        Arc::new(ConnState::new(
+            gateway.shared.live.clone(),
+            clients.client("127.0.0.1".parse().expect("ip")),
+        ))
     }
 
     #[tokio::test]
@@ -378,24 +390,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reserved_places_go_to_light_connections_only() {
+    async fn reserved_places_go_to_light_clients_only() {
         let mut config = Config::default();
         config.limits.max_in_flight = 100;
         config.limits.reserved_in_flight = Some(10);
         let live = conn(config).await.live.clone();
-        let busy = Arc::new(ConnState::new(live.clone()));
+        let clients = Arc::new(Clients::default());
+        let busy = Arc::new(ConnState::new(
+            live.clone(),
+            clients.client("127.0.0.2".parse().expect("ip")),
+        ));
         let held: Vec<_> = std::iter::from_fn(|| InFlight::admit(&busy)).collect();
         assert_eq!(
             held.len(),
             90,
-            "a busy connection stops at max minus the reserve"
+            "a busy client stops at max minus the reserve"
         );
-        let light = Arc::new(ConnState::new(live));
+        // Another connection of the busy client is busy too, however few calls it has.
+        let second = Arc::new(ConnState::new(
+            live.clone(),
+            clients.client("127.0.0.2".parse().expect("ip")),
+        ));
+        assert!(
+            InFlight::admit(&second).is_none(),
+            "a busy client's new connection gets no reserved place"
+        );
+        let light = Arc::new(ConnState::new(
+            live,
+            clients.client("127.0.0.1".parse().expect("ip")),
+        ));
         let reserved: Vec<_> = std::iter::from_fn(|| InFlight::admit(&light)).collect();
         assert_eq!(
             reserved.len(),
             10,
-            "a light connection gets the reserved places"
+            "a light client gets the reserved places"
         );
         assert!(
             InFlight::admit(&light).is_none(),

@@ -8,6 +8,7 @@
 //! that cancels calls faster than `max_client_resets` per `reset_window` is disconnected.
 
 mod admission;
+mod clients;
 mod connection;
 mod io;
 
@@ -222,6 +223,8 @@ struct Ingress {
     listener: Arc<ListenerMetrics>,
     /// Open connections of the admin port (the public port's are in the metrics).
     admin_open: AtomicI64,
+    /// Calls in flight per client address (shared by the public and bridge listeners).
+    clients: Arc<clients::Clients>,
 }
 
 /// Takes one connection off its listener's count when it ends.
@@ -355,7 +358,8 @@ impl Ingress {
             }
         };
         drop(serving);
-        let conn = Arc::new(ConnState::new(self.live.clone()));
+        let client = self.clients.client(peer.ip());
+        let conn = Arc::new(ConnState::new(self.live.clone(), client));
         let service = ConnService {
             ingress: self.clone(),
             conn: conn.clone(),
@@ -498,7 +502,8 @@ impl ConnService {
         } else {
             serving.http.call(req)
         };
-        Box::pin(Answering::new(response, call))
+        let linger = serving.state.config.limits.cancel_linger;
+        Box::pin(Answering::new(response, call, linger))
     }
 }
 
@@ -533,12 +538,14 @@ pub(crate) async fn serve(
     listener: Arc<ListenerMetrics>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
+    let clients = Arc::new(clients::Clients::default());
     let ingress = |port| {
         Arc::new(Ingress {
             port,
             live: live.clone(),
             listener: listener.clone(),
             admin_open: AtomicI64::new(0),
+            clients: clients.clone(),
         })
     };
     let (stop_tx, stop) = watch::channel(false);
