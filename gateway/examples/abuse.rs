@@ -261,16 +261,29 @@ enum Command {
     },
 }
 
+// `rest-gateway` stands for the shipped gateway binary: its allocator and its runtime.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tonic_msgpack_gateway::Jemalloc = tonic_msgpack_gateway::Jemalloc;
+
 fn main() -> Result<(), BoxError> {
     let cli = Cli::parse();
-    let threads = match &cli.command {
-        Command::Upstream { threads, .. } => (*threads).max(1),
-        _ => 2,
+    let runtime = match &cli.command {
+        Command::RestGateway { .. } => {
+            tonic_msgpack_gateway::return_memory_in_background();
+            tonic_msgpack_gateway::runtime(None)?
+        }
+        command => {
+            let threads = match command {
+                Command::Upstream { threads, .. } => (*threads).max(1),
+                _ => 2,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()?
+        }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
     let result = runtime.block_on(run(cli.command));
     // Attack tasks still parked on sockets are dropped, not awaited.
     runtime.shutdown_timeout(Duration::from_secs(1));
