@@ -3,6 +3,7 @@
 
 mod csharp;
 mod python;
+mod typescript;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use tonic_msgpack_build::model::KeyCase;
 
 use csharp::{CsharpOptions, generate as generate_csharp};
 use python::{PythonOptions, generate as generate_python};
+use typescript::{ClientKind, TypescriptOptions, generate as generate_typescript};
 
 /// `tonic-msgpack gen`.
 #[derive(Debug, Subcommand)]
@@ -32,6 +34,34 @@ pub(crate) enum GenCommand {
         #[command(flatten)]
         common: GenArgs,
     },
+    /// TypeScript: an interface and an encode/decode codec per message (@msgpack/msgpack), a
+    /// browser client per service (gRPC-Web over fetch, through the gateway) and a Node client
+    /// (@grpc/grpc-js); compiles with `tsc --strict`.
+    Typescript {
+        #[command(flatten)]
+        common: GenArgs,
+        /// The clients to write: `web` (gRPC-Web, browsers), `node` (@grpc/grpc-js), both
+        /// (default) or `none` (messages and method codecs only). A browser bundle wants
+        /// `--clients web`: the Node client imports @grpc/grpc-js.
+        #[arg(
+            long,
+            value_name = "LIST",
+            value_delimiter = ',',
+            default_value = "web,node"
+        )]
+        clients: Vec<ClientsArg>,
+    },
+}
+
+/// A value of `gen typescript --clients`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ClientsArg {
+    /// gRPC-Web over fetch.
+    Web,
+    /// @grpc/grpc-js.
+    Node,
+    /// No clients.
+    None,
 }
 
 /// What every generator takes.
@@ -73,6 +103,21 @@ pub(crate) fn run(command: GenCommand) -> anyhow::Result<ExitCode> {
                 proto_key_case: common.key_case,
             };
             emit(&common, &generate_python(&contract, &options)?)
+        }
+        GenCommand::Typescript { common, clients } => {
+            let contract = load(&common)?;
+            let options = TypescriptOptions {
+                proto_key_case: common.key_case,
+                clients: clients
+                    .iter()
+                    .filter_map(|kind| match kind {
+                        ClientsArg::Web => Some(ClientKind::Web),
+                        ClientsArg::Node => Some(ClientKind::Node),
+                        ClientsArg::None => None,
+                    })
+                    .collect(),
+            };
+            emit(&common, &generate_typescript(&contract, &options)?)
         }
     }
 }
