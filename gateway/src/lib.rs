@@ -7,6 +7,7 @@ mod body;
 mod bridge;
 mod config;
 mod discovery;
+pub mod dynamic;
 mod gate;
 mod health;
 mod metrics;
@@ -353,6 +354,10 @@ async fn build_state(
         Some(metrics) => metrics.clone(),
         None => Arc::new(RouteMetrics::new(label)),
     };
+    let bridge = bridge_of(&config, &blueprint.descriptors)?;
+    if let Some(bridge) = &bridge {
+        descriptor_routes(&mut routes, &bridge.pool, &config, &upstreams);
+    }
     let index_of = |name: &str| upstreams.iter().position(|u| u.name == name);
     let mut targets = Vec::with_capacity(routes.len());
     for route in routes.routes_mut() {
@@ -407,7 +412,6 @@ async fn build_state(
                 message,
             }
         })?;
-    let bridge = bridge_of(&config, &blueprint.descriptors)?;
     let access_log = match previous
         .and_then(|previous| previous.access_log.clone())
         .filter(|log| *log.config() == config.access_log)
@@ -435,6 +439,36 @@ async fn build_state(
         config,
     };
     Ok((state, kept))
+}
+
+/// REST by descriptor: every method of the descriptor sets becomes a route with a
+/// [`dynamic::DescriptorTranscoder`] and its `google.api.http` binding, unless the route table
+/// already has a typed transcoder for it. A method joins only when its upstream (the
+/// service's full name, or a `[route_prefixes]` entry) is configured, so passthrough calls
+/// still go where they went.
+fn descriptor_routes(
+    routes: &mut RouteTable,
+    pool: &prost_reflect::DescriptorPool,
+    config: &Config,
+    upstreams: &[Arc<Upstream>],
+) {
+    for route in dynamic::routes(pool) {
+        match routes.get(&route.path) {
+            Some(known) if known.transcoder.is_some() => {}
+            Some(known) => {
+                let mut known = known.clone();
+                known.http = known.http.or(route.http);
+                known.transcoder = route.transcoder;
+                routes.insert(known);
+            }
+            None => {
+                let upstream = config.upstream_for(&route.path, &route.upstream);
+                if upstreams.iter().any(|known| known.name == upstream) {
+                    routes.insert(route);
+                }
+            }
+        }
+    }
 }
 
 /// The protobuf bridge over the config's `descriptors` files and the builder's sets: `None`

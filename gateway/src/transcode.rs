@@ -2,7 +2,11 @@
 //!
 //! The gateway never decodes gRPC messages; only REST requests go through a transcoder,
 //! which `build.rs`-generated route stubs provide because they live in the crate that has
-//! the message types.
+//! the message types; the stand-alone gateway uses [`dynamic`](crate::dynamic)'s transcoder
+//! by descriptor instead. Both follow proto JSON for 64-bit integers: strings out, strings or
+//! numbers in.
+
+mod proto_json;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -172,7 +176,8 @@ where
                     ignored = Some(path.to_string());
                 }
             };
-            let deserializer = serde_ignored::Deserializer::new(json, &mut record);
+            let deserializer =
+                serde_ignored::Deserializer::new(proto_json::Lenient(json), &mut record);
             serde_path_to_error::deserialize(deserializer)
         };
         let value = result.map_err(|err| {
@@ -205,7 +210,7 @@ where
     fn response_to_json(&self, msgpack: &[u8]) -> Result<Vec<u8>, TranscodeError> {
         let value: Resp = tonic_msgpack::decode_frame(msgpack)
             .map_err(|status| TranscodeError::new(status.message()))?;
-        serde_json::to_vec(&value).map_err(|err| {
+        proto_json::to_vec(&value).map_err(|err| {
             TranscodeError::new(format!(
                 "cannot encode {} as JSON: {err}",
                 std::any::type_name::<Resp>()
