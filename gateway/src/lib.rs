@@ -21,6 +21,7 @@ mod routes;
 mod runtime;
 mod server;
 mod tls;
+mod trace;
 mod transcode;
 mod web;
 mod wire;
@@ -34,6 +35,7 @@ pub use auth::{
 };
 pub use bridge::{DescriptorError, layout};
 pub use config::BridgeConfig;
+pub use config::TracingConfig;
 pub use config::{
     AccessLogConfig, Balance, ClientAuth, Config, ConfigError, CorsConfig, DnsConfig,
     HealthCheckConfig, Limits, OutlierConfig, RestConfig, RetryConfig, TlsConfig, UpstreamConfig,
@@ -121,6 +123,8 @@ pub(crate) struct GatewayState {
     pub(crate) unmatched: RouteMetrics,
     /// The per-call JSON log (`[access_log]`), kept across reloads that leave it unchanged.
     pub(crate) access_log: Option<Arc<access_log::AccessLog>>,
+    /// Span export (`[tracing]`), kept across reloads that leave it unchanged; `None` when off.
+    pub(crate) tracing: Option<Arc<trace::Tracing>>,
     /// Connections and calls of the public listener (the same through every reload).
     pub(crate) listener: Arc<ListenerMetrics>,
     pub(crate) config: Config,
@@ -423,7 +427,19 @@ async fn build_state(
         ),
         None => None,
     };
+    let tracing = match previous
+        .and_then(|previous| previous.tracing.clone())
+        .filter(|tracing| *tracing.config() == config.tracing)
+    {
+        Some(tracing) => Some(tracing),
+        None if config.tracing.enabled => Some(Arc::new(
+            trace::Tracing::start(&config.tracing)
+                .map_err(|message| invalid(("tracing.enabled".into(), message)))?,
+        )),
+        None => None,
+    };
     let state = GatewayState {
+        tracing,
         access_log,
         bridge,
         gate,
@@ -768,6 +784,11 @@ impl Gateway {
         )
         .await;
         upkeep.abort();
+        // The spans of the last calls go out before the process ends (bounded by the
+        // exporter's timeout; flushing blocks, so off the runtime's threads).
+        if let Some(tracing) = self.shared.live.get().state.tracing.clone() {
+            let _ = tokio::task::spawn_blocking(move || tracing.flush()).await;
+        }
         Ok(())
     }
 }

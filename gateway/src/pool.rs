@@ -337,7 +337,7 @@ impl Upstream {
     ) -> Result<Response<UpstreamBody>, SendError> {
         let shared = &*self.shared;
         shared.budget.record_call();
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         // Whether the client streams its request: such a call never goes again once a message
         // went out. Unknown (prefix routes): only when the whole request went out.
         let streaming = parts
@@ -349,6 +349,8 @@ impl Upstream {
             .extensions
             .get::<crate::access_log::WantAttempt>()
             .is_some();
+        // A traced call: each attempt gets a client span (and sends its context upstream).
+        let trace = parts.extensions.remove::<crate::trace::CallTrace>();
         // What a second attempt needs besides the body (the first one consumes the request).
         let head = (
             parts.method.clone(),
@@ -383,7 +385,15 @@ impl Upstream {
                 }
                 Err(failed) => return Err(failed),
             };
-            let req = connection.rewrite(pending);
+            let mut req = connection.rewrite(pending);
+            let span = trace.as_ref().map(|trace| {
+                trace.attempt(
+                    req.headers_mut(),
+                    &shared.name,
+                    &connection.endpoint,
+                    attempt,
+                )
+            });
             let mut failed = match sender.try_send_request(req).await {
                 Ok(response) => {
                     replay.settle();
@@ -403,12 +413,18 @@ impl Upstream {
                                 retries: attempt - 1,
                             });
                     }
+                    if let Some(span) = span {
+                        response.extensions_mut().insert(span);
+                    }
                     return Ok(response);
                 }
                 Err(failed) => failed,
             };
             let returned = failed.take_message();
             let error = failed.into_error();
+            if let Some(span) = span {
+                span.failed(&error);
+            }
             let refusal = match returned {
                 // hyper gives the request back when it never left.
                 Some(_) => Some(Refusal::Connection),

@@ -28,6 +28,7 @@ use super::metrics::{RouteMetrics, UpstreamMetrics};
 use super::pool::{BodyError, SendError, Upstream, UpstreamBody};
 use super::routes::CallKind;
 use super::tls::ClientCert;
+use super::trace::{AttemptSpan, CallTrace};
 use super::wire::{
     ClientAddr, FrameScanner, GRPC_STATUS, GRPC_TIMEOUT, HOP_BY_HOP, grpc_timeout_value,
     parse_grpc_timeout,
@@ -196,6 +197,17 @@ pub(crate) async fn forward(
     let client = req.extensions().get::<ClientAddr>().copied();
     let certificate = req.extensions().get::<ClientCert>().cloned();
     let path = req.uri().path().to_owned();
+    // The call's server span when tracing is on (off, this test is all it costs).
+    let trace = state.tracing.as_ref().map(|tracing| {
+        let protocol = req.extensions().get::<Protocol>().copied();
+        let peer = client.map(|ClientAddr(addr)| addr);
+        tracing.server(
+            req.headers(),
+            protocol.unwrap_or(Protocol::Grpc),
+            &path,
+            peer,
+        )
+    });
     // The access log's entry, when there is a log and this call is sampled.
     let mut entry = state.access_log.as_ref().and_then(|log| {
         let protocol = req.extensions().get::<Protocol>().copied();
@@ -219,6 +231,7 @@ pub(crate) async fn forward(
             let code = refused.code() as u16;
             state.unmatched.record(code, start.elapsed());
             log_now(&state, entry, code, start);
+            end_trace(trace, code, 0);
             return refused.status().into_http();
         }
     }
@@ -229,9 +242,13 @@ pub(crate) async fn forward(
             .unmatched
             .record(Code::Unimplemented as u16, start.elapsed());
         log_now(&state, entry, Code::Unimplemented as u16, start);
+        end_trace(trace, Code::Unimplemented as u16, 0);
         return status.into_http();
     };
     let metrics = target.metrics.clone();
+    if let Some(trace) = &trace {
+        trace.route(metrics.label());
+    }
     if let Some(log) = &state.access_log {
         entry = log.route(entry, &metrics);
     }
@@ -242,6 +259,7 @@ pub(crate) async fn forward(
         );
         metrics.record(Code::Unavailable as u16, start.elapsed());
         log_now(&state, entry, Code::Unavailable as u16, start);
+        end_trace(trace, Code::Unavailable as u16, 0);
         return Status::unavailable(UPSTREAM_UNAVAILABLE).into_http();
     };
     if let Some(entry) = entry.as_mut() {
@@ -261,6 +279,10 @@ pub(crate) async fn forward(
     // Tells the pool whether the call may go again once a message went out.
     if let Some(kind) = kind {
         req.extensions_mut().insert(kind);
+    }
+    // The pool opens a client span per attempt under the server span.
+    if let Some(trace) = &trace {
+        req.extensions_mut().insert(trace.clone());
     }
     // gRPC-Web may arrive over HTTP/1.1; upstream is always HTTP/2.
     *req.version_mut() = http::Version::HTTP_2;
@@ -286,13 +308,18 @@ pub(crate) async fn forward(
                 upstream.metrics.record(code, sent_at.elapsed());
                 metrics.add_bytes(fault.bytes_in(), 0);
                 log_now(&state, entry, code, start);
+                end_trace(trace, code, fault.bytes_in());
                 return status.into_http();
             }
         },
         None => upstream.send(req).await,
     };
     match sent {
-        Ok(response) => {
+        Ok(mut response) => {
+            let trace = trace.map(|trace| {
+                let attempt = response.extensions_mut().remove::<AttemptSpan>();
+                (trace, attempt)
+            });
             if let Some(entry) = entry.as_mut() {
                 entry.attempt = response.extensions().get::<Attempt>().cloned();
             }
@@ -317,6 +344,7 @@ pub(crate) async fn forward(
                         sent_at,
                         bytes_out: 0,
                         log: state.access_log.clone().zip(entry),
+                        trace,
                     }),
                 })
             })
@@ -330,6 +358,7 @@ pub(crate) async fn forward(
             upstream.metrics.record(code, sent_at.elapsed());
             metrics.add_bytes(fault.bytes_in(), 0);
             log_now(&state, entry, code, start);
+            end_trace(trace, code, fault.bytes_in());
             status.into_http()
         }
     }
@@ -339,6 +368,13 @@ pub(crate) async fn forward(
 fn log_now(state: &GatewayState, entry: Option<Box<Entry>>, code: u16, start: Instant) {
     if let (Some(log), Some(entry)) = (&state.access_log, entry) {
         log.finish(entry, Some(code), start.elapsed(), (0, 0));
+    }
+}
+
+/// Ends the server span of a call that ends before a response body exists.
+fn end_trace(trace: Option<CallTrace>, code: u16, bytes_in: u64) {
+    if let Some(trace) = trace {
+        trace.finish(Some(code), None, (bytes_in, 0), None);
     }
 }
 
@@ -472,6 +508,8 @@ struct CallRecord {
     bytes_out: u64,
     /// The access log and this call's entry, when the call is logged.
     log: Option<(Arc<AccessLog>, Box<Entry>)>,
+    /// The call's server span and its answered attempt's client span, when traced.
+    trace: Option<(CallTrace, Option<AttemptSpan>)>,
 }
 
 /// How a response body's failure reads for the client.
@@ -511,6 +549,9 @@ impl<B> ProxyBody<B> {
             call.metrics.add_bytes(bytes.0, bytes.1);
             if let Some((log, entry)) = call.log {
                 log.finish(entry, Some(code), elapsed, bytes);
+            }
+            if let Some((trace, attempt)) = call.trace {
+                trace.finish(Some(code), None, bytes, attempt);
             }
         }
     }

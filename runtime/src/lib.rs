@@ -5,6 +5,8 @@
 //! - [`Streaming`] / [`ServerStream`]: the stream types of streaming methods.
 //! - [`wkt`]: the well-known types (`Timestamp` as the MessagePack timestamp, `Duration`, `Any`).
 //!
+//! - `trace` (cargo feature `trace`): a tower layer that records an OpenTelemetry server span
+//!   per call of a tonic server, in the caller's W3C trace.
 //! This crate is what services and clients link; it carries no HTTP server stack. Services from
 //! `.proto` files come from `tonic-msgpack-build` (`build.rs`), the gateway is
 //! `tonic-msgpack-gateway`, and the `tonic-msgpack` command is `tonic-msgpack-cli`.
@@ -20,6 +22,8 @@ mod stream;
 pub mod wkt;
 
 pub use codec::{
+#[cfg(feature = "trace")]
+pub mod trace;
     Compact, FormatCodec, Layout, MsgPackCodec, MsgPackDecoder, MsgPackEncoder, Named,
     NamedMsgPackCodec, decode_frame, to_vec, to_vec_named,
 };

@@ -116,6 +116,45 @@ pub struct Config {
     pub dns: DnsConfig,
     /// One JSON line per call (`[access_log]`); off by default.
     pub access_log: AccessLogConfig,
+    /// Distributed tracing exported over OTLP (`[tracing]`); off by default.
+    pub tracing: TracingConfig,
+}
+
+/// Distributed tracing (`[tracing]`): spans of every call (server) and of every upstream
+/// attempt (client), in the trace the client's W3C `traceparent` names (else a new one),
+/// exported over OTLP/gRPC. Needs the gateway's `otel` cargo feature (on by default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    /// Whether spans are recorded and exported at all; `false` by default (then a call pays
+    /// one test, and the client's `traceparent` goes upstream untouched).
+    pub enabled: bool,
+    /// The OTLP/gRPC collector, e.g. `http://127.0.0.1:4317` (the default).
+    pub otlp_endpoint: String,
+    /// The share of new traces recorded, from 0.0 to 1.0 (the default). A client's sampled
+    /// flag in `traceparent` decides for the traces it continues.
+    pub sampling_ratio: f64,
+    /// The `service.name` of the gateway's spans; `tonic-msgpack-gateway` by default.
+    pub service_name: String,
+    /// How often finished spans are sent to the collector; 5 s by default.
+    pub export_interval: Duration,
+    /// How long one export may take; 10 s by default.
+    pub export_timeout: Duration,
+    /// Finished spans waiting for export at most; more are dropped. 2048 by default.
+    pub max_queue: usize,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            enabled: false,
+            otlp_endpoint: "http://127.0.0.1:4317".into(),
+            sampling_ratio: 1.0,
+            service_name: "tonic-msgpack-gateway".into(),
+            export_interval: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(10),
+            max_queue: 2048,
+        }
+    }
 }
 
 /// Where the per-call access log goes (`[access_log]`).
@@ -591,6 +630,7 @@ impl Default for Config {
             openapi_path: None,
             dns: DnsConfig::default(),
             access_log: AccessLogConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }

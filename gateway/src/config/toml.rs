@@ -51,6 +51,19 @@ struct RawConfig {
     openapi_path: Option<String>,
     dns: Option<RawDns>,
     access_log: Option<RawAccessLog>,
+    tracing: Option<RawTracing>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTracing {
+    enabled: Option<bool>,
+    otlp_endpoint: Option<String>,
+    sampling_ratio: Option<f64>,
+    service_name: Option<String>,
+    export_interval: Option<RawDuration>,
+    export_timeout: Option<RawDuration>,
+    max_queue: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -410,6 +423,9 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
             target.buffer = buffer;
         }
     }
+    if let Some(raw) = raw.tracing {
+        tracing_config(&mut config.tracing, raw)?;
+    }
     config.cors = raw.cors.map(|cors| CorsConfig {
         allowed_origins: cors.allowed_origins,
         allowed_headers: cors.allowed_headers,
@@ -477,6 +493,76 @@ fn auth(raw: RawAuth) -> Result<AuthConfig, (String, String)> {
         config.rules.push(AccessRule::new(rule.target, access));
     }
     Ok(config)
+}
+
+/// `[tracing]` over its defaults.
+fn tracing_config(
+    target: &mut super::TracingConfig,
+    raw: RawTracing,
+) -> Result<(), (String, String)> {
+    set(&mut target.enabled, raw.enabled);
+    if target.enabled && cfg!(not(feature = "otel")) {
+        return Err((
+            "tracing.enabled".into(),
+            "this gateway was built without tracing (the `otel` cargo feature)".into(),
+        ));
+    }
+    if let Some(endpoint) = raw.otlp_endpoint {
+        let uri: Option<http::Uri> = endpoint.parse().ok();
+        let usable = uri.as_ref().is_some_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+        });
+        if !usable {
+            return Err((
+                "tracing.otlp_endpoint".into(),
+                format!(
+                    "`{endpoint}` is not an OTLP/gRPC collector address like \"http://127.0.0.1:4317\""
+                ),
+            ));
+        }
+        target.otlp_endpoint = endpoint;
+    }
+    if let Some(ratio) = raw.sampling_ratio {
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err((
+                "tracing.sampling_ratio".into(),
+                format!("{ratio} is not a share of traces between 0.0 and 1.0"),
+            ));
+        }
+        target.sampling_ratio = ratio;
+    }
+    if let Some(name) = raw.service_name {
+        if name.trim().is_empty() {
+            return Err(("tracing.service_name".into(), "must not be empty".into()));
+        }
+        target.service_name = name;
+    }
+    for (key, value, slot) in [
+        (
+            "tracing.export_interval",
+            raw.export_interval,
+            &mut target.export_interval,
+        ),
+        (
+            "tracing.export_timeout",
+            raw.export_timeout,
+            &mut target.export_timeout,
+        ),
+    ] {
+        if let Some(RawDuration(duration)) = value {
+            if duration.is_zero() {
+                return Err((key.into(), "must be longer than 0".into()));
+            }
+            *slot = duration;
+        }
+    }
+    if let Some(queue) = raw.max_queue {
+        if queue == 0 {
+            return Err(("tracing.max_queue".into(), "must be at least 1".into()));
+        }
+        target.max_queue = queue;
+    }
+    Ok(())
 }
 
 fn set<T>(target: &mut T, value: Option<T>) {
