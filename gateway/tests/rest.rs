@@ -1,5 +1,9 @@
 //! REST/JSON through the gateway: every binding form, NDJSON streaming read incrementally, the
 //! gRPC → HTTP status table, bad input, metadata forwarding and routes REST cannot serve.
+//!
+//! Every case runs twice: in-process with the typed route stubs (`typed::`), and against the
+//! stand-alone `tonic-msgpack-gateway` binary configured with the shop's descriptor set only
+//! (`descriptors::`), which transcodes by descriptor.
 
 mod support;
 
@@ -7,10 +11,9 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use support::rest::*;
 
-#[tokio::test]
-async fn every_binding_form_and_metadata() {
+async fn every_binding_form_and_metadata(setup: Setup) {
     let (upstream, _gate) = start_shop().await;
-    let gw = shop_gateway(upstream, "").await;
+    let gw = shop_gateway_as(setup, upstream, "").await;
 
     // Default binding: POST /{package}.{Service}/{Method}, the whole body is the message;
     // `authorization` and `x-*` headers reach the upstream as metadata, others do not.
@@ -79,10 +82,9 @@ async fn every_binding_form_and_metadata() {
     );
 }
 
-#[tokio::test]
-async fn ndjson_lines_arrive_as_the_upstream_sends_them() {
+async fn ndjson_lines_arrive_as_the_upstream_sends_them(setup: Setup) {
     let (upstream, gate) = start_shop().await;
-    let gw = shop_gateway(upstream, "").await;
+    let gw = shop_gateway_as(setup, upstream, "").await;
     for (method, path, body) in [
         ("GET", "/v1/count/3", ""),
         ("POST", "/rest.v1.Shop/Count", r#"{"n": 3}"#),
@@ -121,10 +123,9 @@ async fn ndjson_lines_arrive_as_the_upstream_sends_them() {
     }
 }
 
-#[tokio::test]
-async fn ndjson_error_after_messages_is_a_last_error_line() {
+async fn ndjson_error_after_messages_is_a_last_error_line(setup: Setup) {
     let (upstream, _gate) = start_shop().await;
-    let gw = shop_gateway(upstream, "").await;
+    let gw = shop_gateway_as(setup, upstream, "").await;
     let response = send(gw.addr, "GET", "/v1/count/1000", &[], "").await;
     assert_eq!(response.status(), 200);
     let body = String::from_utf8(body_bytes(response).await.to_vec()).expect("utf-8");
@@ -141,10 +142,9 @@ async fn ndjson_error_after_messages_is_a_last_error_line() {
     );
 }
 
-#[tokio::test]
-async fn grpc_status_maps_to_http_status_with_a_json_error() {
+async fn grpc_status_maps_to_http_status_with_a_json_error(setup: Setup) {
     let (upstream, _gate) = start_shop().await;
-    let gw = shop_gateway(upstream, "").await;
+    let gw = shop_gateway_as(setup, upstream, "").await;
     // grpc-gateway's table.
     let table = [
         (1, 499),
@@ -173,10 +173,9 @@ async fn grpc_status_maps_to_http_status_with_a_json_error() {
     }
 }
 
-#[tokio::test]
-async fn bad_input_is_a_json_400_naming_the_field() {
+async fn bad_input_is_a_json_400_naming_the_field(setup: Setup) {
     let (upstream, _gate) = start_shop().await;
-    let gw = shop_gateway(upstream, "[rest]\nmax_body_bytes = 256\n").await;
+    let gw = shop_gateway_as(setup, upstream, "[rest]\nmax_body_bytes = 256\n").await;
     let post = |body: &'static str| json_call(gw.addr, "POST", "/rest.v1.Shop/GetItem", &[], body);
 
     let (status, body) = post(r#"{"shelf": "a", "id": }"#).await;
@@ -232,8 +231,23 @@ async fn bad_input_is_a_json_400_naming_the_field() {
         "{body}"
     );
 
+    // Nesting deeper than `rest.max_json_depth`: refused before anything is built.
+    let deep = format!(r#"{{"tags": {}{}}}"#, "[".repeat(100), "]".repeat(100));
+    let (status, body) = json_call(gw.addr, "POST", "/rest.v1.Shop/GetItem", &[], &deep).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("rest.max_json_depth"),
+        "{body}"
+    );
+    // A repeated field of the wrong element type names the element.
+    let (status, body) = post(r#"{"tags": ["a", 5]}"#).await;
+    assert_eq!((status, &body["field"]), (400, &json!("tags[1]")), "{body}");
+
     // With `unknown_fields = "reject"`, an unknown field is a 400 naming it.
-    let strict = shop_gateway(upstream, "[rest]\nunknown_fields = \"reject\"\n").await;
+    let strict = shop_gateway_as(setup, upstream, "[rest]\nunknown_fields = \"reject\"\n").await;
     let (status, body) = json_call(
         strict.addr,
         "POST",
@@ -260,12 +274,15 @@ async fn bad_input_is_a_json_400_naming_the_field() {
     )
     .await;
     assert_eq!((status, &body["field"]), (400, &json!("colour")), "{body}");
+
+    // Nothing above broke the gateway: a good call still answers.
+    let (status, body) = json_call(gw.addr, "GET", "/v1/shelves/a/items/1", &[], "").await;
+    assert_eq!(status, 200, "{body}");
 }
 
-#[tokio::test]
-async fn routes_rest_cannot_serve() {
+async fn routes_rest_cannot_serve(setup: Setup) {
     let (upstream, _gate) = start_shop().await;
-    let gw = shop_gateway(upstream, "").await;
+    let gw = shop_gateway_as(setup, upstream, "").await;
 
     let (status, body) = json_call(gw.addr, "POST", "/rest.v1.Shop/Upload", &[], "{}").await;
     assert_eq!((status, &body["code"]), (501, &json!(12)), "{body}");
@@ -275,15 +292,18 @@ async fn routes_rest_cannot_serve() {
         "{message}"
     );
 
-    let (status, body) = json_call(gw.addr, "POST", "/rest.v1.Plain/Get", &[], "{}").await;
-    assert_eq!((status, &body["code"]), (501, &json!(12)), "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .expect("message")
-            .contains("no REST transcoder"),
-        "{body}"
-    );
+    // Typed route stubs may lack a transcoder; a descriptor always gives one.
+    if setup == Setup::Typed {
+        let (status, body) = json_call(gw.addr, "POST", "/rest.v1.Plain/Get", &[], "{}").await;
+        assert_eq!((status, &body["code"]), (501, &json!(12)), "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .expect("message")
+                .contains("no REST transcoder"),
+            "{body}"
+        );
+    }
 
     let (status, _) = json_call(gw.addr, "GET", "/v1/nowhere", &[], "").await;
     assert_eq!(status, 404);
@@ -296,7 +316,7 @@ async fn routes_rest_cannot_serve() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr")
     };
-    let gw = shop_gateway(down, "connect_timeout = \"200ms\"").await;
+    let gw = shop_gateway_as(setup, down, "connect_timeout = \"200ms\"").await;
     let (status, body) = json_call(gw.addr, "POST", "/rest.v1.Shop/GetItem", &[], "{}").await;
     assert_eq!((status, &body["code"]), (503, &json!(14)), "{body}");
 }
@@ -319,10 +339,9 @@ async fn a_bad_path_template_fails_the_build_naming_the_route() {
     );
 }
 
-#[tokio::test]
-async fn headers_named_in_connection_are_not_forwarded() {
+async fn headers_named_in_connection_are_not_forwarded(setup: Setup) {
     let (upstream, _gate) = start_shop().await;
-    let gw = shop_gateway(upstream, "").await;
+    let gw = shop_gateway_as(setup, upstream, "").await;
     // `Connection: x-user` makes `x-user` a header for the gateway alone.
     let (status, body) = json_call(
         gw.addr,
@@ -340,5 +359,43 @@ async fn headers_named_in_connection_are_not_forwarded() {
     assert_eq!(
         body["caller"],
         "user=- auth=Bearer t0k cookie=- verbose=false"
+    );
+}
+
+/// Each case above as a test of its own, once per setup.
+macro_rules! per_setup {
+    ($setup:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                super::$name(Setup::$setup).await;
+            }
+        )*
+    };
+}
+
+mod typed {
+    use super::Setup;
+    per_setup!(Typed:
+        every_binding_form_and_metadata,
+        ndjson_lines_arrive_as_the_upstream_sends_them,
+        ndjson_error_after_messages_is_a_last_error_line,
+        grpc_status_maps_to_http_status_with_a_json_error,
+        bad_input_is_a_json_400_naming_the_field,
+        routes_rest_cannot_serve,
+        headers_named_in_connection_are_not_forwarded,
+    );
+}
+
+mod descriptors {
+    use super::Setup;
+    per_setup!(Descriptors:
+        every_binding_form_and_metadata,
+        ndjson_lines_arrive_as_the_upstream_sends_them,
+        ndjson_error_after_messages_is_a_last_error_line,
+        grpc_status_maps_to_http_status_with_a_json_error,
+        bad_input_is_a_json_400_naming_the_field,
+        routes_rest_cannot_serve,
+        headers_named_in_connection_are_not_forwarded,
     );
 }

@@ -306,3 +306,164 @@ pub async fn shop_and_grpc_gateway(shop: SocketAddr, grpc: &str, extra: &str) ->
     );
     start_gateway(&toml, shop_routes().merge(super::grpc::routes())).await
 }
+
+/// The shop as a `.proto` with its HTTP bindings: the descriptor set a descriptor-only gateway
+/// serves REST from (the same messages and layout as the Rust types above).
+pub const SHOP_PROTO: &str = r#"
+syntax = "proto3";
+package rest.v1;
+import "google/api/annotations.proto";
+import "google/protobuf/wrappers.proto";
+
+service Shop {
+  rpc GetItem(ItemRequest) returns (Item) {
+    option (google.api.http) = { get: "/v1/shelves/{shelf}/items/{id}" };
+  }
+  rpc PutItem(PutRequest) returns (Item) {
+    option (google.api.http) = { put: "/v1/items/{id}" body: "item" };
+  }
+  rpc Fail(FailArgs) returns (Item);
+  rpc Count(CountArgs) returns (stream Tick) {
+    option (google.api.http) = { get: "/v1/count/{n}" };
+  }
+  rpc Upload(stream Item) returns (google.protobuf.UInt32Value);
+}
+message ItemRequest { string shelf = 1; uint32 id = 2; bool verbose = 3; repeated string tags = 4; }
+message Item { string shelf = 1; uint32 id = 2; uint32 unit_price = 3; repeated string tags = 4; string caller = 5; }
+message ItemBody { string name = 1; uint32 unit_price = 2; }
+message PutRequest { uint32 id = 1; ItemBody item = 2; }
+message FailArgs { int32 code = 1; string message = 2; }
+message CountArgs { uint32 n = 1; }
+message Tick { uint32 i = 1; }
+"#;
+
+struct ShopSources;
+
+impl protox::file::FileResolver for ShopSources {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match name {
+            "shop.proto" => protox::file::File::from_source(name, SHOP_PROTO),
+            "google/api/annotations.proto" => protox::file::File::from_source(
+                name,
+                include_str!("../../../codegen/proto/google/api/annotations.proto"),
+            ),
+            "google/api/http.proto" => protox::file::File::from_source(
+                name,
+                include_str!("../../../codegen/proto/google/api/http.proto"),
+            ),
+            _ => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// The encoded descriptor set of [`SHOP_PROTO`], imports included.
+pub fn shop_descriptor_set() -> Vec<u8> {
+    let mut resolver = protox::file::ChainFileResolver::new();
+    resolver.add(ShopSources);
+    resolver.add(protox::file::GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_imports(true);
+    compiler
+        .open_file("shop.proto")
+        .expect("shop.proto compiles");
+    compiler.encode_file_descriptor_set()
+}
+
+/// How a REST test's gateway knows the shop's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// In-process, with the typed route stubs ([`shop_routes`]).
+    Typed,
+    /// The stand-alone `tonic-msgpack-gateway` binary with `descriptors = [...]` only.
+    Descriptors,
+}
+
+/// A gateway for REST tests, in-process or a child process; stopped when dropped.
+pub struct ShopGateway {
+    pub addr: SocketAddr,
+    admin: Option<SocketAddr>,
+    _running: Box<dyn std::any::Any + Send>,
+}
+
+impl ShopGateway {
+    /// The admin address; panics when `admin_listen` is off.
+    pub fn admin(&self) -> SocketAddr {
+        self.admin.expect("admin_listen is on")
+    }
+}
+
+/// Kills the gateway process when the test ends, whatever happens; removes its files.
+struct Process(std::process::Child, tempfile::TempDir);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A gateway for the shop at `upstream` set up as `setup`, with `extra` TOML appended to the
+/// upstream's section (as [`shop_gateway`]).
+pub async fn shop_gateway_as(setup: Setup, upstream: SocketAddr, extra: &str) -> ShopGateway {
+    if setup == Setup::Typed {
+        let gateway = shop_gateway(upstream, extra).await;
+        return ShopGateway {
+            addr: gateway.addr,
+            admin: gateway.admin,
+            _running: Box::new(gateway),
+        };
+    }
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let descriptors = dir.path().join("shop.binpb");
+    std::fs::write(&descriptors, shop_descriptor_set()).expect("write descriptors");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndescriptors = [{:?}]\n\
+             [upstreams.\"rest.v1.Shop\"]\nendpoints = [\"http://{upstream}\"]\n{extra}\n",
+            descriptors.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the gateway binary");
+    let stdout = child.stdout.take().expect("stdout");
+    let process = Process(child, dir);
+    // `listening on ADDR` then `admin on ADDR`; read on a thread of its own, bounded.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut lines = [String::new(), String::new()];
+        for line in &mut lines {
+            let _ = reader.read_line(line);
+        }
+        let _ = tx.send(lines);
+        // Keep reading: a closed pipe would make the binary's next print fail.
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).is_ok_and(|read| read > 0) {
+            rest.clear();
+        }
+    });
+    let [listening, admin] = tokio::time::timeout(LIMIT, rx)
+        .await
+        .expect("the binary starts in time")
+        .expect("its first lines");
+    let address = |line: &str, prefix: &str| -> SocketAddr {
+        line.trim()
+            .strip_prefix(prefix)
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line from the gateway binary: {line:?}"))
+    };
+    ShopGateway {
+        addr: address(&listening, "listening on "),
+        admin: Some(address(&admin, "admin on ")),
+        _running: Box::new(process),
+    }
+}
