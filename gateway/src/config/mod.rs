@@ -403,6 +403,12 @@ pub struct Limits {
     pub default_timeout: Duration,
     /// Client `grpc-timeout` values above this are lowered to it. Default 1 hour.
     pub max_timeout: Duration,
+    /// How long a call its client cancelled before the upstream's response headers arrived
+    /// goes on waiting for them before its upstream stream is reset. Servers close a whole
+    /// connection (HTTP/2 GOAWAY) over a burst of streams reset before they were accepted, so
+    /// the gateway lets them be accepted first; the call keeps its place in `max_in_flight`
+    /// meanwhile. `0` resets at once. Default 1 s, at most 60 s.
+    pub cancel_linger: Duration,
 }
 
 impl Limits {
@@ -431,6 +437,7 @@ impl Default for Limits {
             reserved_in_flight: None,
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(3600),
+            cancel_linger: Duration::from_secs(1),
         }
     }
 }
@@ -442,12 +449,6 @@ pub struct RestConfig {
     pub unknown_fields: UnknownFields,
     /// Largest REST request body; larger ones answer 413 (default 4 MiB).
     pub max_body_bytes: usize,
-    /// How long a call its client cancelled before the upstream's response headers arrived
-    /// goes on waiting for them before its upstream stream is reset. Servers close a whole
-    /// connection (HTTP/2 GOAWAY) over a burst of streams reset before they were accepted, so
-    /// the gateway lets them be accepted first; the call keeps its place in `max_in_flight`
-    /// meanwhile. `0` resets at once. Default 1 s, at most 60 s.
-    pub cancel_linger: Duration,
     /// Longest query string; longer ones answer 414 (default 8 KiB).
     pub max_query_bytes: usize,
     /// Most query parameters; more answer 400 (default 128).
@@ -476,7 +477,6 @@ impl Default for RestConfig {
 /// CORS settings for browsers (`[cors]`), applied to REST and gRPC-Web.
 #[derive(Debug, Clone)]
 pub struct CorsConfig {
-            cancel_linger: Duration::from_secs(1),
     /// Origins allowed to call, e.g. `https://app.example`; `*` allows any.
     pub allowed_origins: Vec<String>,
     /// Request headers allowed besides the defaults (`content-type`, `x-grpc-web`,
@@ -806,6 +806,13 @@ impl Limits {
                 return Err((key(name), "must be longer than 0".into()));
             }
         }
+        if self.cancel_linger > Duration::from_secs(60) {
+            return Err((
+                key("cancel_linger"),
+                "must be at most 60s: a cancelled call keeps its place in `max_in_flight` until then"
+                    .into(),
+            ));
+        }
         if self.keepalive_interval.is_some_and(|d| d.is_zero()) {
             return Err((
                 key("keepalive_interval"),
@@ -846,13 +853,6 @@ impl UpstreamConfig {
                     .and_then(|authority| authority.port_u16())
                     .is_none()
                     || !matches!(path, "" | "/")
-        if self.cancel_linger > Duration::from_secs(60) {
-            return Err((
-                key("cancel_linger"),
-                "must be at most 60s: a cancelled call keeps its place in `max_in_flight` until then"
-                    .into(),
-            ));
-        }
                 {
                     return Err((
                         endpoint_key(),

@@ -208,6 +208,7 @@ struct RawLimits {
     reserved_in_flight: Option<usize>,
     default_timeout: Option<RawDuration>,
     max_timeout: Option<RawDuration>,
+    cancel_linger: Option<RawDuration>,
 }
 
 #[derive(Deserialize)]
@@ -221,7 +222,6 @@ struct RawRest {
     parse_concurrency: Option<usize>,
 }
 
-    cancel_linger: Option<RawDuration>,
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCors {
@@ -614,6 +614,7 @@ fn limits(target: &mut super::Limits, raw: RawLimits) -> Result<(), (String, Str
     }
     set_duration(&mut target.default_timeout, raw.default_timeout);
     set_duration(&mut target.max_timeout, raw.max_timeout);
+    set_duration(&mut target.cancel_linger, raw.cancel_linger);
     Ok(())
 }
 
@@ -700,7 +701,6 @@ fn merge(upstream: &RawUpstream, defaults: &RawUpstream) -> RawUpstream {
         client_key_file: u.client_key_file.or(d.client_key_file),
         resolve_interval: u.resolve_interval.or(d.resolve_interval),
         health_check: u.health_check.or(d.health_check),
-    set_duration(&mut target.cancel_linger, raw.cancel_linger);
         outlier_detection: u.outlier_detection.or(d.outlier_detection),
         retries: u.retries.or(d.retries),
         required_for_ready: u.required_for_ready.or(d.required_for_ready),
@@ -785,6 +785,14 @@ mod tests {
         assert_eq!(config.admin_listen, None);
         assert_eq!(config.limits.keepalive_interval, None);
         assert_eq!(config.limits.max_in_flight, 7);
+        assert_eq!(config.limits.cancel_linger, Duration::from_secs(1));
+        let config = Config::from_toml("[limits]\ncancel_linger = \"0s\"\n").expect("valid");
+        assert_eq!(config.limits.cancel_linger, Duration::ZERO);
+        let e = err("[limits]\ncancel_linger = \"2m\"\n");
+        assert!(
+            e.contains("limits.cancel_linger") && e.contains("60s"),
+            "{e}"
+        );
         let config = Config::from_toml(
             "[rest]\nunknown_fields = \"reject\"\nmax_body_bytes = 10\n[cors]\nallowed_origins = [\"https://a.example\"]\nmax_age = \"1m\"\n",
         )
@@ -871,11 +879,6 @@ mod tests {
             sha256 = "{digest}"
             scopes = ["read"]
             [[auth.rules]]
-        assert_eq!(config.limits.cancel_linger, Duration::from_secs(1));
-        let config = Config::from_toml("[limits]\ncancel_linger = \"0s\"\n").expect("valid");
-        assert_eq!(config.limits.cancel_linger, Duration::ZERO);
-        let e = err("[limits]\ncancel_linger = \"2m\"\n");
-        assert!(e.contains("limits.cancel_linger") && e.contains("60s"), "{e}");
             target = "/demo.v1.Calculator/"
             access = "authenticated"
             [[auth.rules]]

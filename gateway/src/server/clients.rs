@@ -108,7 +108,11 @@ mod tests {
         let a = clients.client("127.0.0.2".parse().expect("ip"));
         let b = clients.client("::ffff:127.0.0.2".parse().expect("ip"));
         a.in_flight.fetch_add(3, Relaxed);
-        assert_eq!(b.in_flight.load(Relaxed), 3, "an IPv4-mapped address is the same client");
+        assert_eq!(
+            b.in_flight.load(Relaxed),
+            3,
+            "an IPv4-mapped address is the same client"
+        );
         let c = clients.client("127.0.0.3".parse().expect("ip"));
         assert_eq!(c.in_flight.load(Relaxed), 0);
         let d = clients.client("2001:db8:1:2::1".parse().expect("ip"));
