@@ -736,7 +736,11 @@ async fn a_client_spreading_streams_over_connections_leaves_the_reserve_to_other
         }
         attacker.push((client, connection));
     }
-    assert_eq!(held.len(), 32, "light until 32 calls, then kept out of the reserve");
+    assert_eq!(
+        held.len(),
+        32,
+        "light until 32 calls, then kept out of the reserve"
+    );
     assert_eq!(refused, 18);
     assert_eq!(metric(&gw, "gateway_in_flight_calls").await, 32.0);
 
