@@ -38,7 +38,8 @@ enum Command {
         /// Where both services listen (directly, without the gateway).
         #[arg(long, default_value = "127.0.0.1:0")]
         services_listen: SocketAddr,
-        /// A gateway config (TOML); its upstreams replace the built-in ones.
+        /// A gateway config (TOML); its upstreams replace the built-in ones (without any, both
+        /// services at `--services-listen`, e.g. a config with only `[cors]`).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -153,6 +154,9 @@ async fn serve(
         Some(path) => {
             let mut config = Config::from_file(&path)?;
             config.listen = listen;
+            if config.upstreams.is_empty() {
+                config.upstreams = gateway_config(listen, services)?.upstreams;
+            }
             // A `[protobuf_bridge]` section is all it takes: the descriptors are built in.
             config.reflection |= config.protobuf_bridge.is_some();
             config
