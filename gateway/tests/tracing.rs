@@ -497,3 +497,85 @@ fn tracing_config_errors_name_the_key() {
     let off = Config::from_toml("").expect("valid").tracing;
     assert!(!off.enabled, "off by default");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_and_grpc_web_calls_continue_the_trace_of_their_headers() {
+    use support::rest::{json_call, send, shop_and_grpc_gateway, start_shop};
+    let (receiver, receiver_addr) = Receiver::start().await;
+    let (service, _provider) = traced_service(receiver_addr).await;
+    let (shop, _gate) = start_shop().await;
+    let gw = shop_and_grpc_gateway(
+        shop,
+        &format!("http://{service}"),
+        &tracing_config(receiver_addr, true),
+    )
+    .await;
+
+    // REST: the traceparent header; the span is named after the RPC the call became.
+    let trace = "11112222333344445555666677778888";
+    let parent = "2222222222222222";
+    let traceparent = format!("00-{trace}-{parent}-01");
+    let (status, _) = json_call(
+        gw.addr,
+        "GET",
+        "/v1/shelves/3/items/4",
+        &[("traceparent", traceparent.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let spans = receiver.wait_for(&unhex(trace), 2).await;
+    let server = one(&spans, "REST server", |span| {
+        span.kind() == SpanKind::Server
+    });
+    let client = one(&spans, "REST client", |span| {
+        span.kind() == SpanKind::Client
+    });
+    assert_eq!(hex(&server.span.parent_span_id), parent);
+    assert_eq!(server.span.name, "rest.v1.Shop/GetItem");
+    assert_eq!(server.string("gateway.protocol"), Some("rest"));
+    assert_eq!(
+        server.string("gateway.route"),
+        Some("/rest.v1.Shop/GetItem")
+    );
+    assert_eq!(server.int("http.response.status_code"), Some(200));
+    assert!(
+        server.int("http.response.body.size") > Some(0),
+        "{server:#?}"
+    );
+    assert_eq!(client.span.parent_span_id, server.span.span_id);
+    assert_eq!(client.span.name, "rest.v1.Shop/GetItem");
+    assert_eq!(client.int("server.port"), Some(i64::from(shop.port())));
+
+    // gRPC-Web: the same header, through to the traced service.
+    let trace = "9999aaaabbbbccccddddeeeeffff0000";
+    let traceparent = format!("00-{trace}-{parent}-01");
+    let response = send(
+        gw.addr,
+        "POST",
+        "/test.Alpha/Unary",
+        &[
+            ("content-type", "application/grpc-web"),
+            ("x-grpc-web", "1"),
+            ("traceparent", traceparent.as_str()),
+        ],
+        support::rest::frame(0, &[0xa2, b'h', b'i']),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    support::rest::body_bytes(response).await;
+    let spans = receiver.wait_for(&unhex(trace), 3).await;
+    let server = one(&spans, "gRPC-Web server", |span| {
+        span.service == "test-gateway" && span.kind() == SpanKind::Server
+    });
+    let client = one(&spans, "gRPC-Web client", |span| {
+        span.service == "test-gateway" && span.kind() == SpanKind::Client
+    });
+    let upstream = one(&spans, "service", |span| span.service == "test-service");
+    assert_eq!(server.string("gateway.protocol"), Some("grpc-web"));
+    assert_eq!(hex(&server.span.parent_span_id), parent);
+    assert_eq!(client.span.parent_span_id, server.span.span_id);
+    assert_eq!(upstream.span.parent_span_id, client.span.span_id);
+    assert_eq!(server.int("rpc.grpc.status_code"), Some(0));
+    gw.shutdown().await;
+}

@@ -24,6 +24,7 @@ use tonic::Code;
 
 use crate::GatewayState;
 use crate::access_log::{Attempt, Entry, LoggedBody, Outcome, Protocol, WantAttempt};
+use crate::trace::{AttemptSpan, CallTrace};
 use crate::metrics::RouteMetrics;
 use crate::tls::ClientCert;
 use crate::wire::ClientAddr;
@@ -50,6 +51,10 @@ pub(crate) async fn serve(
     let metrics = target.metrics.clone();
     let mut req = req;
     let client = req.extensions().get::<ClientAddr>().copied();
+    // A traced call's span is named after the RPC it became.
+    if let Some(trace) = req.extensions_mut().remove::<CallTrace>() {
+        req.extensions_mut().insert(trace.rpc(metrics.label()));
+    }
     // The access log's entry, when there is a log, the call is sampled and its route logged.
     let mut entry = state.access_log.as_ref().and_then(|log| {
         let entry = log.begin(
@@ -245,6 +250,10 @@ async fn call(
     if state.access_log.is_some() {
         request.extensions_mut().insert(WantAttempt);
     }
+    // The pool opens the attempts' client spans under the call's server span.
+    if let Some(trace) = parts.extensions.get::<CallTrace>() {
+        request.extensions_mut().insert(trace.clone());
+    }
     drop(msgpack);
     // The upstream's latency (`gateway_upstream_call_duration_seconds`) starts here.
     let sent_at = Instant::now();
@@ -262,6 +271,7 @@ async fn call(
         })?;
         // For the access log: the endpoint that answered, carried to `observed`.
         let attempt = response.extensions().get::<Attempt>().cloned();
+        let attempt_span = response.extensions().get::<AttemptSpan>().cloned();
         let mut response = if route.kind.server_streaming() {
             stream_response(
                 response,
@@ -281,6 +291,9 @@ async fn call(
         };
         if let Some(attempt) = attempt {
             response.extensions_mut().insert(attempt);
+        }
+        if let Some(span) = attempt_span {
+            response.extensions_mut().insert(span);
         }
         Ok(response)
     };

@@ -131,10 +131,11 @@ impl tower::Service<Request<Incoming>> for HttpSide {
             .rest
             .find(&state.routes, req.method(), req.uri().path())
         {
+            // The REST call's server span, when tracing is on.
+            let traced = crate::trace::start_rest(&state, &mut req);
             return Box::pin(async move {
-                Ok(rest::serve(state, matched, req)
-                    .await
-                    .map(GatewayBody::Http))
+                let response = rest::serve(state, matched, req).await;
+                Ok(crate::trace::end_rest(response, traced).map(GatewayBody::Http))
             });
         }
         Box::pin(http(self.router.clone(), req))

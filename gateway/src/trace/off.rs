@@ -46,6 +46,10 @@ impl CallTrace {
         match *self {}
     }
 
+    pub(crate) fn rpc(self, _path: &str) -> CallTrace {
+        match self {}
+    }
+
     pub(crate) fn attempt(
         &self,
         _headers: &mut HeaderMap,

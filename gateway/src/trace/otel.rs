@@ -166,6 +166,22 @@ impl CallTrace {
             .set_attribute(KeyValue::new("gateway.route", route.to_owned()));
     }
 
+    /// Names the RPC a REST call became (its route's gRPC path): the span's name and `rpc.*`
+    /// attributes, and the name of its client spans.
+    pub(crate) fn rpc(self, path: &str) -> CallTrace {
+        let (service, method) = service_and_method(path);
+        self.cx.span().update_name(span_name(path).to_owned());
+        self.cx.span().set_attributes([
+            KeyValue::new("rpc.service", service.to_owned()),
+            KeyValue::new("rpc.method", method.to_owned()),
+            KeyValue::new("gateway.route", path.to_owned()),
+        ]);
+        CallTrace {
+            name: Arc::from(span_name(path)),
+            ..self
+        }
+    }
+
     /// Opens the client span of one upstream attempt (`attempt` counts from 1) and puts its
     /// context in the request's `traceparent` (and the client's `tracestate`).
     pub(crate) fn attempt(
