@@ -52,6 +52,16 @@ pub fn generate(model: &ServiceModel, options: &TonicOptions) -> Result<TokenStr
     Ok(tokens)
 }
 
+/// Proto services in the compact layout use `tonic_msgpack::MessageCodec`
+/// (every message type derives `Message`, so it writes and reads MessagePack directly); trait
+/// services, whose types are any serde types, use the serde codecs.
+fn codec_path(model: &ServiceModel) -> &'static str {
+    match (&model.rust_trait, model.format) {
+        (None, crate::model::Format::Compact) => "::tonic_msgpack::MessageCodec",
+        _ => crate::model::codec_path(model.format),
+    }
+}
+
 struct TonicService<'a> {
     model: &'a ServiceModel,
     methods: Vec<TonicMethod<'a>>,
@@ -82,7 +92,7 @@ impl<'a> TonicService<'a> {
                 };
                 Ok(TonicMethod {
                     model: method,
-                    codec_path: crate::model::codec_path(model.format),
+                    codec_path: codec_path(model),
                     input: parse(&method.input_type)?,
                     output: parse(&method.output_type)?,
                 })

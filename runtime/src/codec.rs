@@ -141,7 +141,7 @@ impl<F: Layout, T: Serialize> Encoder for MsgPackEncoder<F, T> {
 }
 
 /// `io::Write` over a `BufMut` without the per-call bookkeeping of `BufMut::writer`.
-struct BufWriter<'a, B>(&'a mut B);
+pub(crate) struct BufWriter<'a, B>(pub(crate) &'a mut B);
 
 impl<B: BufMut> io::Write for BufWriter<'_, B> {
     #[inline]

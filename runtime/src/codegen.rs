@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use serde;
 
+pub use crate::direct;
+
 pub use futures_core::Stream;
 pub use tonic;
 pub use tonic_msgpack_core::KeyCase;

@@ -1,12 +1,14 @@
 //! gRPC for Rust with MessagePack instead of protobuf.
 //!
 //! - [`MsgPackCodec`] / [`NamedMsgPackCodec`]: the tonic codec (one MessagePack value per message).
+//! - [`MessageCodec`]: the same bytes for `#[derive(Message)]` types, written and read directly
+//!   (what services generated from `.proto` files use).
 //! - [`msgpack_service`]: tonic servers and clients from a plain Rust trait.
 //! - [`Streaming`] / [`ServerStream`]: the stream types of streaming methods.
-//! - [`wkt`]: the well-known types (`Timestamp` as the MessagePack timestamp, `Duration`, `Any`).
-//!
 //! - `trace` (cargo feature `trace`): a tower layer that records an OpenTelemetry server span
 //!   per call of a tonic server, in the caller's W3C trace.
+//! - [`wkt`]: the well-known types (`Timestamp` as the MessagePack timestamp, `Duration`, `Any`).
+//!
 //! This crate is what services and clients link; it carries no HTTP server stack. Services from
 //! `.proto` files come from `tonic-msgpack-build` (`build.rs`), the gateway is
 //! `tonic-msgpack-gateway`, and the `tonic-msgpack` command is `tonic-msgpack-cli`.
@@ -18,15 +20,17 @@ extern crate self as tonic_msgpack;
 mod codec;
 #[doc(hidden)]
 pub mod codegen;
+pub mod direct;
 mod stream;
+#[cfg(feature = "trace")]
+pub mod trace;
 pub mod wkt;
 
 pub use codec::{
-#[cfg(feature = "trace")]
-pub mod trace;
     Compact, FormatCodec, Layout, MsgPackCodec, MsgPackDecoder, MsgPackEncoder, Named,
     NamedMsgPackCodec, decode_frame, to_vec, to_vec_named,
 };
+pub use direct::MessageCodec;
 pub use stream::{ServerStream, Streaming};
 pub use tonic_msgpack_core::{Format, KeyCase};
 #[doc = include_str!("docs/msgpack_service.md")]

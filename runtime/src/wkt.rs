@@ -59,7 +59,7 @@ impl Timestamp {
     }
 
     /// The ext −1 payload: 4, 8 or 12 bytes.
-    fn to_ext(self) -> ([u8; 12], usize) {
+    pub(crate) fn to_ext(self) -> ([u8; 12], usize) {
         let mut out = [0u8; 12];
         let normal = Timestamp::new(self.seconds, self.nanos);
         let nanos = normal.nanos as u32;
@@ -79,7 +79,7 @@ impl Timestamp {
     }
 
     /// Decodes an ext −1 payload of 4, 8 or 12 bytes.
-    fn from_ext(data: &[u8]) -> Result<Self, String> {
+    pub(crate) fn from_ext(data: &[u8]) -> Result<Self, String> {
         match *data {
             [a, b, c, d] => Ok(Timestamp {
                 seconds: i64::from(u32::from_be_bytes([a, b, c, d])),

@@ -57,6 +57,8 @@ pub(crate) enum FieldKind<'a> {
 
 pub(crate) struct Variant<'a> {
     pub(crate) ident: &'a Ident,
+    /// The member's value type.
+    pub(crate) ty: &'a Type,
     pub(crate) tag: u32,
     pub(crate) bin: bool,
     /// The member name as written in the proto (`snake_case`).
@@ -292,6 +294,7 @@ impl<'a> Variant<'a> {
         };
         Some(Variant {
             ident: &variant.ident,
+            ty,
             tag,
             bin: attrs.bytes || is_bytes_type(ty),
             name: variant.ident.to_string().to_snake_case(),

@@ -10,9 +10,21 @@ use super::attr::KeyCase;
 
 pub(crate) fn expand(container: &Container<'_>) -> TokenStream {
     let body = match &container.body {
-        Body::Struct(fields) => expand_struct(container, fields),
-        Body::Oneof(variants) => expand_oneof(container, variants),
-        Body::Enum(variants) => expand_enum(container, variants),
+        Body::Struct(fields) => {
+            let serde = expand_struct(container, fields);
+            let direct = super::direct::expand_struct(container, fields);
+            quote!(#serde #direct)
+        }
+        Body::Oneof(variants) => {
+            let serde = expand_oneof(container, variants);
+            let direct = super::direct::expand_oneof(container, variants);
+            quote!(#serde #direct)
+        }
+        Body::Enum(variants) => {
+            let serde = expand_enum(container, variants);
+            let direct = super::direct::expand_enum(container, variants);
+            quote!(#serde #direct)
+        }
     };
     dummy(body)
 }
@@ -35,13 +47,27 @@ pub(crate) fn fallback(input: &syn::DeriveInput) -> TokenStream {
                 ::core::result::Result::Err(<D::Error as _p::serde::de::Error>::custom("invalid #[derive(Message)]"))
             }
         }
+
+        #[automatically_derived]
+        impl #impl_generics _p::direct::MsgPackEncode for #ident #ty_generics #where_clause {
+            fn encode_msgpack<B: _p::direct::BufMut>(&self, buf: &mut B) -> ::core::result::Result<(), _p::direct::EncodeError> {
+                _p::direct::put_serde(buf, self)
+            }
+        }
+
+        #[automatically_derived]
+        impl #impl_generics _p::direct::MsgPackDecode for #ident #ty_generics #where_clause {
+            fn decode_msgpack(_: &mut _p::direct::Reader<'_>) -> ::core::result::Result<Self, _p::direct::Declined> {
+                ::core::result::Result::Err(_p::direct::Declined)
+            }
+        }
     })
 }
 
 /// `const _: () = { ... };` with a private alias for the support module (serde's `dummy.rs`).
 fn dummy(body: TokenStream) -> TokenStream {
     quote! {
-        #[allow(non_upper_case_globals, unused_mut, unused_qualifications, clippy::all)]
+        #[allow(non_upper_case_globals, unused_mut, unused_labels, unused_qualifications, clippy::all)]
         const _: () = {
             use ::tonic_msgpack::codegen as _p;
             #body
@@ -57,7 +83,7 @@ fn key_case_tokens(case: KeyCase) -> TokenStream {
     }
 }
 
-fn var(field: &Field<'_>) -> syn::Ident {
+pub(crate) fn var(field: &Field<'_>) -> syn::Ident {
     format_ident!("__field_{}", field.name)
 }
 
@@ -509,7 +535,10 @@ fn expand_enum(container: &Container<'_>, values: &[ast::EnumValue<'_>]) -> Toke
 
 impl Container<'_> {
     /// (field number, field) for every slot that holds a field.
-    fn fields_on_wire<'f, 'a>(&self, fields: &'f [Field<'a>]) -> Vec<(u32, &'f Field<'a>)> {
+    pub(crate) fn fields_on_wire<'f, 'a>(
+        &self,
+        fields: &'f [Field<'a>],
+    ) -> Vec<(u32, &'f Field<'a>)> {
         fields
             .iter()
             .flat_map(|field| field.tags().into_iter().map(move |tag| (tag, field)))

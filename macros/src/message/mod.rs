@@ -1,10 +1,12 @@
 //! `#[derive(Message)]`: MessagePack by field number (wire format v1, rules 3, 4, 5 and 7).
 //!
 //! `ast.rs` reads the input (prost's `#[prost(...)]` and our `#[msgpack(...)]` attributes)
-//! into a typed model and checks it; `expand.rs` writes the serde impls.
+//! into a typed model and checks it; `expand.rs` writes the serde impls and `direct.rs` the
+//! direct MessagePack ones (`tonic_msgpack::direct`).
 
 mod ast;
 mod attr;
+mod direct;
 mod expand;
 
 use proc_macro2::TokenStream;
