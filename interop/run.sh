@@ -7,7 +7,8 @@
 #    with `npm ci` (from the committed lockfile);
 # 2. builds example-app and starts `example-app serve` (gateway + both services);
 # 3. runs the Python and Node clients against the gateway and against the
-#    services' own port;
+#    services' own port; generates TypeScript with `tonic-msgpack gen typescript`,
+#    compiles it with `tsc --strict` and calls through the gateway with it;
 # 4. starts the Python grpcio Greeter server and runs
 #    `example-app check-greeter http://HOST:PORT` against it (the generated Rust
 #    client calling a non-Rust server);
@@ -33,6 +34,7 @@
 #   INTEROP_READY_TIMEOUT   60      seconds to wait for a server to listen
 #   INTEROP_CALL_TIMEOUT    120     seconds for each client run / check-greeter
 #   INTEROP_APP_BIN         path to an already built example-app binary (skips cargo build)
+#   INTEROP_CLI_BIN         path to an already built tonic-msgpack (CLI) binary
 #   INTEROP_EXTERNAL_SERVE  1 = do not start `serve`; use the one already listening
 #   INTEROP_SKIP_INSTALL    1 = reuse the existing venv and node_modules as they are
 #   PYTHON                  python3  interpreter used to create the venv
@@ -127,6 +129,8 @@ if [[ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]]; then
   timeout 600 "$VPY" -m pip install --quiet --disable-pip-version-check -r "$HERE/python/requirements-typing.txt"
   log "node: npm ci"
   (cd "$HERE/node" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
+  log "typescript: npm ci"
+  (cd "$HERE/typescript" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
   if ! command -v openssl >/dev/null; then
     log "apt-get install openssl (certificates for the TLS suites)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
@@ -155,6 +159,16 @@ else
   GATEWAY_BIN="$TARGET_DIR/debug/tonic-msgpack-gateway"
 fi
 [[ -x "$GATEWAY_BIN" ]] || { log "no tonic-msgpack-gateway binary at $GATEWAY_BIN"; exit 1; }
+if [[ -n "${INTEROP_CLI_BIN:-}" ]]; then
+  CLI_BIN="$INTEROP_CLI_BIN"
+else
+  log "cargo build -p tonic-msgpack-cli --bin tonic-msgpack"
+  timeout 1800 cargo build -p tonic-msgpack-cli --bin tonic-msgpack
+  TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
+    "$VPY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+  CLI_BIN="$TARGET_DIR/debug/tonic-msgpack"
+fi
+[[ -x "$CLI_BIN" ]] || { log "no tonic-msgpack binary at $CLI_BIN"; exit 1; }
 
 if [[ "${INTEROP_EXTERNAL_SERVE:-0}" != 1 ]]; then
   require_free "$GATEWAY_PORT" INTEROP_GATEWAY_PORT
@@ -219,6 +233,18 @@ suite "python generated client -> services $HOST:$SERVICES_PORT" \
   "$VPY" "$HERE/python/generated_client.py" "$HOST:$SERVICES_PORT"
 suite "python generated code offline (everything.proto round trip, C# vector bytes)" \
   "$VPY" "$HERE/python/generated_roundtrip.py"
+
+# `tonic-msgpack gen typescript`: the example-app module (both clients, and web only),
+# everything.proto's and the vector contract's, written by the CLI into
+# interop/typescript/generated/ (not committed) and compiled with `tsc --strict` to JavaScript;
+# then every example method through the gateway with the generated grpc-js and gRPC-Web
+# clients, and the Rust side's bytes (interop/vectors/) round trip.
+suite "typescript generated code: gen typescript + tsc --strict" \
+  bash "$HERE/typescript/generate.sh" "$CLI_BIN"
+suite "typescript generated clients (grpc-js, gRPC-Web) -> gateway $HOST:$GATEWAY_PORT" \
+  node "$HERE/typescript/build/calls.js" "$HOST:$GATEWAY_PORT" --label typescript-gateway
+suite "typescript generated code offline (everything.proto and Calculator Rust vectors round trip)" \
+  node "$HERE/typescript/build/roundtrip.js"
 
 # the protobuf bridge: a second `serve` whose config has a [protobuf_bridge] section
 BRIDGE_PORT="${INTEROP_BRIDGE_PORT:-50073}"

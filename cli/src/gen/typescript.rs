@@ -774,24 +774,17 @@ impl Gen<'_> {
         );
         for method in &service.methods {
             let request = Self::request_type(method);
-            let mut write = String::new();
-            self.write(&request, "request", "      ", 0, &mut write);
-            let request_name = if matches!(request, TypeRef::Unit) {
-                "_request"
-            } else {
-                "request"
-            };
             let _ = write!(
                 out,
-                "  {}: method<{}, {}>(\n    {:?},\n    (w: Writer, {request_name}: {}): void => {{\n{}    }},\n    (value: unknown): {} => {},\n  ),\n",
+                "  {}: method<{}, {}>(\n    {:?},\n{}{}{}{}  ),\n",
                 property(&method.model.name),
                 self.ts_type(&request),
                 self.ts_type(&method.response),
                 service.model.method_path(&method.model),
-                self.ts_type(&request),
-                write,
-                self.ts_type(&method.response),
-                self.read(&method.response, "value", 0),
+                self.writer_lambda(&request, "request"),
+                self.reader_lambda(&request),
+                self.writer_lambda(&method.response, "response"),
+                self.reader_lambda(&method.response),
             );
         }
         out.push_str("} as const;\n");
@@ -823,7 +816,36 @@ impl Gen<'_> {
         out
     }
 
-    /// A client method; `None` for a web client's streaming-request method.
+    /// `(w: Writer, name: T): void => { ... },` for a method table.
+    fn writer_lambda(&self, ty: &TypeRef, name: &str) -> String {
+        let mut body = String::new();
+        self.write(ty, name, "      ", 0, &mut body);
+        let name = if matches!(ty, TypeRef::Unit) {
+            format!("_{name}")
+        } else {
+            name.to_owned()
+        };
+        format!(
+            "    (w: Writer, {name}: {}): void => {{\n{body}    }},\n",
+            self.ts_type(ty)
+        )
+    }
+
+    /// `(value: unknown): T => ...,` for a method table.
+    fn reader_lambda(&self, ty: &TypeRef) -> String {
+        let value = if matches!(ty, TypeRef::Unit) {
+            "_value"
+        } else {
+            "value"
+        };
+        format!(
+            "    ({value}: unknown): {} => {},\n",
+            self.ts_type(ty),
+            self.read(ty, "value", 0)
+        )
+    }
+
+    /// A client method; a comment for a web client's streaming-request method.
     fn client_method(&self, base: &str, method: &Method, node: bool) -> String {
         let name = property(&method.model.name);
         let codec = format!("{base}Methods.{name}");

@@ -48,29 +48,34 @@ export interface MessageType<T> {
   read(value: unknown): T;
 }
 
-/** The path and codec of one method. */
+/** The path and codec of one method: both directions, for clients and servers. */
 export interface MethodCodec<Req, Res> {
   /** `/package.Service/Method`. */
   readonly path: string;
-  encode(request: Req): Uint8Array;
-  decode(data: Uint8Array): Res;
+  encodeRequest(request: Req): Uint8Array;
+  decodeRequest(data: Uint8Array): Req;
+  encodeResponse(response: Res): Uint8Array;
+  decodeResponse(data: Uint8Array): Res;
 }
 
 function method<Req, Res>(
   path: string,
-  write: (w: Writer, request: Req) => void,
-  read: (value: unknown) => Res,
+  writeRequest: (w: Writer, request: Req) => void,
+  readRequest: (value: unknown) => Req,
+  writeResponse: (w: Writer, response: Res) => void,
+  readResponse: (value: unknown) => Res,
 ): MethodCodec<Req, Res> {
+  const encode = <T>(write: (w: Writer, value: T) => void, value: T): Uint8Array => {
+    const w = new Writer();
+    write(w, value);
+    return w.finish();
+  };
   return {
     path,
-    encode(request: Req): Uint8Array {
-      const w = new Writer();
-      write(w, request);
-      return w.finish();
-    },
-    decode(data: Uint8Array): Res {
-      return read(unpack(data));
-    },
+    encodeRequest: (request) => encode(writeRequest, request),
+    decodeRequest: (data) => readRequest(unpack(data)),
+    encodeResponse: (response) => encode(writeResponse, response),
+    decodeResponse: (data) => readResponse(unpack(data)),
   };
 }
 

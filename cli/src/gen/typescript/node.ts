@@ -16,13 +16,13 @@ interface Boxed<T> {
 
 function serializer<Req, Res>(m: MethodCodec<Req, Res>): (boxed: Boxed<Req>) => Buffer {
   return (boxed) => {
-    const bytes = m.encode(boxed.value);
+    const bytes = m.encodeRequest(boxed.value);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }
 
 function deserializer<Req, Res>(m: MethodCodec<Req, Res>): (data: Buffer) => Boxed<Res> {
-  return (data) => ({ value: m.decode(data) });
+  return (data) => ({ value: m.decodeResponse(data) });
 }
 
 function callOptions(options: NodeCallOptions): grpc.CallOptions {

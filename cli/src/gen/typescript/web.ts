@@ -167,7 +167,7 @@ class WebTransport {
   }
 
   private async *call<Req, Res>(m: MethodCodec<Req, Res>, request: Req, options: WebCallOptions): AsyncGenerator<Res> {
-    const payload = m.encode(request);
+    const payload = m.encodeRequest(request);
     const body = new Uint8Array(5 + payload.length);
     new DataView(body.buffer).setUint32(1, payload.length);
     body.set(payload, 5);
@@ -231,7 +231,7 @@ class WebTransport {
           } else if ((flags & 0x01) !== 0) {
             throw new GrpcWebError(Status.INTERNAL, `${m.path}: a compressed message (not supported)`);
           } else {
-            yield m.decode(frame);
+            yield m.decodeResponse(frame);
           }
         }
         const chunk = await reader.read();

@@ -75,29 +75,34 @@ export interface MessageType<T> {
   read(value: unknown): T;
 }
 
-/** The path and codec of one method. */
+/** The path and codec of one method: both directions, for clients and servers. */
 export interface MethodCodec<Req, Res> {
   /** `/package.Service/Method`. */
   readonly path: string;
-  encode(request: Req): Uint8Array;
-  decode(data: Uint8Array): Res;
+  encodeRequest(request: Req): Uint8Array;
+  decodeRequest(data: Uint8Array): Req;
+  encodeResponse(response: Res): Uint8Array;
+  decodeResponse(data: Uint8Array): Res;
 }
 
 function method<Req, Res>(
   path: string,
-  write: (w: Writer, request: Req) => void,
-  read: (value: unknown) => Res,
+  writeRequest: (w: Writer, request: Req) => void,
+  readRequest: (value: unknown) => Req,
+  writeResponse: (w: Writer, response: Res) => void,
+  readResponse: (value: unknown) => Res,
 ): MethodCodec<Req, Res> {
+  const encode = <T>(write: (w: Writer, value: T) => void, value: T): Uint8Array => {
+    const w = new Writer();
+    write(w, value);
+    return w.finish();
+  };
   return {
     path,
-    encode(request: Req): Uint8Array {
-      const w = new Writer();
-      write(w, request);
-      return w.finish();
-    },
-    decode(data: Uint8Array): Res {
-      return read(unpack(data));
-    },
+    encodeRequest: (request) => encode(writeRequest, request),
+    decodeRequest: (data) => readRequest(unpack(data)),
+    encodeResponse: (response) => encode(writeResponse, response),
+    decodeResponse: (data) => readResponse(unpack(data)),
   };
 }
 
@@ -583,7 +588,7 @@ class WebTransport {
   }
 
   private async *call<Req, Res>(m: MethodCodec<Req, Res>, request: Req, options: WebCallOptions): AsyncGenerator<Res> {
-    const payload = m.encode(request);
+    const payload = m.encodeRequest(request);
     const body = new Uint8Array(5 + payload.length);
     new DataView(body.buffer).setUint32(1, payload.length);
     body.set(payload, 5);
@@ -647,7 +652,7 @@ class WebTransport {
           } else if ((flags & 0x01) !== 0) {
             throw new GrpcWebError(Status.INTERNAL, `${m.path}: a compressed message (not supported)`);
           } else {
-            yield m.decode(frame);
+            yield m.decodeResponse(frame);
           }
         }
         const chunk = await reader.read();
@@ -690,13 +695,13 @@ interface Boxed<T> {
 
 function serializer<Req, Res>(m: MethodCodec<Req, Res>): (boxed: Boxed<Req>) => Buffer {
   return (boxed) => {
-    const bytes = m.encode(boxed.value);
+    const bytes = m.encodeRequest(boxed.value);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }
 
 function deserializer<Req, Res>(m: MethodCodec<Req, Res>): (data: Buffer) => Boxed<Res> {
-  return (data) => ({ value: m.decode(data) });
+  return (data) => ({ value: m.decodeResponse(data) });
 }
 
 function callOptions(options: NodeCallOptions): grpc.CallOptions {
@@ -1280,11 +1285,19 @@ export const KitchenMethods = {
       Everything.write(w, request);
     },
     (value: unknown): Everything => Everything.read(value),
+    (w: Writer, response: Everything): void => {
+      Everything.write(w, response);
+    },
+    (value: unknown): Everything => Everything.read(value),
   ),
   convert: method<Money, Money>(
     "/demo.v1.Kitchen/Convert",
     (w: Writer, request: Money): void => {
       Money.write(w, request);
+    },
+    (value: unknown): Money => Money.read(value),
+    (w: Writer, response: Money): void => {
+      Money.write(w, response);
     },
     (value: unknown): Money => Money.read(value),
   ),

@@ -76,29 +76,34 @@ export interface MessageType<T> {
   read(value: unknown): T;
 }
 
-/** The path and codec of one method. */
+/** The path and codec of one method: both directions, for clients and servers. */
 export interface MethodCodec<Req, Res> {
   /** `/package.Service/Method`. */
   readonly path: string;
-  encode(request: Req): Uint8Array;
-  decode(data: Uint8Array): Res;
+  encodeRequest(request: Req): Uint8Array;
+  decodeRequest(data: Uint8Array): Req;
+  encodeResponse(response: Res): Uint8Array;
+  decodeResponse(data: Uint8Array): Res;
 }
 
 function method<Req, Res>(
   path: string,
-  write: (w: Writer, request: Req) => void,
-  read: (value: unknown) => Res,
+  writeRequest: (w: Writer, request: Req) => void,
+  readRequest: (value: unknown) => Req,
+  writeResponse: (w: Writer, response: Res) => void,
+  readResponse: (value: unknown) => Res,
 ): MethodCodec<Req, Res> {
+  const encode = <T>(write: (w: Writer, value: T) => void, value: T): Uint8Array => {
+    const w = new Writer();
+    write(w, value);
+    return w.finish();
+  };
   return {
     path,
-    encode(request: Req): Uint8Array {
-      const w = new Writer();
-      write(w, request);
-      return w.finish();
-    },
-    decode(data: Uint8Array): Res {
-      return read(unpack(data));
-    },
+    encodeRequest: (request) => encode(writeRequest, request),
+    decodeRequest: (data) => readRequest(unpack(data)),
+    encodeResponse: (response) => encode(writeResponse, response),
+    decodeResponse: (data) => readResponse(unpack(data)),
   };
 }
 
@@ -584,7 +589,7 @@ class WebTransport {
   }
 
   private async *call<Req, Res>(m: MethodCodec<Req, Res>, request: Req, options: WebCallOptions): AsyncGenerator<Res> {
-    const payload = m.encode(request);
+    const payload = m.encodeRequest(request);
     const body = new Uint8Array(5 + payload.length);
     new DataView(body.buffer).setUint32(1, payload.length);
     body.set(payload, 5);
@@ -648,7 +653,7 @@ class WebTransport {
           } else if ((flags & 0x01) !== 0) {
             throw new GrpcWebError(Status.INTERNAL, `${m.path}: a compressed message (not supported)`);
           } else {
-            yield m.decode(frame);
+            yield m.decodeResponse(frame);
           }
         }
         const chunk = await reader.read();
@@ -691,13 +696,13 @@ interface Boxed<T> {
 
 function serializer<Req, Res>(m: MethodCodec<Req, Res>): (boxed: Boxed<Req>) => Buffer {
   return (boxed) => {
-    const bytes = m.encode(boxed.value);
+    const bytes = m.encodeRequest(boxed.value);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }
 
 function deserializer<Req, Res>(m: MethodCodec<Req, Res>): (data: Buffer) => Boxed<Res> {
-  return (data) => ({ value: m.decode(data) });
+  return (data) => ({ value: m.decodeResponse(data) });
 }
 
 function callOptions(options: NodeCallOptions): grpc.CallOptions {
@@ -918,12 +923,20 @@ export const GreeterMethods = {
     (w: Writer, request: HelloRequest): void => {
       HelloRequest.write(w, request);
     },
+    (value: unknown): HelloRequest => HelloRequest.read(value),
+    (w: Writer, response: HelloReply): void => {
+      HelloReply.write(w, response);
+    },
     (value: unknown): HelloReply => HelloReply.read(value),
   ),
   streamGreetings: method<HelloRequest, HelloReply>(
     "/demo.v1.Greeter/StreamGreetings",
     (w: Writer, request: HelloRequest): void => {
       HelloRequest.write(w, request);
+    },
+    (value: unknown): HelloRequest => HelloRequest.read(value),
+    (w: Writer, response: HelloReply): void => {
+      HelloReply.write(w, response);
     },
     (value: unknown): HelloReply => HelloReply.read(value),
   ),
@@ -932,12 +945,20 @@ export const GreeterMethods = {
     (w: Writer, request: HelloRequest): void => {
       HelloRequest.write(w, request);
     },
+    (value: unknown): HelloRequest => HelloRequest.read(value),
+    (w: Writer, response: HelloReply): void => {
+      HelloReply.write(w, response);
+    },
     (value: unknown): HelloReply => HelloReply.read(value),
   ),
   chat: method<HelloRequest, HelloReply>(
     "/demo.v1.Greeter/Chat",
     (w: Writer, request: HelloRequest): void => {
       HelloRequest.write(w, request);
+    },
+    (value: unknown): HelloRequest => HelloRequest.read(value),
+    (w: Writer, response: HelloReply): void => {
+      HelloReply.write(w, response);
     },
     (value: unknown): HelloReply => HelloReply.read(value),
   ),
@@ -1018,12 +1039,20 @@ export const CalculatorMethods = {
       w.int64(request[0]);
       w.int64(request[1]);
     },
+    (value: unknown): [bigint, bigint] => (((t0: unknown[]): [bigint, bigint] => [asInt64(t0[0]), asInt64(t0[1])])(asList(value))),
+    (w: Writer, response: bigint): void => {
+      w.int64(response);
+    },
     (value: unknown): bigint => asInt64(value),
   ),
   sum: method<bigint, bigint>(
     "/demo.v1.Calculator/Sum",
     (w: Writer, request: bigint): void => {
       w.int64(request);
+    },
+    (value: unknown): bigint => asInt64(value),
+    (w: Writer, response: bigint): void => {
+      w.int64(response);
     },
     (value: unknown): bigint => asInt64(value),
   ),
@@ -1033,11 +1062,19 @@ export const CalculatorMethods = {
       w.int(request);
     },
     (value: unknown): number => asInt(value),
+    (w: Writer, response: number): void => {
+      w.int(response);
+    },
+    (value: unknown): number => asInt(value),
   ),
   runningTotal: method<bigint, bigint>(
     "/demo.v1.Calculator/RunningTotal",
     (w: Writer, request: bigint): void => {
       w.int64(request);
+    },
+    (value: unknown): bigint => asInt64(value),
+    (w: Writer, response: bigint): void => {
+      w.int64(response);
     },
     (value: unknown): bigint => asInt64(value),
   ),
@@ -1046,7 +1083,11 @@ export const CalculatorMethods = {
     (w: Writer, _request: null): void => {
       w.nil();
     },
-    (value: unknown): null => null,
+    (_value: unknown): null => null,
+    (w: Writer, _response: null): void => {
+      w.nil();
+    },
+    (_value: unknown): null => null,
   ),
 } as const;
 

@@ -69,29 +69,34 @@ export interface MessageType<T> {
   read(value: unknown): T;
 }
 
-/** The path and codec of one method. */
+/** The path and codec of one method: both directions, for clients and servers. */
 export interface MethodCodec<Req, Res> {
   /** `/package.Service/Method`. */
   readonly path: string;
-  encode(request: Req): Uint8Array;
-  decode(data: Uint8Array): Res;
+  encodeRequest(request: Req): Uint8Array;
+  decodeRequest(data: Uint8Array): Req;
+  encodeResponse(response: Res): Uint8Array;
+  decodeResponse(data: Uint8Array): Res;
 }
 
 function method<Req, Res>(
   path: string,
-  write: (w: Writer, request: Req) => void,
-  read: (value: unknown) => Res,
+  writeRequest: (w: Writer, request: Req) => void,
+  readRequest: (value: unknown) => Req,
+  writeResponse: (w: Writer, response: Res) => void,
+  readResponse: (value: unknown) => Res,
 ): MethodCodec<Req, Res> {
+  const encode = <T>(write: (w: Writer, value: T) => void, value: T): Uint8Array => {
+    const w = new Writer();
+    write(w, value);
+    return w.finish();
+  };
   return {
     path,
-    encode(request: Req): Uint8Array {
-      const w = new Writer();
-      write(w, request);
-      return w.finish();
-    },
-    decode(data: Uint8Array): Res {
-      return read(unpack(data));
-    },
+    encodeRequest: (request) => encode(writeRequest, request),
+    decodeRequest: (data) => readRequest(unpack(data)),
+    encodeResponse: (response) => encode(writeResponse, response),
+    decodeResponse: (data) => readResponse(unpack(data)),
   };
 }
 
@@ -577,7 +582,7 @@ class WebTransport {
   }
 
   private async *call<Req, Res>(m: MethodCodec<Req, Res>, request: Req, options: WebCallOptions): AsyncGenerator<Res> {
-    const payload = m.encode(request);
+    const payload = m.encodeRequest(request);
     const body = new Uint8Array(5 + payload.length);
     new DataView(body.buffer).setUint32(1, payload.length);
     body.set(payload, 5);
@@ -641,7 +646,7 @@ class WebTransport {
           } else if ((flags & 0x01) !== 0) {
             throw new GrpcWebError(Status.INTERNAL, `${m.path}: a compressed message (not supported)`);
           } else {
-            yield m.decode(frame);
+            yield m.decodeResponse(frame);
           }
         }
         const chunk = await reader.read();
@@ -754,12 +759,20 @@ export const GreeterMethods = {
     (w: Writer, request: HelloRequest): void => {
       HelloRequest.write(w, request);
     },
+    (value: unknown): HelloRequest => HelloRequest.read(value),
+    (w: Writer, response: HelloReply): void => {
+      HelloReply.write(w, response);
+    },
     (value: unknown): HelloReply => HelloReply.read(value),
   ),
   streamGreetings: method<HelloRequest, HelloReply>(
     "/demo.v1.Greeter/StreamGreetings",
     (w: Writer, request: HelloRequest): void => {
       HelloRequest.write(w, request);
+    },
+    (value: unknown): HelloRequest => HelloRequest.read(value),
+    (w: Writer, response: HelloReply): void => {
+      HelloReply.write(w, response);
     },
     (value: unknown): HelloReply => HelloReply.read(value),
   ),
@@ -768,12 +781,20 @@ export const GreeterMethods = {
     (w: Writer, request: HelloRequest): void => {
       HelloRequest.write(w, request);
     },
+    (value: unknown): HelloRequest => HelloRequest.read(value),
+    (w: Writer, response: HelloReply): void => {
+      HelloReply.write(w, response);
+    },
     (value: unknown): HelloReply => HelloReply.read(value),
   ),
   chat: method<HelloRequest, HelloReply>(
     "/demo.v1.Greeter/Chat",
     (w: Writer, request: HelloRequest): void => {
       HelloRequest.write(w, request);
+    },
+    (value: unknown): HelloRequest => HelloRequest.read(value),
+    (w: Writer, response: HelloReply): void => {
+      HelloReply.write(w, response);
     },
     (value: unknown): HelloReply => HelloReply.read(value),
   ),
@@ -815,12 +836,20 @@ export const CalculatorMethods = {
       w.int64(request[0]);
       w.int64(request[1]);
     },
+    (value: unknown): [bigint, bigint] => (((t0: unknown[]): [bigint, bigint] => [asInt64(t0[0]), asInt64(t0[1])])(asList(value))),
+    (w: Writer, response: bigint): void => {
+      w.int64(response);
+    },
     (value: unknown): bigint => asInt64(value),
   ),
   sum: method<bigint, bigint>(
     "/demo.v1.Calculator/Sum",
     (w: Writer, request: bigint): void => {
       w.int64(request);
+    },
+    (value: unknown): bigint => asInt64(value),
+    (w: Writer, response: bigint): void => {
+      w.int64(response);
     },
     (value: unknown): bigint => asInt64(value),
   ),
@@ -830,11 +859,19 @@ export const CalculatorMethods = {
       w.int(request);
     },
     (value: unknown): number => asInt(value),
+    (w: Writer, response: number): void => {
+      w.int(response);
+    },
+    (value: unknown): number => asInt(value),
   ),
   runningTotal: method<bigint, bigint>(
     "/demo.v1.Calculator/RunningTotal",
     (w: Writer, request: bigint): void => {
       w.int64(request);
+    },
+    (value: unknown): bigint => asInt64(value),
+    (w: Writer, response: bigint): void => {
+      w.int64(response);
     },
     (value: unknown): bigint => asInt64(value),
   ),
@@ -843,7 +880,11 @@ export const CalculatorMethods = {
     (w: Writer, _request: null): void => {
       w.nil();
     },
-    (value: unknown): null => null,
+    (_value: unknown): null => null,
+    (w: Writer, _response: null): void => {
+      w.nil();
+    },
+    (_value: unknown): null => null,
   ),
 } as const;
 

@@ -77,29 +77,34 @@ export interface MessageType<T> {
   read(value: unknown): T;
 }
 
-/** The path and codec of one method. */
+/** The path and codec of one method: both directions, for clients and servers. */
 export interface MethodCodec<Req, Res> {
   /** `/package.Service/Method`. */
   readonly path: string;
-  encode(request: Req): Uint8Array;
-  decode(data: Uint8Array): Res;
+  encodeRequest(request: Req): Uint8Array;
+  decodeRequest(data: Uint8Array): Req;
+  encodeResponse(response: Res): Uint8Array;
+  decodeResponse(data: Uint8Array): Res;
 }
 
 function method<Req, Res>(
   path: string,
-  write: (w: Writer, request: Req) => void,
-  read: (value: unknown) => Res,
+  writeRequest: (w: Writer, request: Req) => void,
+  readRequest: (value: unknown) => Req,
+  writeResponse: (w: Writer, response: Res) => void,
+  readResponse: (value: unknown) => Res,
 ): MethodCodec<Req, Res> {
+  const encode = <T>(write: (w: Writer, value: T) => void, value: T): Uint8Array => {
+    const w = new Writer();
+    write(w, value);
+    return w.finish();
+  };
   return {
     path,
-    encode(request: Req): Uint8Array {
-      const w = new Writer();
-      write(w, request);
-      return w.finish();
-    },
-    decode(data: Uint8Array): Res {
-      return read(unpack(data));
-    },
+    encodeRequest: (request) => encode(writeRequest, request),
+    decodeRequest: (data) => readRequest(unpack(data)),
+    encodeResponse: (response) => encode(writeResponse, response),
+    decodeResponse: (data) => readResponse(unpack(data)),
   };
 }
 
@@ -585,7 +590,7 @@ class WebTransport {
   }
 
   private async *call<Req, Res>(m: MethodCodec<Req, Res>, request: Req, options: WebCallOptions): AsyncGenerator<Res> {
-    const payload = m.encode(request);
+    const payload = m.encodeRequest(request);
     const body = new Uint8Array(5 + payload.length);
     new DataView(body.buffer).setUint32(1, payload.length);
     body.set(payload, 5);
@@ -649,7 +654,7 @@ class WebTransport {
           } else if ((flags & 0x01) !== 0) {
             throw new GrpcWebError(Status.INTERNAL, `${m.path}: a compressed message (not supported)`);
           } else {
-            yield m.decode(frame);
+            yield m.decodeResponse(frame);
           }
         }
         const chunk = await reader.read();
@@ -692,13 +697,13 @@ interface Boxed<T> {
 
 function serializer<Req, Res>(m: MethodCodec<Req, Res>): (boxed: Boxed<Req>) => Buffer {
   return (boxed) => {
-    const bytes = m.encode(boxed.value);
+    const bytes = m.encodeRequest(boxed.value);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }
 
 function deserializer<Req, Res>(m: MethodCodec<Req, Res>): (data: Buffer) => Boxed<Res> {
-  return (data) => ({ value: m.decode(data) });
+  return (data) => ({ value: m.decodeResponse(data) });
 }
 
 function callOptions(options: NodeCallOptions): grpc.CallOptions {
@@ -1177,6 +1182,10 @@ export const VectorsMethods = {
       Kinds.write(w, request);
     },
     (value: unknown): Kinds => Kinds.read(value),
+    (w: Writer, response: Kinds): void => {
+      Kinds.write(w, response);
+    },
+    (value: unknown): Kinds => Kinds.read(value),
   ),
 } as const;
 
@@ -1231,12 +1240,20 @@ export const IMagicMethods = {
       w.int(request[0]);
       w.string(request[1]);
     },
-    (value: unknown): null => null,
+    (value: unknown): [number, string] => (((t0: unknown[]): [number, string] => [asInt(t0[0]), asString(t0[1])])(asList(value))),
+    (w: Writer, _response: null): void => {
+      w.nil();
+    },
+    (_value: unknown): null => null,
   ),
   noParameters: method<null, number>(
     "/IMagic/NoParameters",
     (w: Writer, _request: null): void => {
       w.nil();
+    },
+    (_value: unknown): null => null,
+    (w: Writer, response: number): void => {
+      w.int(response);
     },
     (value: unknown): number => asInt(value),
   ),
@@ -1245,6 +1262,13 @@ export const IMagicMethods = {
     (w: Writer, request: Obj[]): void => {
       w.array(request.length);
       for (const x0 of request) {
+        Obj.write(w, x0);
+      }
+    },
+    (value: unknown): Obj[] => asList(value).map((x0) => Obj.read(x0)),
+    (w: Writer, response: Obj[]): void => {
+      w.array(response.length);
+      for (const x0 of response) {
         Obj.write(w, x0);
       }
     },
@@ -1320,6 +1344,10 @@ export const NamedMethods = {
     "/vectors.v1.Named/Keys",
     (w: Writer, request: StrKey): void => {
       StrKey.write(w, request);
+    },
+    (value: unknown): StrKey => StrKey.read(value),
+    (w: Writer, response: PascalKey): void => {
+      PascalKey.write(w, response);
     },
     (value: unknown): PascalKey => PascalKey.read(value),
   ),

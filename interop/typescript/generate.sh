@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Writes TypeScript with `tonic-msgpack gen typescript` into interop/typescript/generated/ and
+# compiles it and the tests with `tsc --strict` into build/ (run by interop/run.sh).
+#
+#   bash interop/typescript/generate.sh PATH/TO/tonic-msgpack
+#
+# generated/demo.ts      example-app (Greeter protos + Calculator trait), both clients
+# generated/demo-web.ts  the same with `--clients web` (what a browser bundle imports)
+# generated/everything.ts tests/proto-e2e's everything.proto (every field kind)
+# generated/vectors.ts   cli/tests/data/gen/vectors (named layouts, MagicOnion-style traits)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CLI="${1:?usage: generate.sh PATH/TO/tonic-msgpack}"
+
+PROTOS="$(mktemp -d "${TMPDIR:-/tmp}/tonic-msgpack-ts.XXXXXX")"
+trap 'rm -rf "$PROTOS"' EXIT
+mkdir -p "$PROTOS/demo" "$PROTOS/common/v1"
+cp "$ROOT/tests/proto-e2e/proto/demo/everything.proto" "$PROTOS/demo/"
+cp "$ROOT/tests/proto-e2e/proto-common/common/v1/common.proto" "$PROTOS/common/v1/"
+
+rm -rf "$HERE/generated" "$HERE/build"
+mkdir -p "$HERE/generated"
+"$CLI" gen typescript "$ROOT/example-app" --out "$HERE/generated/demo.ts"
+"$CLI" gen typescript "$ROOT/example-app" --clients web --out "$HERE/generated/demo-web.ts"
+"$CLI" gen typescript "$PROTOS" --out "$HERE/generated/everything.ts"
+"$CLI" gen typescript "$ROOT/cli/tests/data/gen/vectors" --out "$HERE/generated/vectors.ts"
+cd "$HERE"
+node_modules/.bin/tsc -p tsconfig.json
+echo "tsc --strict: generated/*.ts and the tests compiled into build/"
