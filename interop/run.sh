@@ -267,6 +267,8 @@ wait_port "$HOST" "$BRIDGE_PORT" "$BRIDGE_PID" "$LOG_DIR/bridge-serve.log" "exam
 wait_port "$HOST" "$BRIDGE_GATEWAY_PORT" "$BRIDGE_PID" "$LOG_DIR/bridge-serve.log" "example-app serve (bridge)"
 suite "python protobuf client (grpcio-tools stubs, reflection) -> bridge $HOST:$BRIDGE_PORT" \
   "$VPY" "$HERE/python/bridge_client.py" "$HOST:$BRIDGE_PORT" --gateway "$HOST:$BRIDGE_GATEWAY_PORT"
+suite "node protobuf client (grpc-js + proto-loader, greeter.proto) -> bridge $HOST:$BRIDGE_PORT" \
+  node "$HERE/node/bridge_client.js" "$HOST:$BRIDGE_PORT" --label node-bridge
 suite "openapi-spec-validator + a REST client driven by the document -> $HOST:$BRIDGE_GATEWAY_PORT" \
   "$VPY" "$HERE/python/openapi_client.py" "$HOST:$BRIDGE_ADMIN_PORT" "$HOST:$BRIDGE_GATEWAY_PORT"
 
