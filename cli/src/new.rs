@@ -33,6 +33,11 @@ const TEMPLATES: &[Template] = &[
     template!("src/lib.rs", "src/lib.rs.tmpl"),
     template!("src/main.rs", "src/main.rs.tmpl"),
     template!("tests/service.rs", "tests/service.rs.tmpl"),
+    template!("ci/contract.sh", "ci/contract.sh.tmpl"),
+    template!(
+        ".github/workflows/contract.yml",
+        "github/workflows/contract.yml.tmpl"
+    ),
 ];
 
 /// Where the generated crate takes tonic-msgpack from.
@@ -54,6 +59,20 @@ impl Dependencies {
             }
         } else {
             Dependencies::Registry
+        }
+    }
+
+    /// The command that installs the `tonic-msgpack` CLI this crate's CI runs.
+    fn cli_install(&self) -> String {
+        match self {
+            Dependencies::Local(root) => format!(
+                "cargo install --locked --path {:?}",
+                root.join("cli").display().to_string()
+            ),
+            Dependencies::Registry => format!(
+                "cargo install --locked tonic-msgpack-cli --version {}",
+                env!("CARGO_PKG_VERSION")
+            ),
         }
     }
 
@@ -116,6 +135,7 @@ fn placeholders(
         ("gateway_addr", "127.0.0.1:8080".to_owned()),
         ("tonic_msgpack_dep", runtime_dep),
         ("tonic_msgpack_build_dep", build_dep),
+        ("cli_install", dependencies.cli_install()),
     ])
 }
 
@@ -186,6 +206,14 @@ mod tests {
         assert_eq!(get("Service"), Some("BillingService"));
         assert_eq!(get("service_snake"), Some("billing_service"));
         assert_eq!(get("package"), Some("billing_service.v1"));
+        // The CI workflow installs the CLI of this version from crates.io.
+        assert_eq!(
+            get("cli_install"),
+            Some(concat!(
+                "cargo install --locked tonic-msgpack-cli --version ",
+                env!("CARGO_PKG_VERSION")
+            ))
+        );
     }
 
     #[test]
