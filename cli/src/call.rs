@@ -211,9 +211,8 @@ impl Schema {
         let json: serde_json::Value =
             serde_json::from_str(text).with_context(|| format!("{source}: invalid JSON"))?;
         let value = match (self, self.input()) {
-            (Schema::Proto { named, .. }, Some(input)) => {
-                convert::message_from_json(&input, &json, *named)
-                    .with_context(|| source.to_owned())?
+            (Schema::Proto { .. }, Some(input)) => {
+                convert::message_from_json(&input, &json).with_context(|| source.to_owned())?
             }
             _ => convert::json_to_mp(&json),
         };
@@ -247,7 +246,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let schema = match &args.proto {
         None => Schema::None,
         Some(proto) => Schema::Proto {
-            method: find_method(proto, &args.include, &service, &method)?,
+            method: find_method(proto, &args.include, &service, &method, args.named)?,
             named: args.named,
         },
     };
@@ -399,6 +398,7 @@ fn find_method(
     includes: &[PathBuf],
     service: &str,
     method: &str,
+    named: bool,
 ) -> anyhow::Result<MethodDescriptor> {
     let mut includes = includes.to_vec();
     if includes.is_empty() {
@@ -414,8 +414,20 @@ fn find_method(
         .find_map(|dir| proto.strip_prefix(dir).ok())
         .unwrap_or(proto)
         .to_owned();
-    let descriptors = tonic_msgpack_build::load::file_descriptor_set(&[relative], &includes)?;
-    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(descriptors)
+    // The layout travels in the descriptors' options, as the gateway reads them.
+    let format = if named {
+        tonic_msgpack_build::Format::Named
+    } else {
+        tonic_msgpack_build::Format::Compact
+    };
+    let descriptors = tonic_msgpack_build::load::descriptor_set(
+        &[relative],
+        &includes,
+        &[] as &[PathBuf],
+        format,
+        tonic_msgpack_build::KeyCase::AsWritten,
+    )?;
+    let pool = prost_reflect::DescriptorPool::decode(descriptors.as_slice())
         .with_context(|| format!("{}: cannot index the descriptors", proto.display()))?;
     let descriptor = pool.get_service_by_name(service).ok_or_else(|| {
         let known: Vec<String> = pool.services().map(|s| s.full_name().to_owned()).collect();

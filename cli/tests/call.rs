@@ -279,7 +279,7 @@ fn bad_input_is_reported_with_its_position() {
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("calltest.v1.Note.count: -1 is out of range"),
+        stderr(&output).contains("calltest.v1.Note: field \"count\": -1 is out of range"),
         "{}",
         stderr(&output)
     );
@@ -323,7 +323,7 @@ fn timestamps_are_checked_as_the_runtime_checks_them() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains(
-            "--json: calltest.v1.Note.at: invalid timestamp: \"2024-01-01T00:00:99Z\" is not an RFC 3339 timestamp"
+            "--json: invalid JSON for calltest.v1.Note: field \"at\": \"2024-01-01T00:00:99Z\" is not an RFC 3339 timestamp"
         ),
         "{}",
         stderr(&output)

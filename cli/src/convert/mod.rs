@@ -2,8 +2,9 @@
 //!
 //! - [`value`]: the MessagePack value tree ([`Mp`]) with its encoder and strict decoder.
 //! - [`schemaless`]: any JSON ⇄ any MessagePack, for calls without a `.proto`.
-//! - [`descriptor`]: messages by their proto descriptor, in the compact or named layout.
-//! - [`common`]: what both share (floats, bytes, and `Timestamp`/`Duration` through
+//! - [`descriptor`]: messages by their proto descriptor, through the gateway's REST transcoder
+//!   by descriptor (one implementation for `call --proto` and the gateway's REST/JSON).
+//! - [`common`]: the schema-less JSON forms (floats, bytes, timestamps through
 //!   `tonic_msgpack::wkt`).
 
 mod common;

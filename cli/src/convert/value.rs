@@ -26,21 +26,6 @@ impl Mp {
         u64::try_from(value).map_or(Mp::Int(value), Mp::UInt)
     }
 
-    /// What kind of value this is, for error messages ("got a map").
-    pub(crate) fn describe(&self) -> &'static str {
-        match self {
-            Mp::Nil => "nil",
-            Mp::Bool(_) => "a bool",
-            Mp::Int(_) | Mp::UInt(_) => "an integer",
-            Mp::F32(_) | Mp::F64(_) => "a float",
-            Mp::Str(_) => "a string",
-            Mp::Bin(_) => "bin",
-            Mp::Array(_) => "an array",
-            Mp::Map(_) => "a map",
-            Mp::Ext(..) => "an ext",
-        }
-    }
-
     /// The MessagePack encoding (smallest int and length forms).
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

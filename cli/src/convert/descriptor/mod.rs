@@ -1,61 +1,30 @@
-//! Conversion by a proto descriptor (prost-reflect), as wire format v1 lays messages out.
+//! Conversion by a proto descriptor: the gateway's REST transcoder by descriptor
+//! (`tonic_msgpack_gateway::dynamic`), so `call --proto` reads and writes exactly the JSON the
+//! gateway's REST/JSON does, and encodes exactly the generated types' MessagePack.
 //!
 //! - Requests ([`message_from_json`]): JSON keys are the proto field name or its JSON name;
-//!   the message becomes the compact layout (an array by field number, `nil` gaps) or the
-//!   named one (a map by field name).
-//! - Replies ([`message_to_json`]): either layout is read; JSON uses the JSON names, enums by
-//!   name, bytes as base64.
-//!
-//! Both directions give the well-known types their rule 5 forms: Timestamp as ext −1,
-//! Duration as `[seconds, nanos]`, wrappers as the value or nil, Empty as nil.
-
-mod from_json;
-mod to_json;
-
-pub(crate) use from_json::message_from_json;
-pub(crate) use to_json::message_to_json;
+//!   64-bit integers strings or numbers; the message is laid out as its descriptor's options
+//!   say (compact by default, named with `--named`). Unknown fields are refused.
+//! - Replies ([`message_to_json`]): proto JSON with every field, 64-bit integers as strings,
+//!   enums by name, bytes as base64; the well-known types in their proto JSON forms.
 
 use anyhow::anyhow;
-use prost_reflect::{FieldDescriptor, MessageDescriptor};
+use prost_reflect::MessageDescriptor;
+use serde_json::Value;
+use tonic_msgpack_gateway::{UnknownFields, dynamic};
 
-/// The `google.protobuf` messages that do not use the message layout (wire rule 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WellKnown {
-    /// `Empty`: nil.
-    Empty,
-    /// `Timestamp`: ext −1.
-    Timestamp,
-    /// `Duration`: `[seconds, nanos]`.
-    Duration,
-    /// `DoubleValue`, `StringValue`, …: the value itself, or nil.
-    Wrapper,
+use crate::convert::Mp;
+
+/// A request message from JSON by its descriptor.
+pub(crate) fn message_from_json(message: &MessageDescriptor, json: &Value) -> anyhow::Result<Mp> {
+    let bytes = dynamic::json_to_msgpack(message, json, UnknownFields::Reject)
+        .map_err(|err| anyhow!("{err}"))?;
+    Mp::decode(&bytes)
 }
 
-impl WellKnown {
-    fn of(message: &MessageDescriptor) -> Option<WellKnown> {
-        Some(match message.full_name() {
-            "google.protobuf.Empty" => WellKnown::Empty,
-            "google.protobuf.Timestamp" => WellKnown::Timestamp,
-            "google.protobuf.Duration" => WellKnown::Duration,
-            "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue" => WellKnown::Wrapper,
-            _ => return None,
-        })
-    }
-}
-
-/// The `value` field of a wrapper message.
-fn wrapper_value(message: &MessageDescriptor, path: &str) -> anyhow::Result<FieldDescriptor> {
-    message
-        .get_field_by_name("value")
-        .ok_or_else(|| anyhow!("{path}: wrapper without a value field"))
+/// A reply message as JSON.
+pub(crate) fn message_to_json(message: &MessageDescriptor, value: &Mp) -> anyhow::Result<Value> {
+    dynamic::msgpack_to_json(message, &value.encode()).map_err(|err| anyhow!("{err}"))
 }
 
 #[cfg(test)]
@@ -64,9 +33,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::convert::Mp;
+    use tonic_msgpack_build::{Format, KeyCase};
 
-    /// `calltest.v1.Note`: a gap at field 4, an enum, a Timestamp and bytes.
+    /// `calltest.v1.Note`: a gap at field 4, an enum, a Timestamp, bytes and an int64.
     const NOTE_PROTO: &str = r#"
         syntax = "proto3";
         package calltest.v1;
@@ -79,15 +48,22 @@ mod tests {
           Mood mood = 5;
           google.protobuf.Timestamp at = 6;
           bytes data = 7;
+          int64 big = 8;
         }
     "#;
 
-    fn note() -> MessageDescriptor {
+    fn note(format: Format) -> MessageDescriptor {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("note.proto"), NOTE_PROTO).expect("write proto");
-        let set = tonic_msgpack_build::load::file_descriptor_set(&["note.proto"], &[dir.path()])
-            .expect("proto compiles");
-        DescriptorPool::from_file_descriptor_set(set)
+        let set = tonic_msgpack_build::load::descriptor_set(
+            &["note.proto"],
+            &[dir.path()],
+            &[] as &[&str],
+            format,
+            KeyCase::AsWritten,
+        )
+        .expect("proto compiles");
+        DescriptorPool::decode(set.as_slice())
             .expect("descriptor pool")
             .get_message_by_name("calltest.v1.Note")
             .expect("calltest.v1.Note")
@@ -101,58 +77,73 @@ mod tests {
             "mood": "HAPPY",
             "at": "2024-05-01T10:00:00.500Z",
             "data": "AQI=",
+            "big": "-9007199254740993",
         })
     }
 
     #[test]
     fn compact_layout_is_an_array_by_field_number() {
-        let value = message_from_json(&note(), &note_json(), false).expect("convert");
+        let note = note(Format::Compact);
+        let value = message_from_json(&note, &note_json()).expect("convert");
         let Mp::Array(slots) = &value else {
             panic!("compact is an array: {value:?}");
         };
-        assert_eq!(slots.len(), 7);
+        assert_eq!(slots.len(), 8);
         assert_eq!(slots[0], Mp::Str("a".into()));
         assert_eq!(slots[3], Mp::Nil, "field number 4 is a gap");
         assert_eq!(slots[4], Mp::UInt(1));
         assert!(matches!(slots[5], Mp::Ext(-1, _)), "{:?}", slots[5]);
         assert_eq!(slots[6], Mp::Bin(vec![1, 2]));
-        assert_eq!(message_to_json(&note(), &value).expect("back"), note_json());
+        assert_eq!(slots[7], Mp::Int(-9_007_199_254_740_993));
+        assert_eq!(message_to_json(&note, &value).expect("back"), note_json());
+        // A 64-bit integer may also be a number.
+        let mut as_number = note_json();
+        as_number["big"] = json!(-9_007_199_254_740_993i64);
+        assert_eq!(
+            message_from_json(&note, &as_number).expect("convert"),
+            value
+        );
     }
 
     #[test]
     fn named_layout_is_a_map_by_field_name() {
-        let value = message_from_json(&note(), &note_json(), true).expect("convert");
+        let note = note(Format::Named);
+        let value = message_from_json(&note, &note_json()).expect("convert");
         let Mp::Map(entries) = &value else {
             panic!("named is a map: {value:?}");
         };
         assert_eq!(entries[0], (Mp::Str("title".into()), Mp::Str("a".into())));
-        assert_eq!(message_to_json(&note(), &value).expect("back"), note_json());
+        assert_eq!(message_to_json(&note, &value).expect("back"), note_json());
     }
 
     #[test]
     fn bad_requests_and_replies_name_the_field() {
+        let note = note(Format::Compact);
         let bad_second = json!({"at": "2024-01-01T00:00:99Z"});
-        let error = message_from_json(&note(), &bad_second, false).expect_err("second 99");
-        let message = format!("{error:#}");
+        let message = message_from_json(&note, &bad_second)
+            .expect_err("second 99")
+            .to_string();
         assert!(
-            message.starts_with("calltest.v1.Note.at: invalid timestamp: ")
+            message.starts_with("invalid JSON for calltest.v1.Note: field \"at\": ")
                 && message.contains("\"2024-01-01T00:00:99Z\" is not an RFC 3339 timestamp"),
             "{message}"
         );
-        let error = message_from_json(&note(), &json!({"mood": "SAD"}), false)
-            .expect_err("unknown enum value");
+        let error = message_from_json(&note, &json!({"mood": "SAD"})).expect_err("unknown value");
         assert!(
             error
                 .to_string()
                 .contains("unknown calltest.v1.Mood value \"SAD\""),
             "{error}"
         );
-        let reply = Mp::Array(vec![Mp::UInt(1)]);
-        let error = message_to_json(&note(), &reply).expect_err("title is a string");
+        let error = message_from_json(&note, &json!({"nope": 1})).expect_err("unknown field");
         assert!(
-            error
-                .to_string()
-                .starts_with("calltest.v1.Note.title: expected a string"),
+            error.to_string().contains("unknown field \"nope\""),
+            "{error}"
+        );
+        let reply = Mp::Array(vec![Mp::UInt(1)]);
+        let error = message_to_json(&note, &reply).expect_err("title is a string");
+        assert!(
+            error.to_string().contains("calltest.v1.Note.title"),
             "{error}"
         );
     }
