@@ -2,8 +2,9 @@
 //!
 //! With no generated route table, calls are passed through by path: `/{upstream}/…` goes to
 //! the upstream of that name (name upstreams after their services, `demo.v1.Calculator`), and
-//! `[route_prefixes]` adds more. gRPC and gRPC-Web work for every call kind; REST needs typed
-//! routes compiled into a gateway of your own (`Gateway::builder().routes(routes::table())`).
+//! `[route_prefixes]` adds more. gRPC and gRPC-Web work for every call kind; REST/JSON works
+//! for the methods of the config's `descriptors = [...]`, transcoded by descriptor (or with
+//! typed routes compiled into a gateway of your own, `Gateway::builder().routes(..)`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
