@@ -44,12 +44,15 @@ pub fn health()
     tonic_health::server::health_reporter().1
 }
 
-/// Serves both services on `listener` until `shutdown` completes.
+/// Serves both services on `listener` until `shutdown` completes. Each call records a span
+/// (in the trace its `traceparent` names) with the global tracer provider: nothing unless the
+/// program installed one (`example-app serve` does when `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
 pub async fn serve_services(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
+        .layer(tonic_msgpack::trace::TraceLayer::new())
         .add_routes(services())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await

@@ -5,6 +5,10 @@
 //!   happens and exits.
 //! - `cargo run -p example-app -- serve --listen 127.0.0.1:50051`: runs the gateway on
 //!   `--listen` and the services on `--services-listen` until Ctrl-C or SIGTERM (both drain).
+//! - With `OTEL_EXPORTER_OTLP_ENDPOINT` set (e.g. `http://127.0.0.1:4317`), `serve` and
+//!   `services` export OpenTelemetry traces there over OTLP/gRPC: the services' spans
+//!   (`OTEL_SERVICE_NAME`, default `example-services`) and, for `serve`, the gateway's
+//!   (`[tracing]`), so a call shows client → gateway → service in one trace.
 //! - `cargo run -p example-app -- check-greeter http://127.0.0.1:50060`: calls all four Greeter
 //!   kinds on any server with the Greeter contract (the interop suite points it at Python).
 
@@ -141,11 +145,51 @@ async fn start_gateway(
     Ok((addr, admin, task))
 }
 
+/// The OTLP collector of `OTEL_EXPORTER_OTLP_ENDPOINT`, when set.
+fn otlp_endpoint() -> Option<String> {
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|endpoint| !endpoint.trim().is_empty())
+}
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, installs the global tracer provider the services'
+/// trace layer records with (batch export over OTLP/gRPC); keep it to flush at exit.
+fn service_tracing() -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    let Some(endpoint) = otlp_endpoint() else {
+        return Ok(None);
+    };
+    // The exporter reads the endpoint (and OTEL_EXPORTER_OTLP_* options) from the environment.
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .with_context(|| format!("cannot export traces to {endpoint}"))?;
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "example-services".into());
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service)
+                .build(),
+        )
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    println!("exporting traces to {endpoint}");
+    Ok(Some(provider))
+}
+
+/// Sends the last spans before the process ends (blocking: off the runtime's threads).
+async fn flush_traces(provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>) {
+    if let Some(provider) = provider {
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
+}
+
 async fn serve(
     listen: SocketAddr,
     services_listen: SocketAddr,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    let traces = service_tracing()?;
     let services = example_app::spawn_services(services_listen)
         .await
         .with_context(|| format!("cannot listen on {services_listen}"))?;
@@ -163,6 +207,12 @@ async fn serve(
         }
         None => gateway_config(listen, services)?,
     };
+    let mut config = config;
+    // The gateway's spans go to the same collector, unless its config says otherwise.
+    if let (Some(endpoint), false) = (otlp_endpoint(), config.tracing.enabled) {
+        config.tracing.enabled = true;
+        config.tracing.otlp_endpoint = endpoint;
+    }
     // Installed now, before anything is served: SIGTERM (what Kubernetes and docker send) and
     // Ctrl-C both stop accepting and let in-flight calls finish for `grace_period`.
     let shutdown = tonic_msgpack_gateway::shutdown_signal()?;
@@ -173,6 +223,7 @@ async fn serve(
     }
     gateway.await?;
     println!("gateway stopped");
+    flush_traces(traces).await;
     Ok(())
 }
 
@@ -194,6 +245,7 @@ async fn services(listen: SocketAddr, only: Option<Only>, grace: Duration) -> an
             .add_service(example_app::health())
         }
     };
+    let traces = service_tracing()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -205,6 +257,7 @@ async fn services(listen: SocketAddr, only: Option<Only>, grace: Duration) -> an
     };
     println!("services listening on {}", listener.local_addr()?);
     let server = tonic::transport::Server::builder()
+        .layer(tonic_msgpack::trace::TraceLayer::new())
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -222,6 +275,7 @@ async fn services(listen: SocketAddr, only: Option<Only>, grace: Duration) -> an
         () = grace_over => eprintln!("grace period over; closing the remaining calls"),
     }
     println!("services stopped");
+    flush_traces(traces).await;
     Ok(())
 }
 
