@@ -126,3 +126,47 @@ fn named_key_case_flag() {
     assert!(text.contains("/** `demo.v1.HelloReply` (named: a map, keys camelCase). */"));
     assert!(text.contains("    w.map(3);\n    w.string(\"message\");\n"));
 }
+
+#[test]
+fn runtime_names_golden() {
+    // Messages named like the runtime's types or the globals it uses get a `_` suffix;
+    // bool and uint64 map keys, a service named `Timestamp`.
+    let text = generate(&data().join("names"), &[]);
+    golden(&data().join("names.ts"), &text);
+    assert!(text.contains("export interface Status_ {"));
+    assert!(text.contains("export interface Response_ {"));
+    assert!(text.contains("  status: Status_ | null;\n"));
+    assert!(text.contains("  byFlag: Map<boolean, string>;\n"));
+    assert!(text.contains("[keyBool(k0), asString(v0)]"));
+    assert!(text.contains("  byId: Map<bigint, Status_>;\n"));
+    assert!(text.contains("export class TimestampWebClient {"));
+}
+
+#[test]
+fn colliding_services_are_refused() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    for package in ["a", "b"] {
+        let dir = temp.path().join(package);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("greeter.proto"),
+            format!(
+                "syntax = \"proto3\";\npackage {package}.v1;\nmessage Req{package} {{}}\nservice Greeter {{ rpc Hi(Req{package}) returns (Req{package}); }}\n"
+            ),
+        )
+        .expect("write proto");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack"))
+        .args(["gen", "typescript"])
+        .arg(temp.path())
+        .output()
+        .expect("run tonic-msgpack");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "the services `a.v1.Greeter` and `b.v1.Greeter` would both declare `GreeterWebClient`; generate them into separate modules"
+        ),
+        "{stderr}"
+    );
+}

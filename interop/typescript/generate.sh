@@ -8,6 +8,8 @@
 # generated/demo-web.ts  the same with `--clients web` (what a browser bundle imports)
 # generated/everything.ts tests/proto-e2e's everything.proto (every field kind)
 # generated/vectors.ts   cli/tests/data/gen/vectors (named layouts, MagicOnion-style traits)
+# generated/names.ts     cli/tests/data/gen/typescript/names (types named like the runtime's,
+#                        bool and uint64 map keys)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +28,7 @@ mkdir -p "$HERE/generated"
 "$CLI" gen typescript "$ROOT/example-app" --clients web --out "$HERE/generated/demo-web.ts"
 "$CLI" gen typescript "$PROTOS" --out "$HERE/generated/everything.ts"
 "$CLI" gen typescript "$ROOT/cli/tests/data/gen/vectors" --out "$HERE/generated/vectors.ts"
+"$CLI" gen typescript "$ROOT/cli/tests/data/gen/typescript/names" --out "$HERE/generated/names.ts"
 cd "$HERE"
 node_modules/.bin/tsc -p tsconfig.json
 echo "tsc --strict: generated/*.ts and the tests compiled into build/"

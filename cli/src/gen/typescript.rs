@@ -53,27 +53,54 @@ const CORE: &str = include_str!("typescript/core.ts");
 const WEB: &str = include_str!("typescript/web.ts");
 const NODE: &str = include_str!("typescript/node.ts");
 
-/// Names the runtime part of the module exports or uses; a type may not take them.
+/// Names the runtime part of the module declares or uses (its own and the globals it refers
+/// to): a message or enum that would take one gets a `_` suffix (`Status` → `Status_`).
 const RESERVED_TYPES: &[&str] = &[
-    "Timestamp",
+    "AbortSignal",
+    "Array",
+    "AsyncGenerator",
+    "AsyncIterable",
+    "BigInt",
+    "Boolean",
+    "Boxed",
+    "Buffer",
+    "DataView",
+    "Date",
+    "DecodedTimestamp",
+    "Decoder",
     "Duration",
+    "Encoder",
+    "Error",
+    "ExtData",
+    "ExtensionCodec",
+    "GrpcWebError",
+    "Headers",
+    "Iterable",
+    "JSON",
+    "Map",
+    "Math",
     "MessageType",
     "MethodCodec",
-    "Writer",
-    "Status",
-    "GrpcWebError",
-    "WebClientOptions",
-    "WebCallOptions",
     "NodeCallOptions",
-    "Boxed",
-    "DecodedTimestamp",
-    "WebTransport",
-    "Map",
-    "Uint8Array",
-    "Array",
+    "Number",
     "Object",
-    "Error",
+    "Partial",
     "Promise",
+    "RangeError",
+    "Record",
+    "RequestInit",
+    "Response",
+    "Status",
+    "String",
+    "TextDecoder",
+    "TextEncoder",
+    "Timestamp",
+    "TypeError",
+    "Uint8Array",
+    "WebCallOptions",
+    "WebClientOptions",
+    "WebTransport",
+    "Writer",
 ];
 
 /// Reserved words and the parameter names the clients use.
@@ -232,11 +259,11 @@ impl Gen<'_> {
                 }
                 None => name.to_upper_camel_case(),
             };
-            if RESERVED_TYPES.contains(&type_name.as_str()) {
-                anyhow::bail!(
-                    "`{name}` would be the TypeScript type `{type_name}`, a name the generated runtime uses; rename it or generate it into a separate module"
-                );
-            }
+            let type_name = if RESERVED_TYPES.contains(&type_name.as_str()) {
+                format!("{type_name}_")
+            } else {
+                type_name
+            };
             if let Some(previous) = seen.insert(type_name.clone(), name.clone()) {
                 anyhow::bail!(
                     "`{previous}` and `{name}` would both be the TypeScript type `{type_name}`; generate them into separate modules"
@@ -257,6 +284,29 @@ impl Gen<'_> {
                         field.name,
                         name.trim_start_matches('.'),
                         property(&field.name)
+                    );
+                }
+            }
+        }
+        // Each service's classes and method table; two services of one name (other packages)
+        // or a message of such a name would collide.
+        let mut services: BTreeMap<String, String> = BTreeMap::new();
+        for service in &self.contract.services {
+            let base = service.model.name.to_upper_camel_case();
+            for generated in [
+                format!("{base}WebClient"),
+                format!("{base}Client"),
+                format!("{base}Methods"),
+            ] {
+                let full = service.model.full_name();
+                if let Some(message) = seen.get(&generated) {
+                    anyhow::bail!(
+                        "`{message}` and the service `{full}` would both declare `{generated}`; rename one or generate them into separate modules"
+                    );
+                }
+                if let Some(previous) = services.insert(generated.clone(), full.clone()) {
+                    anyhow::bail!(
+                        "the services `{previous}` and `{full}` would both declare `{generated}`; generate them into separate modules"
                     );
                 }
             }
