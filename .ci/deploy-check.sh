@@ -6,7 +6,10 @@
 #    `tonic-msgpack-gateway --check-config`, and that the gateway Deployment's SIGKILL comes
 #    after its preStop sleep and the gateway's grace period;
 # 3. the compose file's structure (two replicas of each example service, the gateway), and
-#    `docker compose config` where a docker CLI with the compose plugin is installed.
+#    `docker compose config` where a docker CLI with the compose plugin is installed;
+# 4. the observability configs: the OpenTelemetry Collector's pipelines name only defined
+#    components, the gateways ([tracing]) and services export to their collector, and the
+#    Prometheus scrape configs pass `promtool check config`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,6 +80,72 @@ for doc in yaml.safe_load_all(open("deploy/k8s/gateway.yaml")):
     print(f"terminationGracePeriodSeconds {termination} > preStop {pre_stop} s + grace_period {grace}")
 PY
 "$gateway" --check-config deploy/compose/gateway.toml
+
+echo "== observability: OpenTelemetry Collector and Prometheus configs (compose and Kubernetes)"
+"$venv/bin/python" - "$work" <<'PY'
+import sys
+import tomllib
+
+import yaml
+
+work = sys.argv[1]
+
+
+def check_collector(config, where):
+    """Every component a pipeline names is defined, and OTLP/gRPC listens on 4317."""
+    for name, pipeline in config["service"]["pipelines"].items():
+        for kind in ("receivers", "processors", "exporters"):
+            for component in pipeline.get(kind, []):
+                if component not in (config.get(kind) or {}):
+                    sys.exit(f"{where}: pipeline {name} names {kind[:-1]} {component}, not defined")
+    endpoint = config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+    if not endpoint.endswith(":4317"):
+        sys.exit(f"{where}: the OTLP/gRPC receiver listens on {endpoint}, want port 4317")
+
+
+def check_tracing(toml_text, want, where):
+    tracing = tomllib.loads(toml_text).get("tracing", {})
+    if not tracing.get("enabled") or tracing.get("otlp_endpoint") != want:
+        sys.exit(f"{where}: [tracing] should be enabled with otlp_endpoint = {want!r}")
+
+
+# compose
+check_collector(yaml.safe_load(open("deploy/compose/otel-collector.yaml")), "deploy/compose/otel-collector.yaml")
+services = yaml.safe_load(open("deploy/docker-compose.yml"))["services"]
+for name in ("otel-collector", "prometheus"):
+    if name not in services:
+        sys.exit(f"deploy/docker-compose.yml: no {name} service")
+check_tracing(open("deploy/compose/gateway.toml").read(), "http://otel-collector:4317", "deploy/compose/gateway.toml")
+for name in ("greeter", "calculator"):
+    env = services[name].get("environment", {})
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") != "http://otel-collector:4317":
+        sys.exit(f"deploy/docker-compose.yml: {name} does not export to the collector")
+
+# Kubernetes
+docs = [doc for doc in yaml.safe_load_all(open("deploy/k8s/observability.yaml")) if doc]
+maps = {doc["metadata"]["name"]: doc["data"] for doc in docs if doc["kind"] == "ConfigMap"}
+check_collector(yaml.safe_load(maps["otel-collector-config"]["config.yaml"]), "otel-collector-config")
+open(f"{work}/k8s-prometheus.yml", "w").write(maps["prometheus-config"]["prometheus.yml"])
+collector = "http://otel-collector.tonic-msgpack.svc.cluster.local:4317"
+gateway_map = next(
+    doc for doc in yaml.safe_load_all(open("deploy/k8s/gateway-config.yaml"))
+    if doc and doc.get("kind") == "ConfigMap"
+)
+check_tracing(gateway_map["data"]["gateway.toml"], collector, "deploy/k8s/gateway-config.yaml")
+for doc in yaml.safe_load_all(open("deploy/k8s/example-services.yaml")):
+    if doc and doc["kind"] == "Deployment":
+        env = {e["name"]: e.get("value") for e in doc["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") != collector:
+            sys.exit(f"deploy/k8s/example-services.yaml: {doc['metadata']['name']} does not export to the collector")
+print("collector pipelines defined; gateways and services export to their collector")
+PY
+# Debian's prometheus package (.ci/run installs it for the metrics tests).
+if command -v promtool >/dev/null; then
+    promtool check config --syntax-only deploy/compose/prometheus.yml
+    promtool check config --syntax-only "$work/k8s-prometheus.yml"
+else
+    echo "promtool not installed: the Prometheus configs' own check skipped"
+fi
 
 echo "== docker-compose.yml"
 "$venv/bin/python" - <<'PY'
