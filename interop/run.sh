@@ -20,7 +20,11 @@
 #    grpc.secure_channel(ssl_channel_credentials(root)): the whole suite over
 #    TLS, the Greeter and Calculator with a client certificate, and a call
 #    without one that must be refused at the handshake;
-# 6. prints one line per suite and `interop: N passed, N failed`; exits non-zero
+# 6. browser: generates the page's client (`gen typescript --clients web`), builds
+#    example-app/web/ (tsc --strict, esbuild) and drives the page in headless Chromium
+#    (interop/browser/page_test.py, selenium + Debian's chromium and chromium-driver),
+#    served from another origin than its gateway (CORS);
+# 7. prints one line per suite and `interop: N passed, N failed`; exits non-zero
 #    if any suite failed. Everything it started is stopped on exit.
 #
 # Environment (all optional):
@@ -38,6 +42,9 @@
 #   INTEROP_EXTERNAL_SERVE  1 = do not start `serve`; use the one already listening
 #   INTEROP_SKIP_INSTALL    1 = reuse the existing venv and node_modules as they are
 #   PYTHON                  python3  interpreter used to create the venv
+#   INTEROP_WEB_PORT        8000    the browser page (http.server; +1: an origin the gateway refuses)
+#   INTEROP_WEB_GATEWAY_PORT 50081  another `serve --config example-app/web/gateway.toml` ([cors]
+#                                   for the page), services on INTEROP_WEB_GATEWAY_PORT+1
 #   INTEROP_BRIDGE_PORT     50073   the protobuf bridge of a second `serve --config` (its
 #                                   gateway on INTEROP_BRIDGE_PORT-2, services on -1,
 #                                   admin with /openapi.json on +1)
@@ -137,6 +144,14 @@ if [[ "${INTEROP_SKIP_INSTALL:-0}" != 1 ]]; then
   if ! command -v openssl >/dev/null; then
     log "apt-get install openssl (certificates for the TLS suites)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
+  log "browser: selenium, npm ci in example-app/web, chromium + chromium-driver"
+  timeout 600 "$VPY" -m pip install --quiet --disable-pip-version-check -r "$HERE/browser/requirements.txt"
+  (cd "$ROOT/example-app/web" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    log "apt-get install chromium chromium-driver (the browser page test)"
+    apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
 fi
 
@@ -285,6 +300,37 @@ PIDS+=("$GREETER_PID")
 wait_port "$HOST" "$GREETER_PORT" "$GREETER_PID" "$LOG_DIR/greeter_server.log" "greeter_server.py"
 suite "rust check-greeter -> python server $HOST:$GREETER_PORT" \
   "$APP" check-greeter "http://$HOST:$GREETER_PORT"
+
+# ------------------------------------------------------------------ browser
+
+# example-app/web/ in headless Chromium: served by http.server on WEB_PORT, its gateway (another
+# `serve`, with [cors] for that origin) on WEB_GATEWAY_PORT: another origin, so CORS applies.
+WEB_PORT="${INTEROP_WEB_PORT:-8000}"
+WEB_GATEWAY_PORT="${INTEROP_WEB_GATEWAY_PORT:-50081}"
+WEB_SERVICES_PORT=$((WEB_GATEWAY_PORT + 1))
+require_free "$WEB_PORT" INTEROP_WEB_PORT
+require_free "$((WEB_PORT + 1))" INTEROP_WEB_PORT
+require_free "$WEB_GATEWAY_PORT" INTEROP_WEB_GATEWAY_PORT
+require_free "$WEB_SERVICES_PORT" INTEROP_WEB_GATEWAY_PORT
+WEB_CONFIG="$ROOT/example-app/web/gateway.toml"
+if [[ "$HOST:$WEB_PORT" != 127.0.0.1:8000 ]]; then
+  # the committed config names the page's default origin; another one needs its own
+  printf '%s\n' 'admin_listen = "off"' '[cors]' "allowed_origins = [\"http://$HOST:$WEB_PORT\"]" \
+    >"$LOG_DIR/web-gateway.toml"
+  WEB_CONFIG="$LOG_DIR/web-gateway.toml"
+fi
+log "starting example-app serve --config $WEB_CONFIG (the browser page's gateway on $HOST:$WEB_GATEWAY_PORT)"
+"$APP" serve --listen "$HOST:$WEB_GATEWAY_PORT" --services-listen "$HOST:$WEB_SERVICES_PORT" \
+  --config "$WEB_CONFIG" >"$LOG_DIR/web-serve.log" 2>&1 </dev/null &
+WEB_PID=$!
+PIDS+=("$WEB_PID")
+wait_port "$HOST" "$WEB_GATEWAY_PORT" "$WEB_PID" "$LOG_DIR/web-serve.log" "example-app serve (web)"
+suite "browser page build: gen typescript --clients web, tsc --strict, esbuild (example-app/web)" \
+  bash -c 'set -e; "$1" gen typescript "$2/example-app" --clients web --out "$2/example-app/web/src/demo.ts"
+    cd "$2/example-app/web" && npm run --silent build' _ "$CLI_BIN" "$ROOT"
+suite "browser page in headless Chromium at $HOST:$WEB_PORT -> gateway $HOST:$WEB_GATEWAY_PORT (CORS)" \
+  "$VPY" "$HERE/browser/page_test.py" --gateway "http://$HOST:$WEB_GATEWAY_PORT" --host "$HOST" \
+  --port "$WEB_PORT" --screenshot "$LOG_DIR/browser-page.png"
 
 # ------------------------------------------------------------------ TLS
 
