@@ -501,6 +501,12 @@ fn bridge_of(
         })?;
         sets.push((path.display().to_string(), bytes));
     }
+    for dir in &config.protos {
+        sets.push((
+            format!("protos: {}", dir.display()),
+            dynamic::protos::compile(dir)?,
+        ));
+    }
     if sets.is_empty() {
         if config.reflection || config.protobuf_bridge.is_some() || config.openapi_path.is_some() {
             let key = if config.openapi_path.is_some() {
@@ -513,7 +519,7 @@ fn bridge_of(
             return Err(ConfigError::Invalid {
                 path: None,
                 key: key.into(),
-                message: "needs descriptors: set `descriptors = [\"services.binpb\"]` (written by `tonic-msgpack schema` or a build's `.descriptor_set(true)`)".into(),
+                message: "needs descriptors: set `descriptors = [\"services.binpb\"]` (written by `tonic-msgpack schema` or a build's `.descriptor_set(true)`) or `protos = [\"proto/\"]`".into(),
             }
             .into());
         }

@@ -3,7 +3,8 @@
 //!
 //! Every case runs twice: in-process with the typed route stubs (`typed::`), and against the
 //! stand-alone `tonic-msgpack-gateway` binary configured with the shop's descriptor set only
-//! (`descriptors::`), which transcodes by descriptor.
+//! (`descriptors::`) or its `.proto` only (`protos::`, compiled at start), which transcodes by
+//! descriptor.
 
 mod support;
 
@@ -390,6 +391,19 @@ mod typed {
 mod descriptors {
     use super::Setup;
     per_setup!(Descriptors:
+        every_binding_form_and_metadata,
+        ndjson_lines_arrive_as_the_upstream_sends_them,
+        ndjson_error_after_messages_is_a_last_error_line,
+        grpc_status_maps_to_http_status_with_a_json_error,
+        bad_input_is_a_json_400_naming_the_field,
+        routes_rest_cannot_serve,
+        headers_named_in_connection_are_not_forwarded,
+    );
+}
+
+mod protos {
+    use super::Setup;
+    per_setup!(Protos:
         every_binding_form_and_metadata,
         ndjson_lines_arrive_as_the_upstream_sends_them,
         ndjson_error_after_messages_is_a_last_error_line,

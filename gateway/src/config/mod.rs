@@ -103,6 +103,11 @@ pub struct Config {
     /// schema`, or a build's `services.binpb`), for the protobuf bridge and server reflection.
     /// Default: none.
     pub descriptors: Vec<PathBuf>,
+    /// Directories of `.proto` files compiled when the gateway starts (and on each reload),
+    /// used as `descriptors` are: every `.proto` under each, with the directory as the include
+    /// path (`google/api/annotations.proto` and `tonic_msgpack/options.proto` built in).
+    /// Default: none.
+    pub protos: Vec<PathBuf>,
     /// gRPC server reflection (`grpc.reflection.v1` and `v1alpha`) from the descriptors, on the
     /// main port and the bridge listener. Default: off.
     pub reflection: bool,
@@ -625,6 +630,7 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             tls: None,
             descriptors: Vec::new(),
+            protos: Vec::new(),
             reflection: false,
             protobuf_bridge: None,
             openapi_path: None,

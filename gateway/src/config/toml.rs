@@ -46,6 +46,7 @@ struct RawConfig {
     rate_limits: RawRateLimits,
     tls: Option<RawTls>,
     descriptors: Option<Vec<PathBuf>>,
+    protos: Option<Vec<PathBuf>>,
     reflection: Option<bool>,
     protobuf_bridge: Option<RawBridge>,
     openapi_path: Option<String>,
@@ -363,6 +364,7 @@ fn build(raw: RawConfig) -> Result<Config, (String, String)> {
             .collect(),
     };
     config.descriptors = raw.descriptors.unwrap_or_default();
+    config.protos = raw.protos.unwrap_or_default();
     set(&mut config.reflection, raw.reflection);
     if let Some(path) = raw.openapi_path {
         if !path.starts_with('/') || super::ADMIN_PATHS.contains(&path.as_str()) {

@@ -10,6 +10,7 @@
 //! JSON object keyed by argument name, a reply is the returned value itself.
 
 mod from_json;
+pub(crate) mod protos;
 mod to_json;
 
 use prost_reflect::{DescriptorPool, MessageDescriptor, MethodDescriptor, ReflectMessage as _};

@@ -376,6 +376,8 @@ pub enum Setup {
     Typed,
     /// The stand-alone `tonic-msgpack-gateway` binary with `descriptors = [...]` only.
     Descriptors,
+    /// The binary with `protos = ["dir"]` only: the shop's `.proto`, compiled at start.
+    Protos,
 }
 
 /// A gateway for REST tests, in-process or a child process; stopped when dropped.
@@ -415,15 +417,22 @@ pub async fn shop_gateway_as(setup: Setup, upstream: SocketAddr, extra: &str) ->
     }
     use std::io::{BufRead as _, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
-    let descriptors = dir.path().join("shop.binpb");
-    std::fs::write(&descriptors, shop_descriptor_set()).expect("write descriptors");
+    let schema = if setup == Setup::Protos {
+        let protos = dir.path().join("proto");
+        std::fs::create_dir(&protos).expect("mkdir");
+        std::fs::write(protos.join("shop.proto"), SHOP_PROTO).expect("write shop.proto");
+        format!("protos = [{:?}]", protos.display().to_string())
+    } else {
+        let descriptors = dir.path().join("shop.binpb");
+        std::fs::write(&descriptors, shop_descriptor_set()).expect("write descriptors");
+        format!("descriptors = [{:?}]", descriptors.display().to_string())
+    };
     let config = dir.path().join("gateway.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndescriptors = [{:?}]\n\
-             [upstreams.\"rest.v1.Shop\"]\nendpoints = [\"http://{upstream}\"]\n{extra}\n",
-            descriptors.display().to_string()
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{schema}\n\
+             [upstreams.\"rest.v1.Shop\"]\nendpoints = [\"http://{upstream}\"]\n{extra}\n"
         ),
     )
     .expect("write config");
