@@ -23,6 +23,17 @@
 # listener, transcoded protobuf <-> MessagePack by a descriptor set written with
 # `tonic-msgpack schema`; gateway targets only). Compare it with c50m10's gateway (passthrough)
 # in the same run: SCENARIOS="c50m10 bridge" TARGETS="gateway".
+# Opt-in target gateway_observed: the shipped binary with the same config plus tracing export
+# at 100% sampling ([tracing], OTLP/gRPC to a local receiver that counts and drops the spans,
+# the `otlp_sink` example, on SINK_CPUS) and the access log on ([access_log] to a file under
+# WORK, deleted after each run). Compare it with `gateway` (both off) in the same run:
+#   TARGETS="gateway gateway_observed" SCENARIOS="c50m10 stream"
+# and with a build without the `otel` feature as gateway_alt (built first, and copied: this
+# script rebuilds the default binary):
+#   cargo build --release -p tonic-msgpack-gateway --no-default-features --features jemalloc
+#   cp target/release/tonic-msgpack-gateway /tmp/gateway-no-otel
+#   GATEWAY_ALT_BIN=/tmp/gateway-no-otel TARGETS="gateway_alt gateway gateway_observed" ...
+# (not with the tls or bridge scenarios).
 # Every h2load run is time-bounded (-D); every process started here is ended by PID.
 #
 # Env knobs (defaults in brackets):
@@ -40,7 +51,9 @@
 #   GATEWAY_ALT_BIN []  another build of the shipped binary (e.g. from the base commit, or with
 #                       another allocator), run with the same --config as target "gateway_alt"
 #   NGINX_KEEPALIVE [1024]  SKIP_INSTALL [0]
-#   PORT_BASE [50150]  ports used: +1 echo, +11 nginx, +21 haproxy, +31 gateway, +41 its admin
+#   SINK_CPUS [$LOADGEN_CPUS]  where gateway_observed's OTLP receiver runs
+#   PORT_BASE [50150]  ports used: +1 echo, +11 nginx, +21 haproxy, +31 gateway, +41 its admin,
+#                      +61 gateway_observed's OTLP receiver
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +77,8 @@ NGINX_PORT=$((PORT_BASE + 11))
 HAPROXY_PORT=$((PORT_BASE + 21))
 GATEWAY_PORT=$((PORT_BASE + 31))
 BRIDGE_PORT=$((PORT_BASE + 51))
+SINK_PORT=$((PORT_BASE + 61))
+SINK_CPUS=${SINK_CPUS:-$LOADGEN_CPUS}
 UNARY=/echo.Echo/UnaryEcho
 STREAM=/echo.Echo/StreamEcho
 
@@ -74,10 +89,10 @@ mkdir -p "$WORK" "$RUN" "$RES"
 log() { printf '[gateway-bench] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- cleanup
-ECHO_PID=""; PROXY_PID=""; SAMPLER=""
+ECHO_PID=""; PROXY_PID=""; SAMPLER=""; SINK_PID=""
 cleanup() { # end only the processes this script started and that are still running
   local p
-  for p in $SAMPLER $PROXY_PID $ECHO_PID; do
+  for p in $SAMPLER $PROXY_PID $SINK_PID $ECHO_PID; do
     kill "$p" 2>/dev/null || true
   done
 }
@@ -106,6 +121,11 @@ TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3
 ECHO_BIN=$TARGET_DIR/release/examples/echo_upstream
 GATEWAY_BIN=$TARGET_DIR/release/tonic-msgpack-gateway
 GATEWAY_TUNED_BIN=$TARGET_DIR/release/examples/gateway_bench
+SINK_BIN=$TARGET_DIR/release/examples/otlp_sink
+case " $TARGETS " in *" gateway_observed "*)
+  log "building otlp_sink (release), gateway_observed's trace receiver"
+  (cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --example otlp_sink) ;;
+esac
 GATEWAY_BASE_BIN=${GATEWAY_BASE_BIN:-}
 GATEWAY_ALT_BIN=${GATEWAY_ALT_BIN:-}
 TONIC_VER=$(awk '/^name = "tonic"$/{getline; gsub(/[^0-9.]/,""); print}' "$ROOT/Cargo.lock")
@@ -137,6 +157,16 @@ connections = $GW_CONNECTIONS
 EOF
 # The shipped defaults, but for the admin port (kept off the usual 9901).
 { echo "admin_listen = \"127.0.0.1:$((PORT_BASE + 41))\""; cat "$RUN/gateway-base.toml"; } > "$RUN/gateway.toml"
+# gateway_observed: the same, every call traced and exported, and logged.
+cat "$RUN/gateway.toml" - > "$RUN/gateway-observed.toml" <<EOF
+[tracing]
+enabled = true
+otlp_endpoint = "http://127.0.0.1:$SINK_PORT"
+sampling_ratio = 1.0
+[access_log]
+enabled = true
+path = "$RUN/access.log"
+EOF
 cat > "$RUN/nginx.conf" <<EOF
 # single process (no master) so the script can end it by PID
 master_process off;
@@ -271,6 +301,12 @@ start_sut() { # fresh echo server (+ proxy) for every run, so no idle upstream c
     gateway)
       taskset -c "$SUT_CPUS" "$GATEWAY_BIN" --config "$RUN/gateway$SFX.toml" >>"$RUN/gateway.log" 2>&1 &
       PROXY_PID=$! ;;
+    gateway_observed)
+      taskset -c "$SINK_CPUS" "$SINK_BIN" --listen 127.0.0.1:$SINK_PORT >>"$RUN/otlp_sink.log" 2>&1 &
+      SINK_PID=$!
+      wait_port $SINK_PORT
+      taskset -c "$SUT_CPUS" "$GATEWAY_BIN" --config "$RUN/gateway-observed.toml" >>"$RUN/gateway.log" 2>&1 &
+      PROXY_PID=$! ;;
     gateway_alt)
       [ -x "$GATEWAY_ALT_BIN" ] || { log "gateway_alt needs GATEWAY_ALT_BIN"; exit 1; }
       taskset -c "$SUT_CPUS" "$GATEWAY_ALT_BIN" --config "$RUN/gateway$SFX.toml" >>"$RUN/gateway.log" 2>&1 &
@@ -297,6 +333,8 @@ start_sut() { # fresh echo server (+ proxy) for every run, so no idle upstream c
 }
 stop_sut() {
   stop_pid "$PROXY_PID"; PROXY_PID=""
+  # gateway_observed: the receiver logs how many spans it got; the access log can be large.
+  stop_pid "$SINK_PID"; SINK_PID=""; rm -f "$RUN/access.log"
   stop_pid "$ECHO_PID"; ECHO_PID=""
   local i
   for i in $(seq 1 50); do ss -Htln "( sport = :$ECHO_PORT )" | grep -q . || break; sleep 0.1; done
@@ -332,7 +370,7 @@ done
 case " $SCENARIOS " in *" tls "*) # the same check over TLS (nghttp does not verify the certificate)
   SFX=-tls; SCHEME=https
   for t in $TARGETS; do
-    [ "$t" = direct ] && continue
+    case $t in direct|gateway_observed) continue ;; esac
     start_sut "$t"
     port=$(port_of "$t")
     ok=$(grpc_status "$port" "$UNARY"); neg=$(grpc_status "$port" /echo.Echo/NoSuchMethod)
@@ -373,6 +411,7 @@ for sc in $SCENARIOS; do
   if [ "$sc" = bridge ]; then SFX=-bridge; fi
   for t in $TARGETS; do
     if [ "$sc" = tls ] && [ "$t" = direct ]; then continue; fi
+    case $sc-$t in tls-gateway_observed|bridge-gateway_observed) continue ;; esac
     port=$(port_of "$t")
     if [ "$sc" = bridge ]; then
       case $t in gateway*) port=$BRIDGE_PORT ;; *) continue ;; esac
@@ -433,6 +472,7 @@ done
   echo "# upstr_conns: established TCP conns to :$ECHO_PORT owned by the proxy (direct: by h2load), mid-run sample / max sample (max over repeats)"
   echo "# stream: server streaming, 1 request -> 10 MessagePack messages; req/s counts whole calls"
   echo "# tls: unary -c 50 -m 10 over TLS 1.3 (TLS_AES_128_GCM_SHA256, ALPN h2, one ECDSA P-256 certificate for all) to the proxy; cleartext behind it"
+  echo "# gateway_observed: gateway + [tracing] at 100% sampling to a local OTLP receiver (otlp_sink, CPU $SINK_CPUS) + [access_log] to a file"
   echo "# bg: CPU busy of the whole box in the 1 s before each run (max over repeats); >10% means something else was running"
   echo
   awk -F'\t' '
