@@ -592,15 +592,16 @@ class WebTransport {
     const body = new Uint8Array(5 + payload.length);
     new DataView(body.buffer).setUint32(1, payload.length);
     body.set(payload, 5);
-    const headers: Record<string, string> = {
-      ...this.headers,
-      ...(options.headers ?? {}),
-      "content-type": WEB_CONTENT_TYPE,
-      accept: WEB_CONTENT_TYPE,
-      "x-grpc-web": "1",
-    };
+    // Headers compares names case-insensitively: a caller's `Content-Type` cannot double ours.
+    const headers = new Headers(this.headers);
+    for (const [name, value] of Object.entries(options.headers ?? {})) {
+      headers.set(name, value);
+    }
+    headers.set("content-type", WEB_CONTENT_TYPE);
+    headers.set("accept", WEB_CONTENT_TYPE);
+    headers.set("x-grpc-web", "1");
     if (options.timeoutMs !== undefined) {
-      headers["grpc-timeout"] = `${Math.max(1, Math.ceil(options.timeoutMs))}m`;
+      headers.set("grpc-timeout", `${Math.max(1, Math.ceil(options.timeoutMs))}m`);
     }
     const init: RequestInit = { method: "POST", headers, body };
     if (options.signal !== undefined) {
