@@ -49,12 +49,18 @@ impl TraceService for Sink {
                 .iter()
                 .flat_map(|resource| &resource.attributes)
                 .find(|attribute| attribute.key == "service.name")
-                .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
-                    Value::StringValue(name) => Some(name.clone()),
-                    _ => None,
-                })
+                .and_then(
+                    |attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                        Value::StringValue(name) => Some(name.clone()),
+                        _ => None,
+                    },
+                )
                 .unwrap_or_else(|| "-".into());
-            for span in resource.scope_spans.into_iter().flat_map(|scope| scope.spans) {
+            for span in resource
+                .scope_spans
+                .into_iter()
+                .flat_map(|scope| scope.spans)
+            {
                 self.spans.fetch_add(1, Ordering::Relaxed);
                 if self.print {
                     let kind = SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified);
@@ -102,6 +108,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             stop,
         )
         .await?;
-    eprintln!("otlp_sink: {} spans received", spans.load(Ordering::Relaxed));
+    eprintln!(
+        "otlp_sink: {} spans received",
+        spans.load(Ordering::Relaxed)
+    );
     Ok(())
 }
