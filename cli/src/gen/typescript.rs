@@ -630,41 +630,55 @@ impl Gen<'_> {
         if web {
             out.push_str(
                 "//\n// Browser clients (gRPC-Web over fetch, through the gateway; unary and server streaming):\n\
-                 //   const client = new GreeterWebClient(\"https://gateway.example\", { headers? , fetch? });\n\
-                 //   const reply = await client.sayHello(HelloRequest.create({ name: \"Ann\" }), { timeoutMs?, signal?, headers? });\n\
-                 //   for await (const item of client.streamGreetings(request)) { ... }\n\
+                 //   const client = new <Service>WebClient(\"https://gateway.example\", { headers?, fetch? });\n\
+                 //   const reply = await client.<unary>(request, { timeoutMs?, signal?, headers? });\n\
+                 //   for await (const item of client.<serverStreaming>(request, options?)) { ... }\n\
                  //   A status other than OK throws `GrpcWebError` (`code`, `grpcMessage`, `metadata`).\n",
             );
         }
         if node {
             out.push_str(
                 "//\n// Node clients (@grpc/grpc-js; all four call kinds):\n\
-                 //   const client = new GreeterClient(\"127.0.0.1:50051\", credentials?, channelOptions?);\n\
+                 //   const client = new <Service>Client(\"127.0.0.1:50051\", credentials?, channelOptions?);\n\
                  //   unary: Promise<Res>; server streaming: AsyncIterable<Res>; client streaming takes an\n\
                  //   (async) iterable and gives Promise<Res>; bidirectional takes one and gives AsyncIterable<Res>.\n\
                  //   Options: { metadata?, deadline?, timeoutMs? }; errors are grpc-js `ServiceError`s.\n",
             );
         }
-        let services: Vec<String> = self
-            .contract
-            .services
-            .iter()
-            .map(|s| {
-                let name = s.model.name.to_upper_camel_case();
-                let mut clients = Vec::new();
-                if web {
-                    clients.push(format!("{name}WebClient"));
-                }
-                if node {
-                    clients.push(format!("{name}Client"));
-                }
-                clients.push(format!("{name}Methods"));
-                format!("//   {}: {}\n", s.model.full_name(), clients.join(", "))
-            })
-            .collect();
-        if !services.is_empty() {
-            out.push_str("//\n// Services:\n");
-            out.extend(services);
+        if !self.contract.services.is_empty() {
+            out.push_str("//\n// Services (every method also takes the call options last):\n");
+        }
+        for service in &self.contract.services {
+            let name = service.model.name.to_upper_camel_case();
+            let mut declared = Vec::new();
+            if web {
+                declared.push(format!("{name}WebClient"));
+            }
+            if node {
+                declared.push(format!("{name}Client"));
+            }
+            declared.push(format!("{name}Methods"));
+            let _ = writeln!(
+                out,
+                "//   {}: {}",
+                service.model.full_name(),
+                declared.join(", ")
+            );
+            for method in &service.methods {
+                let (params, _, returns) = self.call_shape(method);
+                let on = match (web && !method.model.kind.client_streaming(), node) {
+                    (true, true) => " (web, node)",
+                    (true, false) => " (web)",
+                    (false, true) => " (node)",
+                    (false, false) => " (codecs only)",
+                };
+                let _ = writeln!(
+                    out,
+                    "//     {}({}): {returns}{on}",
+                    property(&method.model.name),
+                    params.trim_end_matches(", ")
+                );
+            }
         }
         out.push_str("/* eslint-disable */\n\n");
         if node {
@@ -895,29 +909,12 @@ impl Gen<'_> {
         )
     }
 
-    /// A client method; a comment for a web client's streaming-request method.
-    fn client_method(&self, base: &str, method: &Method, node: bool) -> String {
-        let name = property(&method.model.name);
-        let codec = format!("{base}Methods.{name}");
+    /// A client method's parameters (each followed by `, `), the request value they make and
+    /// the return type.
+    fn call_shape(&self, method: &Method) -> (String, String, String) {
+        let kind = method.model.kind;
         let request = self.ts_type(&Self::request_type(method));
         let response = self.ts_type(&method.response);
-        let options_type = if node {
-            "NodeCallOptions"
-        } else {
-            "WebCallOptions"
-        };
-        let kind = method.model.kind;
-        let mut docs = doc_text(&method.model.docs);
-        if !node && kind.client_streaming() {
-            return format!(
-                "\n  // {name}: {} calls are not possible over gRPC-Web; use {base}Client (Node).\n",
-                if matches!(kind, CallKind::Bidirectional) {
-                    "bidirectional"
-                } else {
-                    "client-streaming"
-                }
-            );
-        }
         let (params, value) = match &method.request {
             Request::Args(args) if !kind.client_streaming() => match args.as_slice() {
                 [] => (String::new(), "null".to_owned()),
@@ -946,21 +943,46 @@ impl Gen<'_> {
             ),
             _ => (format!("request: {request}, "), "request".to_owned()),
         };
+        let returns = if kind.server_streaming() {
+            format!("AsyncIterable<{response}>")
+        } else {
+            format!("Promise<{response}>")
+        };
+        (params, value, returns)
+    }
+
+    /// A client method; a comment for a web client's streaming-request method.
+    fn client_method(&self, base: &str, method: &Method, node: bool) -> String {
+        let name = property(&method.model.name);
+        let codec = format!("{base}Methods.{name}");
+        let options_type = if node {
+            "NodeCallOptions"
+        } else {
+            "WebCallOptions"
+        };
+        let kind = method.model.kind;
+        let mut docs = doc_text(&method.model.docs);
+        if !node && kind.client_streaming() {
+            return format!(
+                "\n  // {name}: {} calls are not possible over gRPC-Web; use {base}Client (Node).\n",
+                if matches!(kind, CallKind::Bidirectional) {
+                    "bidirectional"
+                } else {
+                    "client-streaming"
+                }
+            );
+        }
+        let (params, value, returns) = self.call_shape(method);
         if docs.is_empty() {
             docs = format!("`{}`.", method.model.name);
         }
-        let (returns, helper) = match (kind, node) {
-            (CallKind::Unary, false) => (format!("Promise<{response}>"), "this.transport.unary"),
-            (CallKind::ServerStreaming, false) => (
-                format!("AsyncIterable<{response}>"),
-                "this.transport.serverStream",
-            ),
-            (CallKind::Unary, true) => (format!("Promise<{response}>"), "nodeUnary"),
-            (CallKind::ServerStreaming, true) => {
-                (format!("AsyncIterable<{response}>"), "nodeServerStream")
-            }
-            (CallKind::ClientStreaming, _) => (format!("Promise<{response}>"), "nodeClientStream"),
-            (CallKind::Bidirectional, _) => (format!("AsyncIterable<{response}>"), "nodeBidi"),
+        let helper = match (kind, node) {
+            (CallKind::Unary, false) => "this.transport.unary",
+            (CallKind::ServerStreaming, false) => "this.transport.serverStream",
+            (CallKind::Unary, true) => "nodeUnary",
+            (CallKind::ServerStreaming, true) => "nodeServerStream",
+            (CallKind::ClientStreaming, _) => "nodeClientStream",
+            (CallKind::Bidirectional, _) => "nodeBidi",
         };
         let target = if node { "this.client, " } else { "" };
         format!(

@@ -9,19 +9,21 @@
 // `X.encode(value): Uint8Array` and `X.decode(bytes): X`.
 //
 // Browser clients (gRPC-Web over fetch, through the gateway; unary and server streaming):
-//   const client = new GreeterWebClient("https://gateway.example", { headers? , fetch? });
-//   const reply = await client.sayHello(HelloRequest.create({ name: "Ann" }), { timeoutMs?, signal?, headers? });
-//   for await (const item of client.streamGreetings(request)) { ... }
+//   const client = new <Service>WebClient("https://gateway.example", { headers?, fetch? });
+//   const reply = await client.<unary>(request, { timeoutMs?, signal?, headers? });
+//   for await (const item of client.<serverStreaming>(request, options?)) { ... }
 //   A status other than OK throws `GrpcWebError` (`code`, `grpcMessage`, `metadata`).
 //
 // Node clients (@grpc/grpc-js; all four call kinds):
-//   const client = new GreeterClient("127.0.0.1:50051", credentials?, channelOptions?);
+//   const client = new <Service>Client("127.0.0.1:50051", credentials?, channelOptions?);
 //   unary: Promise<Res>; server streaming: AsyncIterable<Res>; client streaming takes an
 //   (async) iterable and gives Promise<Res>; bidirectional takes one and gives AsyncIterable<Res>.
 //   Options: { metadata?, deadline?, timeoutMs? }; errors are grpc-js `ServiceError`s.
 //
-// Services:
+// Services (every method also takes the call options last):
 //   demo.v1.Kitchen: KitchenWebClient, KitchenClient, KitchenMethods
+//     echo(request: Everything): Promise<Everything> (web, node)
+//     convert(request: Money): Promise<Money> (web, node)
 /* eslint-disable */
 
 import * as grpc from "@grpc/grpc-js";

@@ -9,14 +9,23 @@
 // `X.encode(value): Uint8Array` and `X.decode(bytes): X`.
 //
 // Browser clients (gRPC-Web over fetch, through the gateway; unary and server streaming):
-//   const client = new GreeterWebClient("https://gateway.example", { headers? , fetch? });
-//   const reply = await client.sayHello(HelloRequest.create({ name: "Ann" }), { timeoutMs?, signal?, headers? });
-//   for await (const item of client.streamGreetings(request)) { ... }
+//   const client = new <Service>WebClient("https://gateway.example", { headers?, fetch? });
+//   const reply = await client.<unary>(request, { timeoutMs?, signal?, headers? });
+//   for await (const item of client.<serverStreaming>(request, options?)) { ... }
 //   A status other than OK throws `GrpcWebError` (`code`, `grpcMessage`, `metadata`).
 //
-// Services:
+// Services (every method also takes the call options last):
 //   demo.v1.Greeter: GreeterWebClient, GreeterMethods
+//     sayHello(request: HelloRequest): Promise<HelloReply> (web)
+//     streamGreetings(request: HelloRequest): AsyncIterable<HelloReply> (web)
+//     collectNames(requests: Iterable<HelloRequest> | AsyncIterable<HelloRequest>): Promise<HelloReply> (codecs only)
+//     chat(requests: Iterable<HelloRequest> | AsyncIterable<HelloRequest>): AsyncIterable<HelloReply> (codecs only)
 //   demo.v1.Calculator: CalculatorWebClient, CalculatorMethods
+//     add(a: bigint, b: bigint): Promise<bigint> (web)
+//     sum(requests: Iterable<bigint> | AsyncIterable<bigint>): Promise<bigint> (codecs only)
+//     countdown(from: number): AsyncIterable<number> (web)
+//     runningTotal(requests: Iterable<bigint> | AsyncIterable<bigint>): AsyncIterable<bigint> (codecs only)
+//     ping(): Promise<null> (web)
 /* eslint-disable */
 
 import {
