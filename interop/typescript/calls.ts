@@ -6,6 +6,7 @@
 //
 // Prints one line per check and `N passed, N failed`; exit code 0 when all passed.
 import assert from "node:assert/strict";
+import { createServer, type Server, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 
 import {
@@ -204,6 +205,34 @@ async function main(): Promise<number> {
   await check("grpc-web unknown service -> UNIMPLEMENTED", async () => {
     const client = new GreeterWebClient(`http://${address}/no-such-prefix`);
     await expectStatus(Status.UNIMPLEMENTED, () => client.sayHello(hello("H"), call));
+  });
+
+  await check("grpc-web deadline: a server that never answers -> DEADLINE_EXCEEDED", async () => {
+    // A loopback listener that takes the request and stays silent.
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((socket) => {
+      sockets.push(socket);
+      socket.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      const client = new GreeterWebClient(`http://127.0.0.1:${port}`);
+      const started = Date.now();
+      await expectStatus(Status.DEADLINE_EXCEEDED, () => client.sayHello(hello("T"), { timeoutMs: 300 }));
+      assert.ok(Date.now() - started < 5000, "ended by the local deadline");
+    } finally {
+      sockets.forEach((socket) => socket.destroy());
+      silent.close();
+    }
+  });
+  await check("grpc-web nobody listening -> UNAVAILABLE", async () => {
+    const closed: Server = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const client = new GreeterWebClient(`http://127.0.0.1:${port}`);
+    await expectStatus(Status.UNAVAILABLE, () => client.sayHello(hello("U"), call));
   });
 
   greeter.close();

@@ -476,7 +476,10 @@ export interface WebCallOptions {
   headers?: Record<string, string>;
   /** Aborts the call (the fetch and the body stream). */
   signal?: AbortSignal;
-  /** A deadline: sent as `grpc-timeout`, so the gateway and the service end the call too. */
+  /**
+   * A deadline for the whole call: sent as `grpc-timeout` (the gateway and the service end the
+   * call too) and kept here (`DEADLINE_EXCEEDED` when nothing has ended it by then).
+   */
   timeoutMs?: number;
 }
 
@@ -605,19 +608,56 @@ class WebTransport {
     if (options.timeoutMs !== undefined) {
       headers.set("grpc-timeout", `${Math.max(1, Math.ceil(options.timeoutMs))}m`);
     }
-    const init: RequestInit = { method: "POST", headers, body };
-    if (options.signal !== undefined) {
-      init.signal = options.signal;
+    // One controller for the caller's signal and the local deadline (the server's ends the call
+    // too, through grpc-timeout; this one also covers a server or network that never answers).
+    const controller = new AbortController();
+    let timedOut = false;
+    const onAbort = (): void => controller.abort();
+    options.signal?.addEventListener("abort", onAbort);
+    if (options.signal?.aborted) {
+      controller.abort();
     }
-    let response: Response;
-    try {
-      response = await this.fetch(this.baseUrl + m.path, init);
-    } catch (err) {
-      if (options.signal?.aborted) {
-        throw new GrpcWebError(Status.CANCELLED, `${m.path}: aborted`);
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            controller.abort();
+          }, Math.max(1, options.timeoutMs));
+    const failure = (err: unknown, what: string): GrpcWebError => {
+      if (err instanceof GrpcWebError) {
+        return err;
       }
-      throw new GrpcWebError(Status.UNAVAILABLE, `${m.path}: ${err instanceof Error ? err.message : String(err)}`);
+      if (timedOut) {
+        return new GrpcWebError(Status.DEADLINE_EXCEEDED, `${m.path}: no answer within ${options.timeoutMs} ms`);
+      }
+      if (controller.signal.aborted) {
+        return new GrpcWebError(Status.CANCELLED, `${m.path}: aborted`);
+      }
+      return new GrpcWebError(Status.UNAVAILABLE, `${m.path}: ${what}: ${err instanceof Error ? err.message : String(err)}`);
+    };
+    try {
+      let response: Response;
+      try {
+        response = await this.fetch(this.baseUrl + m.path, { method: "POST", headers, body, signal: controller.signal });
+      } catch (err) {
+        throw failure(err, "fetch failed");
+      }
+      yield* this.frames(m, response, (err) => failure(err, "reading the response failed"));
+    } finally {
+      if (timer !== undefined) {
+        clearTimeout(timer);
+      }
+      options.signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** The messages of a gRPC-Web response, then its status. */
+  private async *frames<Req, Res>(
+    m: MethodCodec<Req, Res>,
+    response: Response,
+    failure: (err: unknown) => GrpcWebError,
+  ): AsyncGenerator<Res> {
     const responseHeaders = headerRecord(response.headers);
     if (!response.ok) {
       if (responseHeaders["grpc-status"] !== undefined) {
@@ -655,10 +695,21 @@ class WebTransport {
           } else if ((flags & 0x01) !== 0) {
             throw new GrpcWebError(Status.INTERNAL, `${m.path}: a compressed message (not supported)`);
           } else {
-            yield m.decodeResponse(frame);
+            let message: Res;
+            try {
+              message = m.decodeResponse(frame);
+            } catch (err) {
+              throw new GrpcWebError(Status.INTERNAL, `${m.path}: cannot decode the response: ${err instanceof Error ? err.message : String(err)}`);
+            }
+            yield message;
           }
         }
-        const chunk = await reader.read();
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          throw failure(err);
+        }
         if (chunk.done) {
           done = true;
         } else {
