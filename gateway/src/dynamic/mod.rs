@@ -281,3 +281,142 @@ pub(crate) fn routes(pool: &DescriptorPool) -> Vec<Route> {
     }
     routes
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use prost_reflect::DescriptorPool;
+    use serde_json::{Value as Json, json};
+
+    use super::*;
+
+    /// A message with every kind of field, a oneof, a map, a recursive message and the
+    /// well-known types; compiled from source with protox.
+    const KINDS: &str = r#"
+        syntax = "proto3";
+        package t;
+        import "google/protobuf/timestamp.proto";
+        import "google/protobuf/duration.proto";
+        import "google/protobuf/wrappers.proto";
+        enum E { E_ZERO = 0; E_ONE = 1; }
+        message M {
+          int32 a = 1; int64 b = 2; uint32 c = 3; uint64 d = 4; sint64 e = 5; fixed64 f = 6;
+          float g = 7; double h = 8; bool i = 9; string j = 10; bytes k = 11; E l = 12;
+          repeated int64 m = 13; map<string, M> n = 14; M o = 15; optional string p = 16;
+          oneof q { string r = 17; int64 s = 18; }
+          google.protobuf.Timestamp t = 19; google.protobuf.Duration u = 20;
+          google.protobuf.Int64Value v = 21; map<int64, string> w = 22;
+        }
+    "#;
+
+    struct Source;
+
+    impl protox::file::FileResolver for Source {
+        fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+            match name {
+                "kinds.proto" => protox::file::File::from_source(name, KINDS),
+                _ => Err(protox::Error::file_not_found(name)),
+            }
+        }
+    }
+
+    fn message() -> MessageDescriptor {
+        let mut resolver = protox::file::ChainFileResolver::new();
+        resolver.add(Source);
+        resolver.add(protox::file::GoogleFileResolver::new());
+        let mut compiler = protox::Compiler::with_file_resolver(resolver);
+        compiler.include_imports(true);
+        compiler.open_file("kinds.proto").expect("compiles");
+        DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice())
+            .expect("decodes")
+            .get_message_by_name("t.M")
+            .expect("t.M")
+    }
+
+    /// JSON out, then in again, gives the same bytes: what the gateway writes it reads back.
+    #[test]
+    fn json_round_trips_through_msgpack() {
+        let message = message();
+        let json = json!({
+            "a": -1, "b": "-9007199254740993", "c": 7, "d": "18446744073709551615", "e": -2,
+            "f": 3, "g": 1.5, "h": "NaN", "i": true, "j": "x", "k": "AAE=", "l": "E_ONE",
+            "m": [1, "2"], "n": {"k": {"j": "inner"}}, "o": {"a": 5}, "p": "", "s": "4",
+            "t": "2024-05-01T10:00:00.5Z", "u": "1.5s", "v": "-3", "w": {"-1": "minus"}
+        });
+        let bytes = json_to_msgpack(&message, &json, UnknownFields::Reject).expect("encodes");
+        let back = msgpack_to_json(&message, &bytes).expect("decodes");
+        assert_eq!(back["b"], json!("-9007199254740993"));
+        assert_eq!(back["d"], json!("18446744073709551615"));
+        assert_eq!(back["m"], json!(["1", "2"]));
+        assert_eq!(back["l"], json!("E_ONE"));
+        assert_eq!(back["s"], json!("4"));
+        assert!(
+            back.get("r").is_none(),
+            "an unset oneof member is left out: {back}"
+        );
+        assert_eq!(back["t"], json!("2024-05-01T10:00:00.500Z"));
+        let again = json_to_msgpack(&message, &back, UnknownFields::Reject).expect("encodes");
+        assert_eq!(again, bytes);
+
+        let error = json_to_msgpack(&message, &json!({"r": "a", "s": 1}), UnknownFields::Ignore)
+            .expect_err("two members of a oneof");
+        assert_eq!(error.field(), Some("s"), "{error}");
+        let error = json_to_msgpack(
+            &message,
+            &json!({"n": {"k": {"m": [1, {}]}}}),
+            UnknownFields::Ignore,
+        )
+        .expect_err("deep wrong type");
+        assert_eq!(error.field(), Some("n.k.m[1]"), "{error}");
+    }
+
+    /// Random JSON up to 30 levels deep, keys from the message's own names.
+    fn json_value() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(Json::from),
+            any::<u64>().prop_map(Json::from),
+            any::<f64>()
+                .prop_map(|n| serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)),
+            "[a-zA-Z0-9_=:.+-]{0,12}".prop_map(Json::String),
+            proptest::sample::select(&["E_ONE", "1.5s", "2024-05-01T10:00:00Z", "-9", "NaN"][..])
+                .prop_map(|s| Json::String(s.to_owned())),
+        ];
+        leaf.prop_recursive(30, 200, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+                proptest::collection::vec(
+                    (
+                        proptest::sample::select(
+                            &[
+                                "a", "b", "d", "k", "l", "m", "n", "o", "r", "s", "t", "u", "v",
+                                "w", "-1", "zz"
+                            ][..]
+                        ),
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|fields| Json::Object(
+                    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        /// No JSON makes the transcoder panic, and whatever it accepts comes back as JSON that
+        /// encodes to the same bytes.
+        #[test]
+        fn random_json_never_panics_and_round_trips(json in json_value()) {
+            let message = message();
+            if let Ok(bytes) = json_to_msgpack(&message, &json, UnknownFields::Ignore) {
+                let back = msgpack_to_json(&message, &bytes).expect("what was written reads back");
+                let again = json_to_msgpack(&message, &back, UnknownFields::Reject)
+                    .expect("what was read encodes");
+                prop_assert_eq!(again, bytes);
+            }
+        }
+    }
+}
