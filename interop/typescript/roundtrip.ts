@@ -214,6 +214,9 @@ function decoderRules(): void {
     assert.throws(() => demo.HelloRequest.decode(u8(0x92, 0xa0, 0x00, 0x00)));
     assert.throws(() => demo.HelloRequest.decode(u8()));
     assert.throws(() => demo.HelloRequest.decode(u8(0x92, 0x01, 0x00)), /expected a string/);
+    // Values the declared width cannot hold are refused, not wrapped.
+    assert.throws(() => demo.CalculatorMethods.add.encodeRequest([2n ** 64n, 0n]), RangeError);
+    assert.throws(() => demo.CalculatorMethods.countdown.encodeRequest(1.5), RangeError);
   });
   check("compact bytes by field number; a map is read by key as well", () => {
     const bytes = demo.HelloRequest.encode({ name: "n", count: 1 });

@@ -124,6 +124,8 @@ const float64Encoder = new Encoder({ forceIntegerToFloat: true });
 const float32Encoder = new Encoder({ forceIntegerToFloat: true, forceFloat32: true });
 const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_INT64 = -(2n ** 63n);
+const MAX_UINT64 = 2n ** 64n - 1n;
 
 /** Writes one MessagePack value piece by piece, with the widths the schema declares. */
 export class Writer {
@@ -172,8 +174,12 @@ export class Writer {
     this.push(plainEncoder.encode(value));
   }
 
-  /** A 64-bit integer, in its smallest form. */
+  /** A 64-bit integer (int64 or uint64 range), in its smallest form. */
   int64(value: bigint): void {
+    if (value < MIN_INT64 || value > MAX_UINT64) {
+      // DataView would wrap it silently.
+      throw new RangeError(`${value} does not fit 64 bits`);
+    }
     if (value >= MIN_SAFE && value <= MAX_SAFE) {
       this.push(plainEncoder.encode(Number(value)));
     } else {
