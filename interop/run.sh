@@ -47,7 +47,8 @@
 #                                   for the page), services on INTEROP_WEB_GATEWAY_PORT+1
 #   INTEROP_BRIDGE_PORT     50073   the protobuf bridge of a second `serve --config` (its
 #                                   gateway on INTEROP_BRIDGE_PORT-2, services on -1,
-#                                   admin with /openapi.json on +1)
+#                                   admin with /openapi.json on +1); the gateway binary with
+#                                   descriptors only on +2, its admin on +3
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -289,6 +290,29 @@ suite "node protobuf client (grpc-js + proto-loader, greeter.proto) -> bridge $H
   node "$HERE/node/bridge_client.js" "$HOST:$BRIDGE_PORT" --label node-bridge
 suite "openapi-spec-validator + a REST client driven by the document -> $HOST:$BRIDGE_GATEWAY_PORT" \
   "$VPY" "$HERE/python/openapi_client.py" "$HOST:$BRIDGE_ADMIN_PORT" "$HOST:$BRIDGE_GATEWAY_PORT"
+
+# REST by descriptor: the gateway binary with a descriptor set only (`tonic-msgpack schema` of
+# the example's proto and trait; no generated code) in front of the bridge serve's services; the
+# OpenAPI-driven REST client calls every route through it.
+DYN_PORT=$((BRIDGE_PORT + 2))
+DYN_ADMIN_PORT=$((BRIDGE_PORT + 3))
+for port in "$DYN_PORT" "$DYN_ADMIN_PORT"; do
+  require_free "$port" INTEROP_BRIDGE_PORT
+done
+"$CLI_BIN" schema --proto "$ROOT/example-app/proto" --traits "$ROOT/example-app/src/calculator.rs" \
+  --out "$LOG_DIR/services.binpb" >"$LOG_DIR/schema.log" 2>&1
+printf '%s\n' "listen = \"$HOST:$DYN_PORT\"" "admin_listen = \"$HOST:$DYN_ADMIN_PORT\"" \
+  "descriptors = [\"$LOG_DIR/services.binpb\"]" 'openapi_path = "/openapi.json"' \
+  '[upstreams."demo.v1.Greeter"]' "endpoints = [\"http://$HOST:$BRIDGE_SERVICES_PORT\"]" \
+  '[upstreams."demo.v1.Calculator"]' "endpoints = [\"http://$HOST:$BRIDGE_SERVICES_PORT\"]" \
+  >"$LOG_DIR/descriptors.toml"
+log "starting tonic-msgpack-gateway with descriptors only on $HOST:$DYN_PORT"
+"$GATEWAY_BIN" --config "$LOG_DIR/descriptors.toml" >"$LOG_DIR/descriptors-gateway.log" 2>&1 </dev/null &
+DYN_PID=$!
+PIDS+=("$DYN_PID")
+wait_port "$HOST" "$DYN_PORT" "$DYN_PID" "$LOG_DIR/descriptors-gateway.log" "tonic-msgpack-gateway (descriptors only)"
+suite "openapi REST client -> gateway binary with descriptors only (REST by descriptor) $HOST:$DYN_PORT" \
+  "$VPY" "$HERE/python/openapi_client.py" "$HOST:$DYN_ADMIN_PORT" "$HOST:$DYN_PORT"
 
 # reverse direction: the generated Rust client against a Python grpcio server
 require_free "$GREETER_PORT" INTEROP_GREETER_PORT
