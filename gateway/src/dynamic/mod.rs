@@ -4,9 +4,9 @@
 //!
 //! JSON is proto JSON as the typed transcoders read and write it (field names or JSON names
 //! in, every field out, 64-bit integers as strings, enums by name); a message then goes through
-//! the protobuf bridge's [`layout`](crate::layout), which writes exactly the generated types'
-//! MessagePack in the layout the `tonic_msgpack/options.proto` options say (compact, named,
-//! a trait method's arguments or result). Trait methods keep their REST form: a request is a
+//! the protobuf bridge's [`layout`], which writes exactly the generated types' MessagePack in
+//! the layout the `tonic_msgpack/options.proto` options say (compact, named, a trait method's
+//! arguments or result). Trait methods keep their REST form: a request is a
 //! JSON object keyed by argument name, a reply is the returned value itself.
 
 mod from_json;
