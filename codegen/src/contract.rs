@@ -272,7 +272,7 @@ impl Contract {
     /// Everything under `dir`, searched recursively: `.proto` files (with `dir` as their
     /// include root), descriptor sets (`.binpb`, `.desc`, `.pb`) and `.rs` files with
     /// `#[msgpack_service]` traits (plus the structs and enums of every `.rs` file, for the
-    /// types the traits name). `target/` and hidden directories are skipped.
+    /// types the traits name). `target/`, `node_modules/` and hidden directories are skipped.
     ///
     /// # Errors
     ///
@@ -884,12 +884,13 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     };
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        let hidden_or_target = path
+        // Build output and package caches hold no contracts of this crate, and can be large.
+        let skipped = path
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.') || n == "target");
+            .is_some_and(|n| n.starts_with('.') || n == "target" || n == "node_modules");
         if path.is_dir() {
-            if !hidden_or_target {
+            if !skipped {
                 collect_files(&path, out)?;
             }
         } else {
@@ -1221,6 +1222,27 @@ impl SerdeAttrs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_output_package_caches_and_hidden_directories_are_not_searched() {
+        let root = std::env::temp_dir().join(format!("contract-walk-{}", std::process::id()));
+        for dir in ["proto", "target/x", "node_modules/pkg", ".git"] {
+            std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+        }
+        for file in [
+            "proto/a.proto",
+            "target/x/b.proto",
+            "node_modules/pkg/c.proto",
+            ".git/d.proto",
+        ] {
+            std::fs::write(root.join(file), "syntax = \"proto3\";").expect("write");
+        }
+        let mut files = Vec::new();
+        let walked = collect_files(&root, &mut files);
+        let _ = std::fs::remove_dir_all(&root);
+        walked.expect("walk");
+        assert_eq!(files, vec![root.join("proto/a.proto")]);
+    }
 
     #[test]
     fn reads_trait_arguments_structs_and_locations() {
