@@ -183,9 +183,11 @@ fn layout_of(message: &MessageDescriptor) -> i32 {
         .unwrap_or(0)
 }
 
-/// Trait arguments are keyed by argument name as written; proto fields by JSON name.
+/// Trait arguments and the structs of a trait (messages synthesized by `tonic-msgpack schema`,
+/// plain serde types) are keyed by name as written, as the REST transcoders write them; proto
+/// fields by JSON name.
 fn json_key(message: &MessageDescriptor, field: &FieldDescriptor) -> String {
-    if layout_of(message) == 2 {
+    if layout_of(message) == 2 || message.parent_file().name().ends_with(".msgpack.proto") {
         field.name().to_owned()
     } else {
         field.json_name().to_owned()
