@@ -394,11 +394,11 @@ pub struct Limits {
     /// `RESOURCE_EXHAUSTED` (REST: 429 with `retry-after`). Default 10,000.
     pub max_in_flight: usize,
     /// The last this-many places of [`Limits::max_in_flight`] go only to clients with fewer
-    /// than 32 calls in flight, so clients holding many streams cannot take every place: an
-    /// ordinary client still gets in while they are refused. A client is an IPv4 address or
-    /// an IPv6 /64, over all its connections (behind a proxy that hides client addresses every
-    /// call comes from one client: turn this off there). Default (`None`): a tenth of
-    /// `max_in_flight`; `Some(0)` turns it off.
+    /// calls in flight than [`Limits::light_client_calls`], so clients holding many streams
+    /// cannot take every place: an ordinary client still gets in while they are refused. A
+    /// client is an IPv4 address or an IPv6 /64, over all its connections (behind a proxy that
+    /// hides client addresses every call comes from one client: turn this off there). Default
+    /// (`None`): a tenth of `max_in_flight`; `Some(0)` turns it off.
     pub reserved_in_flight: Option<usize>,
     /// The deadline given to unary and client-streaming calls that carry no `grpc-timeout`,
     /// so an upstream that never answers cannot hold a call forever. Server- and
@@ -422,6 +422,13 @@ impl Limits {
         self.reserved_in_flight
             .unwrap_or(self.max_in_flight / 10)
             .min(self.max_in_flight.saturating_sub(1))
+    }
+
+    /// Below how many calls in flight a client may take the reserved places: a quarter of
+    /// them, at least 32. Not lower: an ordinary client's calls pile up while an attack slows
+    /// the gateway down, and it must still count as ordinary then.
+    pub fn light_client_calls(&self) -> usize {
+        (self.reserved_in_flight() / 4).max(32)
     }
 }
 

@@ -106,12 +106,6 @@ impl ConnState {
     }
 }
 
-/// Clients (by address, see [`super::clients`]) with fewer calls in flight than this may take
-/// the reserved places of `max_in_flight` (`reserved_in_flight`). Counted per client, not per
-/// connection: a client holding thousands of streams opens many connections, each of which
-/// starts out with few calls.
-pub(super) const LIGHT_CLIENT_CALLS: usize = 32;
-
 /// One call, from its request until its response body ends. Dropped earlier, the client
 /// cancelled it (HTTP/2 `RST_STREAM`, or the connection went away).
 #[derive(Debug)]
@@ -125,13 +119,15 @@ pub(super) struct InFlight {
 impl InFlight {
     /// A call on `conn`, taking a place in the global in-flight count, or `None` when
     /// `max_in_flight` calls are in flight already, or all but the reserved places and the
-    /// client of `conn` is busy itself (see [`LIGHT_CLIENT_CALLS`]).
+    /// client of `conn` is busy itself (see [`Limits::light_client_calls`]).
+    ///
+    /// [`Limits::light_client_calls`]: crate::Limits::light_client_calls
     pub(super) fn admit(conn: &Arc<ConnState>) -> Option<InFlight> {
         let state = conn.state();
         let listener = &state.listener;
         let limits = &state.config.limits;
         let mut max = limits.max_in_flight;
-        if conn.client.in_flight.load(Relaxed) >= LIGHT_CLIENT_CALLS {
+        if conn.client.in_flight.load(Relaxed) >= limits.light_client_calls() {
             max -= limits.reserved_in_flight();
         }
         let max = i64::try_from(max).unwrap_or(i64::MAX);
@@ -387,6 +383,14 @@ mod tests {
         drop(TrackedBody::new(GatewayBody::Empty, second));
         assert!(conn.idle_deadline(idle).is_some());
         assert!(InFlight::admit(&conn).is_some(), "room again");
+    }
+
+    #[test]
+    fn a_client_is_light_below_a_quarter_of_the_reserve_and_at_least_32_calls() {
+        let mut limits = crate::Limits::default();
+        assert_eq!(limits.light_client_calls(), 250);
+        limits.max_in_flight = 100;
+        assert_eq!(limits.light_client_calls(), 32);
     }
 
     #[tokio::test]
