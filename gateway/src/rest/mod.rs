@@ -24,9 +24,9 @@ use tonic::Code;
 
 use crate::GatewayState;
 use crate::access_log::{Attempt, Entry, LoggedBody, Outcome, Protocol, WantAttempt};
-use crate::trace::{AttemptSpan, CallTrace};
 use crate::metrics::RouteMetrics;
 use crate::tls::ClientCert;
+use crate::trace::{AttemptSpan, CallTrace};
 use crate::wire::ClientAddr;
 use error::RestError;
 pub use matching::BindingError;
