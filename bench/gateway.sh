@@ -116,16 +116,14 @@ fi
 
 # ---------------------------------------------------------------- binaries (this repo)
 log "building echo_upstream and gateway_bench (release)"
-(cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --bin tonic-msgpack-gateway --example echo_upstream --example gateway_bench)
+EXTRA_EXAMPLES=()   # gateway_observed's trace receiver, only when asked for
+case " $TARGETS " in *" gateway_observed "*) EXTRA_EXAMPLES=(--example otlp_sink) ;; esac
+(cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --bin tonic-msgpack-gateway --example echo_upstream --example gateway_bench "${EXTRA_EXAMPLES[@]}")
 TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 ECHO_BIN=$TARGET_DIR/release/examples/echo_upstream
 GATEWAY_BIN=$TARGET_DIR/release/tonic-msgpack-gateway
 GATEWAY_TUNED_BIN=$TARGET_DIR/release/examples/gateway_bench
 SINK_BIN=$TARGET_DIR/release/examples/otlp_sink
-case " $TARGETS " in *" gateway_observed "*)
-  log "building otlp_sink (release), gateway_observed's trace receiver"
-  (cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --example otlp_sink) ;;
-esac
 GATEWAY_BASE_BIN=${GATEWAY_BASE_BIN:-}
 GATEWAY_ALT_BIN=${GATEWAY_ALT_BIN:-}
 TONIC_VER=$(awk '/^name = "tonic"$/{getline; gsub(/[^0-9.]/,""); print}' "$ROOT/Cargo.lock")
