@@ -49,6 +49,9 @@
 #                                   gateway on INTEROP_BRIDGE_PORT-2, services on -1,
 #                                   admin with /openapi.json on +1); the gateway binary with
 #                                   descriptors only on +2, its admin on +3
+#   INTEROP_TRACE_PORT      50090   the gateway of another `serve`, exporting traces (services
+#                                   on +1, the OTLP receiver `otlp_sink` on +2)
+#   INTEROP_SINK_BIN        path to an already built `otlp_sink` example binary
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -56,9 +59,6 @@ ROOT="$(cd "$HERE/.." && pwd)"
 cd "$ROOT"
 
 HOST="${INTEROP_HOST:-127.0.0.1}"
-#   INTEROP_TRACE_PORT      50090   the gateway of another `serve`, exporting traces (services
-#                                   on +1, the OTLP receiver `otlp_sink` on +2)
-#   INTEROP_SINK_BIN        path to an already built `otlp_sink` example binary
 GATEWAY_PORT="${INTEROP_GATEWAY_PORT:-50051}"
 SERVICES_PORT="${INTEROP_SERVICES_PORT:-50052}"
 GREETER_PORT="${INTEROP_GREETER_PORT:-50060}"
@@ -314,6 +314,42 @@ wait_port "$HOST" "$DYN_PORT" "$DYN_PID" "$LOG_DIR/descriptors-gateway.log" "ton
 suite "openapi REST client -> gateway binary with descriptors only (REST by descriptor) $HOST:$DYN_PORT" \
   "$VPY" "$HERE/python/openapi_client.py" "$HOST:$DYN_ADMIN_PORT" "$HOST:$DYN_PORT"
 
+# tracing: a grpcio call with a known traceparent through a `serve` whose gateway ([tracing])
+# and services (trace layer, OTEL_EXPORTER_OTLP_ENDPOINT) export to the OTLP receiver
+# `otlp_sink --print`; trace_client.py finds client -> gateway -> service in its output.
+TRACE_PORT="${INTEROP_TRACE_PORT:-50090}"
+TRACE_SERVICES_PORT=$((TRACE_PORT + 1))
+SINK_PORT=$((TRACE_PORT + 2))
+if [[ -n "${INTEROP_SINK_BIN:-}" ]]; then
+  SINK_BIN="$INTEROP_SINK_BIN"
+else
+  log "cargo build -p tonic-msgpack-gateway --example otlp_sink"
+  timeout 1800 cargo build -p tonic-msgpack-gateway --example otlp_sink
+  TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
+    "$VPY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+  SINK_BIN="$TARGET_DIR/debug/examples/otlp_sink"
+fi
+[[ -x "$SINK_BIN" ]] || { log "no otlp_sink binary at $SINK_BIN"; exit 1; }
+for port in "$TRACE_PORT" "$TRACE_SERVICES_PORT" "$SINK_PORT"; do
+  require_free "$port" INTEROP_TRACE_PORT
+done
+log "starting otlp_sink on $HOST:$SINK_PORT"
+"$SINK_BIN" --listen "$HOST:$SINK_PORT" --print >"$LOG_DIR/spans.txt" 2>"$LOG_DIR/otlp_sink.log" </dev/null &
+SINK_PID=$!
+PIDS+=("$SINK_PID")
+wait_port "$HOST" "$SINK_PORT" "$SINK_PID" "$LOG_DIR/otlp_sink.log" "otlp_sink"
+printf '%s\n' 'admin_listen = "off"' '[tracing]' 'enabled = true' \
+  "otlp_endpoint = \"http://$HOST:$SINK_PORT\"" 'export_interval = "200ms"' >"$LOG_DIR/trace.toml"
+log "starting example-app serve --config trace.toml (traces to $HOST:$SINK_PORT)"
+OTEL_EXPORTER_OTLP_ENDPOINT="http://$HOST:$SINK_PORT" OTEL_BSP_SCHEDULE_DELAY=200 \
+  "$APP" serve --listen "$HOST:$TRACE_PORT" --services-listen "$HOST:$TRACE_SERVICES_PORT" \
+  --config "$LOG_DIR/trace.toml" >"$LOG_DIR/trace-serve.log" 2>&1 </dev/null &
+TRACE_PID=$!
+PIDS+=("$TRACE_PID")
+wait_port "$HOST" "$TRACE_PORT" "$TRACE_PID" "$LOG_DIR/trace-serve.log" "example-app serve (tracing)"
+suite "python grpcio traceparent -> gateway [tracing] -> traced service, spans at the OTLP receiver" \
+  "$VPY" "$HERE/python/trace_client.py" "$HOST:$TRACE_PORT" "$LOG_DIR/spans.txt"
+
 # reverse direction: the generated Rust client against a Python grpcio server
 require_free "$GREETER_PORT" INTEROP_GREETER_PORT
 log "starting python greeter_server.py on $HOST:$GREETER_PORT"
@@ -360,42 +396,6 @@ suite "browser page in headless Chromium at $HOST:$WEB_PORT -> gateway $HOST:$WE
 
 # Throwaway certificates for this run only (EC P-256): a CA and the gateway's
 # certificate for localhost and $HOST; a second CA and a client certificate.
-# tracing: a grpcio call with a known traceparent through a `serve` whose gateway ([tracing])
-# and services (trace layer, OTEL_EXPORTER_OTLP_ENDPOINT) export to the OTLP receiver
-# `otlp_sink --print`; trace_client.py finds client -> gateway -> service in its output.
-TRACE_PORT="${INTEROP_TRACE_PORT:-50090}"
-TRACE_SERVICES_PORT=$((TRACE_PORT + 1))
-SINK_PORT=$((TRACE_PORT + 2))
-if [[ -n "${INTEROP_SINK_BIN:-}" ]]; then
-  SINK_BIN="$INTEROP_SINK_BIN"
-else
-  log "cargo build -p tonic-msgpack-gateway --example otlp_sink"
-  timeout 1800 cargo build -p tonic-msgpack-gateway --example otlp_sink
-  TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
-    "$VPY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-  SINK_BIN="$TARGET_DIR/debug/examples/otlp_sink"
-fi
-[[ -x "$SINK_BIN" ]] || { log "no otlp_sink binary at $SINK_BIN"; exit 1; }
-for port in "$TRACE_PORT" "$TRACE_SERVICES_PORT" "$SINK_PORT"; do
-  require_free "$port" INTEROP_TRACE_PORT
-done
-log "starting otlp_sink on $HOST:$SINK_PORT"
-"$SINK_BIN" --listen "$HOST:$SINK_PORT" --print >"$LOG_DIR/spans.txt" 2>"$LOG_DIR/otlp_sink.log" </dev/null &
-SINK_PID=$!
-PIDS+=("$SINK_PID")
-wait_port "$HOST" "$SINK_PORT" "$SINK_PID" "$LOG_DIR/otlp_sink.log" "otlp_sink"
-printf '%s\n' 'admin_listen = "off"' '[tracing]' 'enabled = true' \
-  "otlp_endpoint = \"http://$HOST:$SINK_PORT\"" 'export_interval = "200ms"' >"$LOG_DIR/trace.toml"
-log "starting example-app serve --config trace.toml (traces to $HOST:$SINK_PORT)"
-OTEL_EXPORTER_OTLP_ENDPOINT="http://$HOST:$SINK_PORT" OTEL_BSP_SCHEDULE_DELAY=200 \
-  "$APP" serve --listen "$HOST:$TRACE_PORT" --services-listen "$HOST:$TRACE_SERVICES_PORT" \
-  --config "$LOG_DIR/trace.toml" >"$LOG_DIR/trace-serve.log" 2>&1 </dev/null &
-TRACE_PID=$!
-PIDS+=("$TRACE_PID")
-wait_port "$HOST" "$TRACE_PORT" "$TRACE_PID" "$LOG_DIR/trace-serve.log" "example-app serve (tracing)"
-suite "python grpcio traceparent -> gateway [tracing] -> traced service, spans at the OTLP receiver" \
-  "$VPY" "$HERE/python/trace_client.py" "$HOST:$TRACE_PORT" "$LOG_DIR/spans.txt"
-
 TLS_DIR="$LOG_DIR/tls"
 mkdir -p "$TLS_DIR"
 make_ca() { # NAME CN
