@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::config::AccessLogConfig;
 use super::metrics::{CODE_NAMES, RouteMetrics, UpstreamMetrics};
+use super::trace::CallTrace;
 
 /// How a client called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,7 +56,8 @@ pub(crate) struct Entry {
     time: SystemTime,
     peer: Option<SocketAddr>,
     protocol: Protocol,
-    /// The trace id of the client's `traceparent` (32 lowercase hex digits).
+    /// The call's trace id (32 lowercase hex digits): the one the gateway's tracing put it in,
+    /// else that of the client's `traceparent`.
     trace_id: Option<[u8; 32]>,
     route: Option<Arc<RouteMetrics>>,
     pub(crate) identity: Option<Arc<str>>,
@@ -145,6 +147,15 @@ fn rfc3339(time: SystemTime) -> String {
         rem % 60,
         since.subsec_micros()
     )
+}
+
+impl Entry {
+    /// Records the trace the gateway's tracing put the call in (which may have started it).
+    pub(crate) fn traced(&mut self, trace: Option<&CallTrace>) {
+        if let Some(trace) = trace {
+            self.trace_id = Some(trace.trace_id_hex());
+        }
+    }
 }
 
 /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.

@@ -214,6 +214,9 @@ pub(crate) async fn forward(
         let peer = client.map(|ClientAddr(addr)| addr);
         log.begin(protocol.unwrap_or(Protocol::Grpc), peer, req.headers())
     });
+    if let Some(entry) = entry.as_mut() {
+        entry.traced(trace.as_ref());
+    }
     match state.gate.check(
         &path,
         req.headers_mut(),

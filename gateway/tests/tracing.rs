@@ -236,10 +236,13 @@ fn one<'a>(spans: &'a [Received], what: &str, pick: impl Fn(&Received) -> bool) 
 async fn a_call_is_one_trace_from_client_through_gateway_to_service() {
     let (receiver, receiver_addr) = Receiver::start().await;
     let (service, _provider) = traced_service(receiver_addr).await;
+    let log = std::env::temp_dir().join(format!("gateway-trace-log-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
     let config = format!(
-        "{}{}",
+        "{}{}[access_log]\nenabled = true\npath = \"{}\"\n",
         two_services(&format!("http://{service}"), ""),
-        tracing_config(receiver_addr, true)
+        tracing_config(receiver_addr, true),
+        log.display()
     );
     let gw = gateway(&config, routes()).await;
     let channel = channel(&gw.uri()).await;
@@ -316,6 +319,27 @@ async fn a_call_is_one_trace_from_client_through_gateway_to_service() {
     assert!(root.span.parent_span_id.is_empty(), "{root:#?}");
     let spans = receiver.wait_for(&root.span.trace_id, 3).await;
     assert_eq!(spans.len(), 3, "{spans:#?}");
+    // The access log names the trace the gateway started, so a line leads to its spans.
+    let started = hex(&root.span.trace_id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let logged_ids = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|line| line["trace_id"].as_str().map(str::to_owned))
+            .collect();
+        if ids.len() >= 2 || tokio::time::Instant::now() >= deadline {
+            break ids;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(
+        logged_ids,
+        [trace.to_owned(), started],
+        "trace ids in the access log"
+    );
     gw.shutdown().await;
 }
 

@@ -65,6 +65,7 @@ pub(crate) async fn serve(
         log.route(entry, &metrics)
     });
     if let Some(entry) = entry.as_mut() {
+        entry.traced(req.extensions().get::<CallTrace>());
         entry.upstream = target
             .upstream
             .and_then(|index| state.upstreams.get(index))

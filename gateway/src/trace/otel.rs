@@ -159,6 +159,14 @@ impl std::fmt::Debug for CallTrace {
 }
 
 impl CallTrace {
+    /// The trace's id as 32 lowercase hex digits, as the access log writes it.
+    pub(crate) fn trace_id_hex(&self) -> [u8; 32] {
+        let text = format!("{:032x}", self.cx.span().span_context().trace_id());
+        let mut hex = [b'0'; 32];
+        hex.copy_from_slice(&text.as_bytes()[..32]);
+        hex
+    }
+
     /// Names the route the call matched (`gateway.route`, the label of `/metrics`).
     pub(crate) fn route(&self, route: &str) {
         self.cx
