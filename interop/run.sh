@@ -245,7 +245,8 @@ GEN_PY="$ROOT/cli/tests/data/gen/python"
 suite "python generated code: mypy --strict" \
   env MYPYPATH="$GEN_PY" "$VPY" -m mypy --strict --cache-dir "$LOG_DIR/mypy-cache" \
   "$HERE/python/demo_contract.py" "$HERE/python/generated_client.py" \
-  "$HERE/python/generated_roundtrip.py" "$GEN_PY/everything.py" "$GEN_PY/vectors.py"
+  "$HERE/python/generated_roundtrip.py" "$GEN_PY/everything.py" "$GEN_PY/vectors.py" \
+  "$GEN_PY/named.py"
 suite "python generated client -> gateway $HOST:$GATEWAY_PORT" \
   "$VPY" "$HERE/python/generated_client.py" "$HOST:$GATEWAY_PORT"
 suite "python generated client -> services $HOST:$SERVICES_PORT" \

@@ -32,6 +32,7 @@ import msgpack  # noqa: E402
 
 import demo_contract as d  # noqa: E402
 import everything as e  # noqa: E402
+import named as n  # noqa: E402
 import vectors as v  # noqa: E402
 
 results: List[Tuple[str, bool, str]] = []
@@ -220,11 +221,31 @@ def rust_calculator() -> None:
         expect(again == data, f"{name}: re-encoded {again.hex()} != {data.hex()}")
 
 
+# The Rust side's bytes of this value (tests/proto-e2e/tests/wire.rs, rule4_named_build): the
+# named layout writes the fields, then of the oneof only the member that is set.
+NAMED_PROFILE_RUST = bytes.fromhex(
+    "84 ab 64 69 73 70 6c 61 79 4e 61 6d 65 a3 41 6e 6e aa 6c 6f 67 69 6e 43 6f 75 6e 74 02"
+    " a7 66 61 72 41 77 61 79 03 a9 61 76 61 74 61 72 50 6e 67 c4 01 01"
+)
+
+
+def named_oneof() -> None:
+    value = n.Profile(display_name="Ann", login_count=2, avatar_png=b"\x01", far_away=3)
+    data = value.to_msgpack()
+    expect(data == NAMED_PROFILE_RUST, f"named Profile: {data.hex()} != {NAMED_PROFILE_RUST.hex()}")
+    decoded = n.Profile.from_msgpack(NAMED_PROFILE_RUST)
+    expect(decoded == value, f"named Profile decoded {decoded!r}")
+    unset = n.Profile(display_name="Bo").to_msgpack()
+    expect(msgpack.unpackb(unset) == {"displayName": "Bo", "loginCount": 0, "farAway": 0},
+           f"no oneof member set: {unset.hex()}")
+
+
 def main() -> int:
     check("everything.proto: every field kind round trip", everything_round_trip)
     check("MessagePack-CSharp / MagicOnion vector bytes", vector_bytes)
     check("Rust bytes: every field kind of everything.proto (interop/vectors)", rust_everything)
     check("Rust bytes: every Calculator method, Greeter messages (interop/vectors)", rust_calculator)
+    check("Rust bytes: named layout, a oneof member set and none (named.proto)", named_oneof)
     failed = 0
     for name, ok, detail in results:
         print(f"{'ok  ' if ok else 'FAIL'} generated {name}{'' if ok else ': ' + detail}")

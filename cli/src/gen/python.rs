@@ -423,14 +423,42 @@ impl Gen<'_> {
                 }
             }
             Format::Named => {
-                let _ = writeln!(out, "        w.map({})", message.fields.len());
-                for field in &message.fields {
-                    let _ = writeln!(
-                        out,
-                        "        w.value({:?})",
-                        named_key(&field.name, key_case)
-                    );
+                // Like the Rust side (wire rule 7): of a oneof, only the member that is set.
+                let fixed = message.fields.iter().filter(|f| f.oneof.is_none()).count();
+                let set_members: String = message
+                    .fields
+                    .iter()
+                    .filter(|f| f.oneof.is_some())
+                    .map(|f| format!(" + (self.{} is not None)", ident(&f.name)))
+                    .collect();
+                let _ = writeln!(out, "        w.map({fixed}{set_members})");
+                for field in message.fields.iter().filter(|f| f.oneof.is_none()) {
+                    let key = named_key(&field.name, key_case);
+                    let _ = writeln!(out, "        w.value({key:?})");
                     self.write_field(field, proto, &mut out);
+                }
+                // After the other fields, oneof by oneof in declaration order, as prost's
+                // structs (and so the Rust side's maps) hold them.
+                let mut oneofs: Vec<&str> = Vec::new();
+                for name in message.fields.iter().filter_map(|f| f.oneof.as_deref()) {
+                    if !oneofs.contains(&name) {
+                        oneofs.push(name);
+                    }
+                }
+                for oneof in oneofs {
+                    for field in message
+                        .fields
+                        .iter()
+                        .filter(|f| f.oneof.as_deref() == Some(oneof))
+                    {
+                        let key = named_key(&field.name, key_case);
+                        let value = format!("self.{}", ident(&field.name));
+                        let _ = writeln!(
+                            out,
+                            "        if {value} is not None:\n            w.value({key:?})"
+                        );
+                        self.write(&field.ty, &value, "            ", 0, &mut out);
+                    }
                 }
             }
         }
