@@ -118,6 +118,25 @@ fn vectors_golden() {
 }
 
 #[test]
+fn named_oneof_golden() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    copy(
+        &manifest().join("../tests/proto-e2e/proto/named.proto"),
+        &temp.path().join("named.proto"),
+    );
+    let text = generate(temp.path(), &["--key-case", "camelCase", "--clients", "none"]);
+    golden(&data().join("named.ts"), &text);
+    // Wire rule 7 as the Rust side writes it: the fields, then of the oneof only the member
+    // that is set (interop/typescript/roundtrip.ts checks the bytes).
+    assert!(
+        text.contains(
+            "    w.map(3 + (value.avatarUrl != null ? 1 : 0) + (value.avatarPng != null ? 1 : 0));\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn named_key_case_flag() {
     let text = generate(
         &manifest().join("../example-app"),

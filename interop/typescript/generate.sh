@@ -10,6 +10,8 @@
 # generated/vectors.ts   cli/tests/data/gen/vectors (named layouts, MagicOnion-style traits)
 # generated/names.ts     cli/tests/data/gen/typescript/names (types named like the runtime's,
 #                        bool and uint64 map keys)
+# generated/named.ts     tests/proto-e2e's named.proto with --key-case camelCase (a oneof in
+#                        the named layout)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,6 +23,8 @@ trap 'rm -rf "$PROTOS"' EXIT
 mkdir -p "$PROTOS/demo" "$PROTOS/common/v1"
 cp "$ROOT/tests/proto-e2e/proto/demo/everything.proto" "$PROTOS/demo/"
 cp "$ROOT/tests/proto-e2e/proto-common/common/v1/common.proto" "$PROTOS/common/v1/"
+mkdir -p "$PROTOS/named"
+cp "$ROOT/tests/proto-e2e/proto/named.proto" "$PROTOS/named/"
 
 rm -rf "$HERE/generated" "$HERE/build"
 mkdir -p "$HERE/generated"
@@ -29,6 +33,7 @@ mkdir -p "$HERE/generated"
 "$CLI" gen typescript "$PROTOS" --out "$HERE/generated/everything.ts"
 "$CLI" gen typescript "$ROOT/cli/tests/data/gen/vectors" --out "$HERE/generated/vectors.ts"
 "$CLI" gen typescript "$ROOT/cli/tests/data/gen/typescript/names" --out "$HERE/generated/names.ts"
+"$CLI" gen typescript "$PROTOS/named" --key-case camelCase --clients none --out "$HERE/generated/named.ts"
 cd "$HERE"
 node_modules/.bin/tsc -p tsconfig.json
 echo "tsc --strict: generated/*.ts and the tests compiled into build/"

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 
 import * as demo from "./generated/demo.js";
 import * as e from "./generated/everything.js";
+import * as named from "./generated/named.js";
 import * as names from "./generated/names.js";
 import * as vectors from "./generated/vectors.js";
 
@@ -243,6 +244,17 @@ function otherShapes(): void {
     const bytes = names.Response_.encode(value);
     assert.equal(hex(bytes), "959203a16d82c3a174c2a16681cfffffffffffffffff9201a091c4010101");
     assert.deepStrictEqual(names.Response_.decode(bytes), value);
+  });
+  check("named layout: of a oneof only the member that is set, as the Rust side writes it", () => {
+    // tests/proto-e2e/tests/wire.rs, rule4_named_build: the Rust side's bytes of this value.
+    const rust =
+      "84ab646973706c61794e616d65a3416e6eaa6c6f67696e436f756e7402" +
+      "a76661724177617903a9617661746172506e67c40101";
+    const value = named.Profile.create({ displayName: "Ann", loginCount: 2, avatarPng: u8(1), farAway: 3n });
+    assert.equal(hex(named.Profile.encode(value)), rust);
+    assert.deepStrictEqual(named.Profile.decode(Buffer.from(rust, "hex")), value);
+    const none = named.Profile.encode(named.Profile.create({ displayName: "Bo" }));
+    assert.equal(hex(none), "83ab646973706c61794e616d65a2426faa6c6f67696e436f756e7400a76661724177617900");
   });
   check("MessagePack-CSharp / MagicOnion vector bytes (named keys, argument arrays)", () => {
     // The same cases as interop/python/generated_roundtrip.py, from cli/tests/data/gen/csharp-vectors.json.

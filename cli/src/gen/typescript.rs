@@ -767,10 +767,41 @@ impl Gen<'_> {
                 }
             }
             Format::Named => {
-                let _ = writeln!(out, "    w.map({});", message.fields.len());
-                for field in &message.fields {
+                // Like the Rust side (wire rule 7): the fields, then of each oneof only the
+                // member that is set, oneofs in declaration order (as prost's structs hold them).
+                let fixed = message.fields.iter().filter(|f| f.oneof.is_none()).count();
+                let set_members: String = message
+                    .fields
+                    .iter()
+                    .filter(|f| f.oneof.is_some())
+                    .map(|f| format!(" + (value.{} != null ? 1 : 0)", property(&f.name)))
+                    .collect();
+                let _ = writeln!(out, "    w.map({fixed}{set_members});");
+                for field in message.fields.iter().filter(|f| f.oneof.is_none()) {
                     let _ = writeln!(out, "    w.string({:?});", named_key(&field.name, key_case));
                     self.write_field(field, proto, &mut out);
+                }
+                let mut oneofs: Vec<&str> = Vec::new();
+                for name in message.fields.iter().filter_map(|f| f.oneof.as_deref()) {
+                    if !oneofs.contains(&name) {
+                        oneofs.push(name);
+                    }
+                }
+                for oneof in oneofs {
+                    for field in message
+                        .fields
+                        .iter()
+                        .filter(|f| f.oneof.as_deref() == Some(oneof))
+                    {
+                        let value = format!("value.{}", property(&field.name));
+                        let _ = writeln!(
+                            out,
+                            "    if ({value} != null) {{\n      w.string({:?});",
+                            named_key(&field.name, key_case)
+                        );
+                        self.write(&field.ty, &value, "      ", 0, &mut out);
+                        out.push_str("    }\n");
+                    }
                 }
             }
         }
