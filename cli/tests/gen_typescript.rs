@@ -124,7 +124,10 @@ fn named_oneof_golden() {
         &manifest().join("../tests/proto-e2e/proto/named.proto"),
         &temp.path().join("named.proto"),
     );
-    let text = generate(temp.path(), &["--key-case", "camelCase", "--clients", "none"]);
+    let text = generate(
+        temp.path(),
+        &["--key-case", "camelCase", "--clients", "none"],
+    );
     golden(&data().join("named.ts"), &text);
     // Wire rule 7 as the Rust side writes it: the fields, then of the oneof only the member
     // that is set (interop/typescript/roundtrip.ts checks the bytes).
