@@ -407,7 +407,11 @@ for sc in $SCENARIOS; do
   esac
   if [ "$sc" = tls ]; then SFX=-tls; SCHEME=https; else SFX=""; SCHEME=http; fi
   if [ "$sc" = bridge ]; then SFX=-bridge; fi
-  for t in $TARGETS; do
+  # Even repeats run the targets in reverse: a target that always ran right after another
+  # (its 500 connections just closed, say) read up to 15% slower here.
+  ORDER=$TARGETS
+  if [ $((rep % 2)) = 0 ]; then ORDER=$(tr ' ' '\n' <<< "$TARGETS" | tac | tr '\n' ' '); fi
+  for t in $ORDER; do
     if [ "$sc" = tls ] && [ "$t" = direct ]; then continue; fi
     case $sc-$t in tls-gateway_observed|bridge-gateway_observed) continue ;; esac
     port=$(port_of "$t")
