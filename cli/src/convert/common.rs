@@ -3,29 +3,11 @@
 
 use anyhow::Context;
 use base64::Engine as _;
-use serde_json::{Number, Value};
 use tonic_msgpack::wkt::{TIMESTAMP_EXT, Timestamp};
 
 use super::value::Mp;
 
-/// A float as JSON; proto JSON spells the values JSON lacks as strings.
-pub(super) fn float_json(value: f64) -> Value {
-    Number::from_f64(value).map_or_else(
-        || {
-            Value::String(
-                if value.is_nan() {
-                    "NaN"
-                } else if value > 0.0 {
-                    "Infinity"
-                } else {
-                    "-Infinity"
-                }
-                .into(),
-            )
-        },
-        Value::Number,
-    )
-}
+pub(super) use tonic_msgpack_gateway::dynamic::float_json;
 
 /// Bytes as JSON text: standard base64 with padding.
 pub(super) fn base64_encode(bytes: &[u8]) -> String {

@@ -3,6 +3,7 @@
 
 mod csharp;
 mod python;
+mod types;
 mod typescript;
 
 use std::path::PathBuf;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use tonic_msgpack_build::model::contract::{
-    Contract, Field, Message, Method, Origin, Request, Scalar, Service, TypeRef,
+    Contract, Field, Message, Method, Request, Scalar, Service, TypeRef,
 };
 use tonic_msgpack_build::model::{CallKind, Format, KeyCase};
 
@@ -60,76 +60,14 @@ fn ident(name: &str) -> String {
 
 impl Gen<'_> {
     fn collect(&mut self, options: &PythonOptions) -> anyhow::Result<()> {
-        for name in self.contract.messages.keys() {
-            if name.starts_with('.') {
-                self.messages.insert(name.clone());
-                let layout = match options.proto_key_case {
-                    Some(case) => (Format::Named, case),
-                    None => (Format::Compact, KeyCase::AsWritten),
-                };
-                self.layouts.insert(name.clone(), layout);
-            }
-        }
-        for name in self.contract.enums.keys() {
-            if name.starts_with('.') {
-                self.enums.insert(name.clone());
-            }
-        }
-        // Rust types: those the trait services reach.
-        for service in &self.contract.services {
-            if service.origin != Origin::Trait {
-                continue;
-            }
-            let mut pending: Vec<TypeRef> = Vec::new();
-            for method in &service.methods {
-                if let Request::Args(args) = &method.request {
-                    pending.extend(args.iter().map(|a| a.ty.clone()));
-                }
-                pending.push(method.response.clone());
-            }
-            while let Some(ty) = pending.pop() {
-                match ty {
-                    TypeRef::Message(name) if !self.messages.contains(&name) => {
-                        let Some(message) = self.contract.messages.get(&name) else {
-                            continue;
-                        };
-                        let format = message.format.unwrap_or(service.model.format);
-                        self.layouts
-                            .insert(name.clone(), (format, message.key_case));
-                        pending.extend(message.fields.iter().map(|f| f.ty.clone()));
-                        self.messages.insert(name);
-                    }
-                    TypeRef::Enum(name) => {
-                        self.enums.insert(name);
-                    }
-                    TypeRef::List(inner) | TypeRef::Optional(inner) => pending.push(*inner),
-                    TypeRef::Map(key, value) => {
-                        pending.push(*key);
-                        pending.push(*value);
-                    }
-                    TypeRef::Tuple(elements) => pending.extend(elements),
-                    _ => {}
-                }
-            }
-        }
+        let selection = super::types::select(self.contract, options.proto_key_case);
+        self.messages = selection.messages;
+        self.enums = selection.enums;
+        self.layouts = selection.layouts;
         // Class names: the proto name without its package (`Outer_Inner` for nested ones).
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for name in self.messages.iter().chain(&self.enums) {
-            let class = match name.strip_prefix('.') {
-                Some(rest) => {
-                    let segments: Vec<&str> = rest.split('.').collect();
-                    let split = segments
-                        .iter()
-                        .position(|s| s.starts_with(|c: char| c.is_ascii_uppercase()))
-                        .unwrap_or(segments.len().saturating_sub(1));
-                    segments[split..]
-                        .iter()
-                        .map(|s| s.to_upper_camel_case())
-                        .collect::<Vec<_>>()
-                        .join("_")
-                }
-                None => name.to_upper_camel_case(),
-            };
+            let class = super::types::type_name(name);
             if let Some(previous) = seen.insert(class.clone(), name.clone()) {
                 anyhow::bail!(
                     "`{previous}` and `{name}` would both be the Python class `{class}`; generate them into separate modules"

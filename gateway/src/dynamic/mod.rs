@@ -13,6 +13,8 @@ mod from_json;
 pub(crate) mod protos;
 mod to_json;
 
+pub use to_json::float_json;
+
 use prost_reflect::{DescriptorPool, MessageDescriptor, MethodDescriptor, ReflectMessage as _};
 use serde_json::Value as Json;
 

@@ -109,7 +109,9 @@ fn map_key(key: &MapKey) -> String {
     }
 }
 
-fn float(value: f64) -> Json {
+/// A float as proto JSON writes it: a number, or `"NaN"`, `"Infinity"`, `"-Infinity"` for the
+/// values JSON has no number for.
+pub fn float_json(value: f64) -> Json {
     Number::from_f64(value).map_or_else(
         || {
             Json::String(
@@ -136,8 +138,8 @@ fn single(field: &FieldDescriptor, value: &Value) -> Json {
         // Proto JSON: 64-bit integers are strings (JavaScript numbers lose precision above 2⁵³).
         Value::I64(v) => Json::String(v.to_string()),
         Value::U64(v) => Json::String(v.to_string()),
-        Value::F32(v) => float(f64::from(*v)),
-        Value::F64(v) => float(*v),
+        Value::F32(v) => float_json(f64::from(*v)),
+        Value::F64(v) => float_json(*v),
         Value::String(v) => Json::String(v.clone()),
         Value::Bytes(v) => Json::String(tonic_msgpack::codegen::base64_encode(v)),
         Value::EnumNumber(number) => match field.kind() {
