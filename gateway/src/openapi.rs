@@ -10,6 +10,8 @@ use prost_reflect::{
 };
 use serde_json::{Map, Value as Json, json};
 
+use crate::bridge::layout::layout_number;
+
 /// The OpenAPI 3.1 document of every service in `pool`, titled `title`.
 pub fn openapi_document(pool: &DescriptorPool, title: &str) -> Json {
     let mut paths = Map::new();
@@ -166,28 +168,11 @@ fn binding(method: &MethodDescriptor) -> (String, String, Option<String>) {
     default()
 }
 
-fn layout_of(message: &MessageDescriptor) -> i32 {
-    let Some(extension) = message
-        .parent_pool()
-        .get_extension_by_name("tonic_msgpack.layout")
-    else {
-        return 0;
-    };
-    let options = message.options();
-    if !options.has_extension(&extension) {
-        return 0;
-    }
-    options
-        .get_extension(&extension)
-        .as_enum_number()
-        .unwrap_or(0)
-}
-
 /// Trait arguments and the structs of a trait (messages synthesized by `tonic-msgpack schema`,
 /// plain serde types) are keyed by name as written, as the REST transcoders write them; proto
 /// fields by JSON name.
 fn json_key(message: &MessageDescriptor, field: &FieldDescriptor) -> String {
-    if layout_of(message) == 2 || message.parent_file().name().ends_with(".msgpack.proto") {
+    if layout_number(message) == 2 || message.parent_file().name().ends_with(".msgpack.proto") {
         field.name().to_owned()
     } else {
         field.json_name().to_owned()
@@ -213,7 +198,7 @@ fn reply_schema(message: &MessageDescriptor, schemas: &mut Map<String, Json>) ->
     if message.full_name() == "google.protobuf.Empty" {
         return json!({"type": "null"});
     }
-    if layout_of(message) == 3 {
+    if layout_number(message) == 3 {
         return message
             .get_field(1)
             .map_or_else(|| json!({"type": "null"}), |f| field_schema(&f, schemas));
@@ -234,7 +219,7 @@ fn message_schema(message: &MessageDescriptor, schemas: &mut Map<String, Json>) 
             properties.insert(json_key(message, &field), field_schema(&field, schemas));
         }
         let mut schema = json!({"type": "object", "properties": properties});
-        if layout_of(message) == 2 {
+        if layout_number(message) == 2 {
             // The typed transcoders need every argument.
             schema["required"] = json!(
                 message

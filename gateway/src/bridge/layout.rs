@@ -87,10 +87,19 @@ fn option_number(options: &DynamicMessage, extension: Option<ExtensionDescriptor
         .unwrap_or(0)
 }
 
+/// The `tonic_msgpack.layout` option of a message (0 compact, 1 named, 2 a trait method's
+/// arguments, 3 a trait method's result).
+pub(crate) fn layout_number(message: &MessageDescriptor) -> i32 {
+    let extension = message
+        .parent_pool()
+        .get_extension_by_name("tonic_msgpack.layout");
+    option_number(&message.options(), extension)
+}
+
 fn layout(message: &MessageDescriptor) -> Layout {
     let pool = message.parent_pool();
     let options = message.options();
-    match option_number(&options, pool.get_extension_by_name("tonic_msgpack.layout")) {
+    match layout_number(message) {
         1 => Layout::Named(
             match option_number(
                 &options,

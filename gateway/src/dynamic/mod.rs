@@ -63,27 +63,8 @@ impl Fault {
     }
 }
 
-/// The `tonic_msgpack.layout` option of a message (0 compact, 1 named, 2 a trait method's
-/// arguments, 3 a trait method's result).
-fn layout_option(message: &MessageDescriptor) -> i32 {
-    let Some(extension) = message
-        .parent_pool()
-        .get_extension_by_name("tonic_msgpack.layout")
-    else {
-        return 0;
-    };
-    let options = message.options();
-    if !options.has_extension(&extension) {
-        return 0;
-    }
-    options
-        .get_extension(&extension)
-        .as_enum_number()
-        .unwrap_or(0)
-}
-
 fn is_trait_arguments(message: &MessageDescriptor) -> bool {
-    layout_option(message) == 2
+    layout::layout_number(message) == 2
 }
 
 /// Whether `message` was synthesized from a `#[msgpack_service]` trait (`tonic-msgpack
@@ -148,7 +129,7 @@ pub fn msgpack_to_json(
 /// The JSON of a decoded reply (see [`msgpack_to_json`]).
 fn message_json(message: &prost_reflect::DynamicMessage) -> Json {
     let descriptor = message.descriptor();
-    if layout_option(&descriptor) == 3 {
+    if layout::layout_number(&descriptor) == 3 {
         return match descriptor.get_field(1) {
             Some(field) => {
                 let present = message.has_field(&field);
