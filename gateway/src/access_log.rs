@@ -1,27 +1,28 @@
 //! The access log (`[access_log]`): one JSON line per call, written by a thread of its own.
 //!
 //! A call only fills an [`Entry`] (copies of what it already has: no formatting, no I/O) and
-//! hands it to a bounded channel; the writer thread formats and writes the lines. When the
-//! channel is full the entry is dropped and counted (`gateway_access_log_dropped_total`), so a
-//! slow disk never slows calls. Header values are never copied into an entry, except the trace
+//! puts it in a bounded [`Outbox`]; the writer thread wakes every [`WRITE_INTERVAL`] (or when
+//! the outbox is half full), formats and writes the lines. When the outbox is full the entry is
+//! dropped and counted (`gateway_access_log_dropped_total`), so a slow disk never slows calls. Header values are never copied into an entry, except the trace
 //! id parsed out of `traceparent`: no credentials, cookies or bodies can reach the log.
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
+use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use super::config::AccessLogConfig;
 use super::metrics::{CODE_NAMES, RouteMetrics, UpstreamMetrics};
+use super::outbox::{Outbox, Pushed};
 use super::trace::CallTrace;
 
 /// How a client called.
@@ -176,12 +177,34 @@ fn trace_id(headers: &HeaderMap) -> Option<[u8; 32]> {
 #[derive(Debug)]
 pub(crate) struct AccessLog {
     config: AccessLogConfig,
-    sender: mpsc::Sender<Box<Entry>>,
+    outbox: Arc<Outbox<Box<Entry>>>,
     /// Calls seen, for sampling.
     seen: AtomicU64,
     written: Arc<AtomicU64>,
-    dropped: AtomicU64,
     write_errors: Arc<AtomicU64>,
+    writer: Option<Writer>,
+}
+
+/// How often the writer thread writes what calls queued (sooner when the queue is half full).
+const WRITE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The writer thread, and how to tell it the log is closing.
+#[derive(Debug)]
+struct Writer {
+    thread: Thread,
+    closing: Arc<AtomicBool>,
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        // The writer writes what is left, then ends.
+        if let Some(writer) = &self.writer {
+            writer
+                .closing
+                .store(true, std::sync::atomic::Ordering::Release);
+            writer.thread.unpark();
+        }
+    }
 }
 
 /// Sampling by the golden-ratio sequence: `frac(n·φ)` is spread evenly over [0, 1), so a share
@@ -201,41 +224,55 @@ impl AccessLog {
             ),
             None => Box::new(std::io::stdout()),
         };
-        let (sender, mut receiver) = mpsc::channel::<Box<Entry>>(config.buffer.max(1));
+        let outbox = Arc::new(Outbox::<Box<Entry>>::new(config.buffer));
         let written = Arc::new(AtomicU64::new(0));
         let write_errors = Arc::new(AtomicU64::new(0));
-        let (written_by_writer, errors_by_writer) = (written.clone(), write_errors.clone());
-        std::thread::Builder::new()
+        let closing = Arc::new(AtomicBool::new(false));
+        let (queued, written_by_writer, errors_by_writer, closed) = (
+            outbox.clone(),
+            written.clone(),
+            write_errors.clone(),
+            closing.clone(),
+        );
+        let writer = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
                 let mut out = BufWriter::new(out);
-                // Ends when the last sender (the gateway state) is dropped.
-                while let Some(entry) = receiver.blocking_recv() {
-                    let mut batch = vec![entry];
-                    while let Ok(more) = receiver.try_recv() {
-                        batch.push(more);
-                    }
-                    for entry in &batch {
-                        let mut line = entry.to_json();
-                        line.push('\n');
-                        if out.write_all(line.as_bytes()).is_err() {
+                let mut batch = Vec::new();
+                loop {
+                    // Read before draining: what was queued before the close is written.
+                    let last_round = closed.load(std::sync::atomic::Ordering::Acquire);
+                    queued.drain_into(&mut batch);
+                    if !batch.is_empty() {
+                        for entry in batch.drain(..) {
+                            let mut line = entry.to_json();
+                            line.push('\n');
+                            if out.write_all(line.as_bytes()).is_err() {
+                                errors_by_writer.fetch_add(1, Relaxed);
+                            }
+                            written_by_writer.fetch_add(1, Relaxed);
+                        }
+                        if out.flush().is_err() {
                             errors_by_writer.fetch_add(1, Relaxed);
                         }
                     }
-                    if out.flush().is_err() {
-                        errors_by_writer.fetch_add(1, Relaxed);
+                    if last_round {
+                        break;
                     }
-                    written_by_writer.fetch_add(batch.len() as u64, Relaxed);
+                    std::thread::park_timeout(WRITE_INTERVAL);
                 }
             })
             .map_err(|err| format!("cannot start the access log's writer: {err}"))?;
         Ok(Arc::new(AccessLog {
             config: config.clone(),
-            sender,
+            outbox,
             seen: AtomicU64::new(0),
             written,
-            dropped: AtomicU64::new(0),
             write_errors,
+            writer: Some(Writer {
+                thread: writer.thread().clone(),
+                closing,
+            }),
         }))
     }
 
@@ -304,8 +341,8 @@ impl AccessLog {
         entry.code = code;
         entry.duration = duration;
         (entry.request_bytes, entry.response_bytes) = bytes;
-        if self.sender.try_send(entry).is_err() {
-            self.dropped.fetch_add(1, Relaxed);
+        if let (Pushed::Wake, Some(writer)) = (self.outbox.push(entry), &self.writer) {
+            writer.thread.unpark();
         }
     }
 }
@@ -429,7 +466,7 @@ pub(crate) fn counters(log: Option<&AccessLog>) -> [(&'static str, &'static str,
         (
             "gateway_access_log_dropped_total",
             "Access log lines dropped because the writer was behind (calls never wait for it).",
-            load(log.map(|log| &log.dropped)),
+            log.map_or(0, |log| log.outbox.dropped()),
         ),
         (
             "gateway_access_log_write_errors_total",
@@ -466,16 +503,15 @@ mod tests {
     }
 
     #[test]
-    fn a_full_channel_drops_and_counts_instead_of_waiting() {
-        // No writer drains this channel: the second entry finds it full.
-        let (sender, _receiver) = mpsc::channel(1);
+    fn a_full_outbox_drops_and_counts_instead_of_waiting() {
+        // No writer drains this outbox: the second entry finds it full.
         let log = AccessLog {
             config: AccessLogConfig::default(),
-            sender,
+            outbox: Arc::new(Outbox::new(1)),
             seen: AtomicU64::new(0),
             written: Arc::default(),
-            dropped: AtomicU64::new(0),
             write_errors: Arc::default(),
+            writer: None,
         };
         let headers = HeaderMap::new();
         for _ in 0..3 {
@@ -493,14 +529,13 @@ mod tests {
             sample: 0.25,
             ..AccessLogConfig::default()
         };
-        let (sender, _receiver) = mpsc::channel(1);
         let log = AccessLog {
             config,
-            sender,
+            outbox: Arc::new(Outbox::new(1)),
             seen: AtomicU64::new(0),
             written: Arc::default(),
-            dropped: AtomicU64::new(0),
             write_errors: Arc::default(),
+            writer: None,
         };
         let headers = HeaderMap::new();
         let kept = (0..1000)

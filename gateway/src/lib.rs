@@ -12,6 +12,7 @@ mod gate;
 mod health;
 mod metrics;
 mod openapi;
+mod outbox;
 mod pool;
 mod proxy;
 mod reload;
@@ -791,9 +792,9 @@ impl Gateway {
         .await;
         upkeep.abort();
         // The spans of the last calls go out before the process ends (bounded by the
-        // exporter's timeout; flushing blocks, so off the runtime's threads).
+        // exporter's timeout).
         if let Some(tracing) = self.shared.live.get().state.tracing.clone() {
-            let _ = tokio::task::spawn_blocking(move || tracing.flush()).await;
+            tracing.flush().await;
         }
         Ok(())
     }

@@ -11,6 +11,8 @@
 #[cfg(feature = "otel")]
 mod otel;
 #[cfg(feature = "otel")]
+mod otlp;
+#[cfg(feature = "otel")]
 pub(crate) use otel::{AttemptSpan, CallTrace, Tracing};
 
 #[cfg(not(feature = "otel"))]

@@ -1,0 +1,572 @@
+//! OTLP/gRPC export of [`SpanRecord`]s: `opentelemetry.proto.collector.trace.v1.TraceService/
+//! Export`, with the request written by prost's field encoders straight from the records (no
+//! intermediate message structs: the attribute strings are written once, never allocated).
+//! The tests decode what this writes with the `opentelemetry-proto` crate's types.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, BufMut, Bytes};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use tokio::sync::oneshot;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::{Channel, Endpoint};
+
+use super::otel::{AttemptOutcome, Recorder, SpanKind, SpanRecord};
+use crate::access_log::Protocol;
+use crate::config::TracingConfig;
+
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The instrumentation scope the gateway's spans are recorded under.
+const SCOPE_NAME: &str = "tonic-msgpack-gateway";
+
+/// Sends encoded export requests to the collector.
+#[derive(Debug, Clone)]
+pub(super) struct Exporter {
+    channel: Channel,
+    timeout: Duration,
+    /// The `service.name` resource attribute.
+    service_name: Arc<str>,
+}
+
+impl Exporter {
+    /// A lazily connecting client of `config`'s collector (must run inside a tokio runtime).
+    pub(super) fn new(config: &TracingConfig) -> Result<Exporter, String> {
+        let endpoint = Endpoint::from_shared(config.otlp_endpoint.clone())
+            .map_err(|err| format!("`{}` is not a URI: {err}", config.otlp_endpoint))?
+            .connect_timeout(config.export_timeout)
+            .timeout(config.export_timeout);
+        Ok(Exporter {
+            channel: endpoint.connect_lazy(),
+            timeout: config.export_timeout,
+            service_name: Arc::from(config.service_name.as_str()),
+        })
+    }
+
+    /// Sends `spans` in one request; a failure loses them (and is logged at debug level: an
+    /// unreachable collector must not flood the gateway's own log).
+    pub(super) async fn export(&self, spans: &[SpanRecord]) {
+        if spans.is_empty() {
+            return;
+        }
+        let request = encode_request(&self.service_name, spans);
+        let mut client = tonic::client::Grpc::new(self.channel.clone());
+        let sent = tokio::time::timeout(self.timeout, async {
+            client
+                .ready()
+                .await
+                .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+            let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
+            client
+                .unary(tonic::Request::new(request), path, RawCodec)
+                .await
+        })
+        .await;
+        match sent {
+            Ok(Ok(_)) => {}
+            Ok(Err(status)) => tracing::debug!(
+                "trace export of {} spans failed: {}",
+                spans.len(),
+                status.message()
+            ),
+            Err(_) => tracing::debug!("trace export of {} spans timed out", spans.len()),
+        }
+    }
+}
+
+/// Exports what the recorder queued every `interval`, or sooner when its outbox is half full,
+/// until `stop` fires (then once more, for what is left).
+pub(super) async fn export_loop(
+    exporter: Exporter,
+    recorder: Arc<Recorder>,
+    interval: Duration,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut batch = Vec::new();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last_round = tokio::select! {
+            _ = ticks.tick() => false,
+            () = recorder.ready.notified() => false,
+            _ = &mut stop => true,
+        };
+        recorder.outbox.drain_into(&mut batch);
+        exporter.export(&batch).await;
+        batch.clear();
+        if last_round {
+            return;
+        }
+    }
+}
+
+/// A pre-encoded request out, any response ignored (a partial success is the collector's to
+/// report).
+#[derive(Debug, Clone, Copy)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = ();
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+}
+
+// Field numbers of opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto.
+mod field {
+    pub(super) const REQUEST_RESOURCE_SPANS: u32 = 1;
+    pub(super) const RESOURCE_SPANS_RESOURCE: u32 = 1;
+    pub(super) const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
+    pub(super) const RESOURCE_ATTRIBUTES: u32 = 1;
+    pub(super) const SCOPE_SPANS_SCOPE: u32 = 1;
+    pub(super) const SCOPE_SPANS_SPANS: u32 = 2;
+    pub(super) const SCOPE_NAME: u32 = 1;
+    pub(super) const SPAN_TRACE_ID: u32 = 1;
+    pub(super) const SPAN_SPAN_ID: u32 = 2;
+    pub(super) const SPAN_TRACE_STATE: u32 = 3;
+    pub(super) const SPAN_PARENT_SPAN_ID: u32 = 4;
+    pub(super) const SPAN_NAME: u32 = 5;
+    pub(super) const SPAN_KIND: u32 = 6;
+    pub(super) const SPAN_START: u32 = 7;
+    pub(super) const SPAN_END: u32 = 8;
+    pub(super) const SPAN_ATTRIBUTES: u32 = 9;
+    pub(super) const SPAN_STATUS: u32 = 15;
+    pub(super) const SPAN_FLAGS: u32 = 16;
+    pub(super) const STATUS_MESSAGE: u32 = 2;
+    pub(super) const STATUS_CODE: u32 = 3;
+    pub(super) const KEY_VALUE_KEY: u32 = 1;
+    pub(super) const KEY_VALUE_VALUE: u32 = 2;
+    pub(super) const ANY_VALUE_STRING: u32 = 1;
+    pub(super) const ANY_VALUE_INT: u32 = 3;
+}
+
+const SPAN_KIND_SERVER: u64 = 2;
+const SPAN_KIND_CLIENT: u64 = 3;
+const STATUS_CODE_ERROR: u64 = 2;
+/// `SPAN_FLAGS_TRACE_FLAGS_MASK`'s sampled bit.
+const FLAG_SAMPLED: u32 = 1;
+
+/// An `ExportTraceServiceRequest` of `spans`, all under one resource and scope.
+pub(super) fn encode_request(service_name: &str, spans: &[SpanRecord]) -> Bytes {
+    let mut encoded_spans = Vec::with_capacity(spans.len() * 320);
+    let mut span = Vec::with_capacity(512);
+    let mut text = String::new();
+    for record in spans {
+        span.clear();
+        encode_span(record, &mut span, &mut text);
+        nested(&mut encoded_spans, field::SCOPE_SPANS_SPANS, &span);
+    }
+    let mut scope = Vec::new();
+    string(&mut scope, field::SCOPE_NAME, SCOPE_NAME);
+    let mut scope_spans = Vec::with_capacity(encoded_spans.len() + 32);
+    nested(&mut scope_spans, field::SCOPE_SPANS_SCOPE, &scope);
+    scope_spans.extend_from_slice(&encoded_spans);
+    drop(encoded_spans);
+
+    let mut resource = Vec::new();
+    attribute_str(
+        &mut resource,
+        field::RESOURCE_ATTRIBUTES,
+        "service.name",
+        service_name,
+    );
+    let mut resource_spans = Vec::with_capacity(scope_spans.len() + 64);
+    nested(
+        &mut resource_spans,
+        field::RESOURCE_SPANS_RESOURCE,
+        &resource,
+    );
+    nested(
+        &mut resource_spans,
+        field::RESOURCE_SPANS_SCOPE_SPANS,
+        &scope_spans,
+    );
+    drop(scope_spans);
+    let mut request = Vec::with_capacity(resource_spans.len() + 8);
+    nested(&mut request, field::REQUEST_RESOURCE_SPANS, &resource_spans);
+    Bytes::from(request)
+}
+
+fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut String) {
+    bytes_field(out, field::SPAN_TRACE_ID, &record.trace_id);
+    bytes_field(out, field::SPAN_SPAN_ID, &record.span_id);
+    if let Some(state) = &record.trace_state {
+        bytes_field(out, field::SPAN_TRACE_STATE, state.as_bytes());
+    }
+    if let Some(parent) = &record.parent_span_id {
+        bytes_field(out, field::SPAN_PARENT_SPAN_ID, parent);
+    }
+    string(out, field::SPAN_NAME, &record.name);
+    let kind = match record.kind {
+        SpanKind::Server { .. } => SPAN_KIND_SERVER,
+        SpanKind::Client { .. } => SPAN_KIND_CLIENT,
+    };
+    varint(out, field::SPAN_KIND, kind);
+    fixed64(out, field::SPAN_START, unix_nanos(record.start));
+    fixed64(out, field::SPAN_END, unix_nanos(record.end));
+    let attr = field::SPAN_ATTRIBUTES;
+    attribute_str(out, attr, "rpc.system", "grpc");
+    let error: Option<&str> = match &record.kind {
+        SpanKind::Server {
+            protocol,
+            peer,
+            route,
+            code,
+            http_status,
+            bytes_in,
+            bytes_out,
+        } => {
+            let (service, method) = service_and_method(&record.name);
+            attribute_str(out, attr, "rpc.service", service);
+            attribute_str(out, attr, "rpc.method", method);
+            attribute_str(out, attr, "gateway.protocol", protocol_name(*protocol));
+            if let Some(peer) = peer {
+                text.clear();
+                let _ = write!(text, "{}", peer.ip());
+                attribute_str(out, attr, "client.address", text);
+                attribute_int(out, attr, "client.port", i64::from(peer.port()));
+            }
+            if let Some(route) = route {
+                attribute_str(out, attr, "gateway.route", route);
+            }
+            if let Some(code) = code {
+                attribute_int(out, attr, "rpc.grpc.status_code", i64::from(*code));
+            }
+            if let Some(status) = http_status {
+                attribute_int(out, attr, "http.response.status_code", i64::from(*status));
+            }
+            attribute_int(out, attr, "http.request.body.size", *bytes_in as i64);
+            attribute_int(out, attr, "http.response.body.size", *bytes_out as i64);
+            status_error(*code, *http_status, text).then_some(text.as_str())
+        }
+        SpanKind::Client {
+            upstream,
+            endpoint,
+            attempt,
+            outcome,
+        } => {
+            attribute_str(out, attr, "gateway.upstream", upstream);
+            text.clear();
+            let _ = write!(text, "{endpoint}");
+            attribute_str(out, attr, "gateway.endpoint", text);
+            if let Some(host) = endpoint.host() {
+                attribute_str(out, attr, "server.address", host);
+            }
+            if let Some(port) = endpoint.port_u16() {
+                attribute_int(out, attr, "server.port", i64::from(port));
+            }
+            if *attempt > 1 {
+                attribute_int(
+                    out,
+                    attr,
+                    "http.request.resend_count",
+                    i64::from(attempt - 1),
+                );
+            }
+            match outcome {
+                AttemptOutcome::Answered {
+                    code,
+                    http_status,
+                    bytes_out,
+                } => {
+                    if let Some(code) = code {
+                        attribute_int(out, attr, "rpc.grpc.status_code", i64::from(*code));
+                    }
+                    attribute_int(out, attr, "http.response.body.size", *bytes_out as i64);
+                    status_error(*code, *http_status, text).then_some(text.as_str())
+                }
+                AttemptOutcome::Failed(message) => {
+                    attribute_str(out, attr, "error.type", message);
+                    Some(message.as_str())
+                }
+                AttemptOutcome::Unfinished => None,
+            }
+        }
+    };
+    if let Some(message) = error {
+        let mut status = Vec::with_capacity(message.len() + 8);
+        string(&mut status, field::STATUS_MESSAGE, message);
+        varint(&mut status, field::STATUS_CODE, STATUS_CODE_ERROR);
+        nested(out, field::SPAN_STATUS, &status);
+    }
+    // Only sampled spans are recorded.
+    encode_key(field::SPAN_FLAGS, WireType::ThirtyTwoBit, out);
+    out.put_u32_le(FLAG_SAMPLED);
+}
+
+/// Whether a span is an error, with its message in `text`: any grpc-status but OK, or an HTTP
+/// status of 500 and above (OpenTelemetry's rule for server spans); unset otherwise.
+fn status_error(code: Option<u16>, http_status: Option<u16>, text: &mut String) -> bool {
+    text.clear();
+    let _ = match (code, http_status) {
+        (Some(0), _) => return false,
+        (Some(code), _) => write!(text, "grpc-status {code}"),
+        (None, Some(status)) if status >= 500 => write!(text, "HTTP {status}"),
+        _ => return false,
+    };
+    true
+}
+
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
+}
+
+fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Grpc => "grpc",
+        Protocol::GrpcWeb => "grpc-web",
+        Protocol::Rest => "rest",
+    }
+}
+
+/// The RPC's service and method from a span name (`pkg.Service/Method`), for attributes; the
+/// whole name when it has no such shape.
+fn service_and_method(name: &str) -> (&str, &str) {
+    name.split_once('/').unwrap_or((name, ""))
+}
+
+fn nested(out: &mut Vec<u8>, tag: u32, payload: &[u8]) {
+    bytes_field(out, tag, payload);
+}
+
+fn bytes_field(out: &mut Vec<u8>, tag: u32, payload: &[u8]) {
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(payload.len() as u64, out);
+    out.extend_from_slice(payload);
+}
+
+fn string(out: &mut Vec<u8>, tag: u32, text: &str) {
+    bytes_field(out, tag, text.as_bytes());
+}
+
+fn varint(out: &mut Vec<u8>, tag: u32, value: u64) {
+    encode_key(tag, WireType::Varint, out);
+    encode_varint(value, out);
+}
+
+fn fixed64(out: &mut Vec<u8>, tag: u32, value: u64) {
+    encode_key(tag, WireType::SixtyFourBit, out);
+    out.put_u64_le(value);
+}
+
+/// The encoded length of a length-delimited field's key, length and payload (tags below 16).
+fn delimited_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+/// A `KeyValue` with a string `AnyValue`, as field `tag` (`attributes`) of the message in `out`.
+fn attribute_str(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
+    let any_value = delimited_len(value.len());
+    let key_value = delimited_len(key.len()) + delimited_len(any_value);
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(key_value as u64, out);
+    string(out, field::KEY_VALUE_KEY, key);
+    encode_key(field::KEY_VALUE_VALUE, WireType::LengthDelimited, out);
+    encode_varint(any_value as u64, out);
+    string(out, field::ANY_VALUE_STRING, value);
+}
+
+/// A `KeyValue` with an int `AnyValue`, as field `tag` of the message in `out`.
+fn attribute_int(out: &mut Vec<u8>, tag: u32, key: &str, value: i64) {
+    let any_value = 1 + encoded_len_varint(value as u64);
+    let key_value = delimited_len(key.len()) + delimited_len(any_value);
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(key_value as u64, out);
+    string(out, field::KEY_VALUE_KEY, key);
+    encode_key(field::KEY_VALUE_VALUE, WireType::LengthDelimited, out);
+    encode_varint(any_value as u64, out);
+    varint(out, field::ANY_VALUE_INT, value as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind as ProtoKind;
+    use prost::Message;
+
+    use super::*;
+
+    fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
+        span.attributes
+            .iter()
+            .find(|attribute| attribute.key == key)
+            .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
+    }
+
+    fn string_of<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
+        match attribute(span, key)? {
+            Value::StringValue(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn int_of(span: &Span, key: &str) -> Option<i64> {
+        match attribute(span, key)? {
+            Value::IntValue(value) => Some(*value),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_request_decodes_with_opentelemetry_protos_own_types() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_000_000_001);
+        let end = start + Duration::from_micros(1500);
+        let peer: SocketAddr = "[::1]:40000".parse().expect("addr");
+        let records = [
+            SpanRecord {
+                trace_id: [7; 16],
+                span_id: [1; 8],
+                parent_span_id: Some([9; 8]),
+                trace_state: Some(http::HeaderValue::from_static("a=b")),
+                name: Arc::from("shop.Shop/GetItem"),
+                start,
+                end,
+                kind: SpanKind::Server {
+                    protocol: Protocol::Rest,
+                    peer: Some(peer),
+                    route: Some("/shop.Shop/GetItem".into()),
+                    code: Some(5),
+                    http_status: Some(404),
+                    bytes_in: 12,
+                    bytes_out: 3_000_000_000,
+                },
+            },
+            SpanRecord {
+                trace_id: [7; 16],
+                span_id: [2; 8],
+                parent_span_id: Some([1; 8]),
+                trace_state: None,
+                name: Arc::from("shop.Shop/GetItem"),
+                start,
+                end,
+                kind: SpanKind::Client {
+                    upstream: "shop".into(),
+                    endpoint: "http://127.0.0.1:5000".parse().expect("uri"),
+                    attempt: 2,
+                    outcome: AttemptOutcome::Failed("connection refused".into()),
+                },
+            },
+        ];
+        let encoded = encode_request("edge", &records);
+        let request = ExportTraceServiceRequest::decode(encoded).expect("valid protobuf");
+        assert_eq!(request.resource_spans.len(), 1);
+        let resource_spans = &request.resource_spans[0];
+        let resource = resource_spans.resource.as_ref().expect("resource");
+        assert_eq!(resource.attributes[0].key, "service.name");
+        let scope_spans = &resource_spans.scope_spans[0];
+        assert_eq!(
+            scope_spans.scope.as_ref().map(|scope| &*scope.name),
+            Some(SCOPE_NAME)
+        );
+        let [server, client] = &scope_spans.spans[..] else {
+            panic!("two spans: {scope_spans:#?}");
+        };
+        assert_eq!(server.trace_id, [7; 16]);
+        assert_eq!(server.span_id, [1; 8]);
+        assert_eq!(server.parent_span_id, [9; 8]);
+        assert_eq!(server.trace_state, "a=b");
+        assert_eq!(server.name, "shop.Shop/GetItem");
+        assert_eq!(server.kind(), ProtoKind::Server);
+        assert_eq!(server.start_time_unix_nano, 1_700_000_000_000_000_001);
+        assert_eq!(server.end_time_unix_nano, 1_700_000_000_001_500_001);
+        assert_eq!(server.flags, 1);
+        assert_eq!(string_of(server, "rpc.service"), Some("shop.Shop"));
+        assert_eq!(string_of(server, "rpc.method"), Some("GetItem"));
+        assert_eq!(string_of(server, "gateway.protocol"), Some("rest"));
+        assert_eq!(string_of(server, "client.address"), Some("::1"));
+        assert_eq!(int_of(server, "client.port"), Some(40000));
+        assert_eq!(
+            string_of(server, "gateway.route"),
+            Some("/shop.Shop/GetItem")
+        );
+        assert_eq!(int_of(server, "rpc.grpc.status_code"), Some(5));
+        assert_eq!(int_of(server, "http.response.status_code"), Some(404));
+        assert_eq!(
+            int_of(server, "http.response.body.size"),
+            Some(3_000_000_000)
+        );
+        let status = server.status.as_ref().expect("status");
+        assert_eq!((status.code, &*status.message), (2, "grpc-status 5"));
+
+        assert_eq!(client.kind(), ProtoKind::Client);
+        assert_eq!(client.parent_span_id, [1; 8]);
+        assert_eq!(string_of(client, "gateway.upstream"), Some("shop"));
+        assert_eq!(
+            string_of(client, "gateway.endpoint"),
+            Some("http://127.0.0.1:5000/")
+        );
+        assert_eq!(string_of(client, "server.address"), Some("127.0.0.1"));
+        assert_eq!(int_of(client, "server.port"), Some(5000));
+        assert_eq!(int_of(client, "http.request.resend_count"), Some(1));
+        assert_eq!(string_of(client, "error.type"), Some("connection refused"));
+        let status = client.status.as_ref().expect("status");
+        assert_eq!((status.code, &*status.message), (2, "connection refused"));
+    }
+
+    #[test]
+    fn successful_spans_have_no_status_and_roots_no_parent() {
+        let now = SystemTime::now();
+        let record = SpanRecord {
+            trace_id: [3; 16],
+            span_id: [4; 8],
+            parent_span_id: None,
+            trace_state: None,
+            name: Arc::from("odd"),
+            start: now,
+            end: now,
+            kind: SpanKind::Server {
+                protocol: Protocol::Grpc,
+                peer: None,
+                route: None,
+                code: Some(0),
+                http_status: None,
+                bytes_in: 0,
+                bytes_out: 0,
+            },
+        };
+        let encoded = encode_request("edge", std::slice::from_ref(&record));
+        let request = ExportTraceServiceRequest::decode(encoded).expect("valid protobuf");
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert!(span.parent_span_id.is_empty());
+        assert!(span.status.is_none());
+        assert_eq!(string_of(span, "rpc.service"), Some("odd"));
+        assert_eq!(string_of(span, "rpc.method"), Some(""));
+        assert_eq!(string_of(span, "client.address"), None);
+    }
+}
