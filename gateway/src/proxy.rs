@@ -301,11 +301,22 @@ pub(crate) async fn forward(
     let deadline =
         timeout.and_then(|timeout| tokio::time::Instant::from_std(start).checked_add(timeout));
     let sent_at = Instant::now();
-    let sent = match deadline {
-        Some(deadline) => match tokio::time::timeout_at(deadline, upstream.send(req)).await {
+    // A call without a deadline (a stream, or a path of unknown kind) still gets its response
+    // headers within `response_header_timeout`: an upstream that accepts and never answers
+    // cannot hold it forever.
+    let headers_by = deadline.or_else(|| {
+        let wait = state.config.limits.response_header_timeout;
+        (!wait.is_zero()).then(|| tokio::time::Instant::now() + wait)
+    });
+    let sent = match headers_by {
+        Some(headers_by) => match tokio::time::timeout_at(headers_by, upstream.send(req)).await {
             Ok(sent) => sent,
             Err(_) => {
-                let status = Status::deadline_exceeded("deadline exceeded");
+                let status = Status::deadline_exceeded(if deadline.is_some() {
+                    "deadline exceeded"
+                } else {
+                    "the upstream sent no response headers in time"
+                });
                 let code = status.code() as u16;
                 metrics.record(code, start.elapsed());
                 upstream.metrics.record(code, sent_at.elapsed());

@@ -927,6 +927,46 @@ async fn calls_without_a_deadline_get_the_default_and_long_ones_are_capped() {
     assert_alive(&gw, "/test.Alpha/Unary", "test.Alpha:alive").await;
 }
 
+/// A path of unknown kind gets no deadline, but an upstream that takes it and never sends
+/// response headers is cut off after `limits.response_header_timeout` (`DEADLINE_EXCEEDED`),
+/// while a stream that has its headers runs on well past that time.
+#[tokio::test]
+async fn calls_without_a_deadline_still_get_response_headers_in_time() {
+    let upstream = Upstream::start().await;
+    let config = format!(
+        "[limits]\nresponse_header_timeout = \"400ms\"\n[route_prefixes]\n\"/test.Beta/\" = \"test.Beta\"\n{}",
+        two_services(&upstream.uri(), "")
+    );
+    let alpha = RouteTable::from_routes(
+        routes()
+            .routes()
+            .iter()
+            .filter(|route| route.service == "test.Alpha")
+            .cloned(),
+    );
+    let gw = start_gateway(&config, alpha).await;
+    let good = channel(&gw.uri()).await;
+    // 40 ticks take 2 s, five times the header timeout: its headers came at once.
+    let stream = ticks(good.clone(), "/test.Alpha/Ticks", 40);
+
+    let started = Instant::now();
+    let err = unary(&good, "/test.Beta/Sleep", Request::new("600000".into()))
+        .await
+        .expect_err("the upstream never answers");
+    let took = started.elapsed();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        !err.message().contains("127.0.0.1"),
+        "no upstream address in {err:?}"
+    );
+    println!("a prefix-routed call the upstream never answers ended after {took:?}");
+
+    all_ticks(stream, 40).await;
+    assert_alive(&gw, "/test.Alpha/Unary", "test.Alpha:alive").await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. The queue behind `concurrency_limit` is bounded in time.
 // ---------------------------------------------------------------------------------------------

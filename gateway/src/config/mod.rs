@@ -408,6 +408,13 @@ pub struct Limits {
     pub default_timeout: Duration,
     /// Client `grpc-timeout` values above this are lowered to it. Default 1 hour.
     pub max_timeout: Duration,
+    /// How long a call without a deadline (server- and bidi-streaming calls, paths of unknown
+    /// kind such as prefix routes and the stand-alone binary's name routing) waits for the
+    /// upstream's response headers before it ends with `DEADLINE_EXCEEDED`, so an upstream that
+    /// accepts calls and never answers cannot hold them forever. A stream that has its headers
+    /// may then run as long as it likes. `0` turns this off (for upstreams whose streams send
+    /// nothing, headers included, for longer). Default 30 s.
+    pub response_header_timeout: Duration,
     /// How long a call its client cancelled before the upstream's response headers arrived
     /// goes on waiting for them before its upstream stream is reset. Servers close a whole
     /// connection (HTTP/2 GOAWAY) over a burst of streams reset before they were accepted, so
@@ -449,6 +456,7 @@ impl Default for Limits {
             reserved_in_flight: None,
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(3600),
+            response_header_timeout: Duration::from_secs(30),
             cancel_linger: Duration::from_secs(1),
         }
     }

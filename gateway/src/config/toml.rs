@@ -209,6 +209,7 @@ struct RawLimits {
     reserved_in_flight: Option<usize>,
     default_timeout: Option<RawDuration>,
     max_timeout: Option<RawDuration>,
+    response_header_timeout: Option<RawDuration>,
     cancel_linger: Option<RawDuration>,
 }
 
@@ -616,6 +617,10 @@ fn limits(target: &mut super::Limits, raw: RawLimits) -> Result<(), (String, Str
     }
     set_duration(&mut target.default_timeout, raw.default_timeout);
     set_duration(&mut target.max_timeout, raw.max_timeout);
+    set_duration(
+        &mut target.response_header_timeout,
+        raw.response_header_timeout,
+    );
     set_duration(&mut target.cancel_linger, raw.cancel_linger);
     Ok(())
 }

@@ -298,21 +298,25 @@ async fn call(
         }
         Ok(response)
     };
-    match deadline {
-        Some(deadline) => tokio::time::timeout(deadline, call)
-            .await
-            .unwrap_or_else(|_| {
-                upstream
-                    .metrics
-                    .record(Code::DeadlineExceeded as u16, sent_at.elapsed());
-                Err(RestError::new(
-                    Code::DeadlineExceeded,
-                    format!(
-                        "upstream `{}` did not answer before the deadline",
-                        upstream.name
-                    ),
-                ))
-            }),
+    // A stream without a deadline still gets its response headers within
+    // `response_header_timeout` (see `Limits`).
+    let header_wait = state.config.limits.response_header_timeout;
+    let wait = deadline.or((!header_wait.is_zero()).then_some(header_wait));
+    match wait {
+        Some(wait) => tokio::time::timeout(wait, call).await.unwrap_or_else(|_| {
+            upstream
+                .metrics
+                .record(Code::DeadlineExceeded as u16, sent_at.elapsed());
+            let missed = if deadline.is_some() {
+                "did not answer before the deadline"
+            } else {
+                "sent no response headers in time"
+            };
+            Err(RestError::new(
+                Code::DeadlineExceeded,
+                format!("upstream `{}` {missed}", upstream.name),
+            ))
+        }),
         None => call.await,
     }
 }
