@@ -9,15 +9,47 @@ use std::num::NonZeroUsize;
 #[cfg(feature = "jemalloc")]
 pub use tikv_jemallocator::Jemalloc;
 
-/// Has jemalloc give unused memory back to the system from a background thread, about ten
-/// seconds after it was freed. Without it only threads that go on allocating purge, so an idle
-/// gateway would keep the peak of its last burst of connections; glibc's malloc keeps most of
-/// it too. Call it once at start in a binary whose global allocator is [`Jemalloc`]; without the
-/// `jemalloc` feature it does nothing.
+/// Has jemalloc give unused memory back to the system from a background thread, about a
+/// second after it was freed (jemalloc's own default is ten seconds and lazy `MADV_FREE`, which
+/// RSS goes on counting): the memory of a burst of connections or of an attack goes back soon
+/// after. Without the background thread only threads that go on allocating purge, so an idle
+/// gateway would keep the peak of its last burst; glibc's malloc keeps most of it too. Call it
+/// once at start in a binary whose global allocator is [`Jemalloc`]; without the `jemalloc`
+/// feature it does nothing.
 pub fn return_memory_in_background() {
     #[cfg(feature = "jemalloc")]
-    if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
-        tracing::warn!("jemalloc's background thread is off ({err}): memory is returned lazily");
+    {
+        if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
+            tracing::warn!(
+                "jemalloc's background thread is off ({err}): memory is returned lazily"
+            );
+        }
+        set_decay(RETURN_AFTER_MS);
+    }
+}
+
+/// How long freed pages stay with jemalloc (`dirty_decay_ms`) before they are returned.
+#[cfg(feature = "jemalloc")]
+const RETURN_AFTER_MS: isize = 1_000;
+
+/// Sets `dirty_decay_ms` to `ms` and `muzzy_decay_ms` to 0 (returned pages are unmapped from
+/// the process at once rather than left for the kernel to take): for the arenas that exist and
+/// those created later.
+#[cfg(feature = "jemalloc")]
+fn set_decay(ms: isize) {
+    use tikv_jemalloc_ctl::{Access, AsName};
+    let arenas = tikv_jemalloc_ctl::arenas::narenas::read().unwrap_or(0);
+    let scopes = std::iter::once("arenas".to_owned())
+        .chain((0..arenas).map(|arena| format!("arena.{arena}")));
+    for scope in scopes {
+        for (setting, value) in [("dirty_decay_ms", ms), ("muzzy_decay_ms", 0)] {
+            // Both are `ssize_t` settings (`isize`); names are NUL-terminated.
+            let name = format!("{scope}.{setting}\0");
+            if let Err(err) = name.as_bytes().name().write(value) {
+                // An arena index that was never initialised has no settings to change.
+                tracing::debug!("jemalloc {scope}.{setting}: {err}");
+            }
+        }
     }
 }
 
@@ -43,6 +75,17 @@ pub fn runtime(worker_threads: Option<usize>) -> io::Result<tokio::runtime::Runt
 #[cfg(test)]
 mod tests {
     use super::runtime;
+
+    #[cfg(feature = "jemalloc")]
+    #[test]
+    fn freed_memory_goes_back_after_a_second() {
+        use tikv_jemalloc_ctl::{Access, AsName};
+        super::return_memory_in_background();
+        let read = |name: &[u8]| -> Option<isize> { name.name().read().ok() };
+        assert_eq!(read(b"arenas.dirty_decay_ms\0"), Some(1_000));
+        assert_eq!(read(b"arenas.muzzy_decay_ms\0"), Some(0));
+        assert_eq!(read(b"arena.0.dirty_decay_ms\0"), Some(1_000));
+    }
 
     #[test]
     fn one_worker_is_a_current_thread_runtime() {
