@@ -123,6 +123,11 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> impl IntoResponse {
                 &mut text,
                 super::access_log::counters(state.access_log.as_deref()),
             );
+            super::metrics::render_counters(
+                &mut text,
+                super::trace::counters(state.tracing.as_deref()),
+            );
+            super::metrics::render_gauges(&mut text, super::runtime::allocator_gauges());
             text
         },
     )

@@ -230,6 +230,18 @@ pub(crate) fn render_counters<'a>(
     }
 }
 
+/// Writes gauges given as `(name, help, value)`.
+pub(crate) fn render_gauges<'a>(
+    out: &mut String,
+    gauges: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+) {
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 /// The help text of the gate's counters (`gate::Gate::counters`).
 pub(crate) fn gate_help(name: &str) -> &'static str {
     match name {

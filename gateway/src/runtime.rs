@@ -53,6 +53,33 @@ fn set_decay(ms: isize) {
     }
 }
 
+/// The allocator's gauges for `/metrics`: `(name, help, value)`; none without jemalloc.
+pub(crate) fn allocator_gauges() -> Vec<(&'static str, &'static str, u64)> {
+    #[cfg(feature = "jemalloc")]
+    {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        // The statistics are a snapshot taken at the last epoch.
+        if epoch::advance().is_ok()
+            && let (Ok(allocated), Ok(resident)) =
+                (stats::allocated::read(), stats::resident::read())
+        {
+            return vec![
+                (
+                    "gateway_allocator_allocated_bytes",
+                    "Bytes in live allocations of jemalloc (what the gateway holds).",
+                    allocated as u64,
+                ),
+                (
+                    "gateway_allocator_resident_bytes",
+                    "Bytes of memory jemalloc keeps mapped and resident (what it has not yet returned).",
+                    resident as u64,
+                ),
+            ];
+        }
+    }
+    Vec::new()
+}
+
 /// A runtime for a gateway process: `worker_threads` workers, by default one per CPU this
 /// process may use (its affinity mask and cgroup quota, as `std::thread::available_parallelism`
 /// reads them). With one, the runtime is a current-thread one: a single event loop, like nginx's

@@ -31,6 +31,15 @@ use crate::GatewayState;
 use crate::access_log::Protocol;
 use crate::wire::ClientAddr;
 
+/// Tracing's counters for `/metrics`: `(name, help, value)`; zeros without tracing.
+pub(crate) fn counters(tracing: Option<&Tracing>) -> [(&'static str, &'static str, u64); 1] {
+    [(
+        "gateway_trace_spans_dropped_total",
+        "Finished spans dropped because the export queue (tracing.max_queue) was full.",
+        tracing.map_or(0, Tracing::dropped_spans),
+    )]
+}
+
 /// Opens the server span of a REST call (named by its HTTP path until [`CallTrace::rpc`]
 /// names the RPC) and puts it in the request's extensions for the REST handler and the pool.
 // Without `otel` no span exists: what follows the first line cannot run.

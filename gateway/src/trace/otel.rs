@@ -79,6 +79,11 @@ impl Tracing {
         &self.config
     }
 
+    /// Finished spans dropped because the export queue was full.
+    pub(crate) fn dropped_spans(&self) -> u64 {
+        self.recorder.outbox.dropped()
+    }
+
     /// Exports the spans still waiting (bounded by the export timeout).
     pub(crate) async fn flush(&self) {
         let mut batch = Vec::new();
