@@ -73,11 +73,16 @@ pub(crate) const REPLAY_MAX: usize = 64 * 1024;
 /// window budget of its connection (see [`Connection::sweep`]).
 const PRESSURE_STALL: Duration = Duration::from_millis(500);
 
-/// A connection that once had this many responses open at the same time is replaced when
-/// they are down to a sixteenth of it. h2 keeps a connection's stream table at its peak size
-/// (about 700 bytes a stream): after 9,000 held streams, 6.6 MB stayed allocated until the
-/// connection closed. A new connection takes new calls; the old one ends with its last stream.
+/// A connection that once had this many responses open at the same time, or had this many
+/// responses cut off before their end (each leaves h2 a reset stream to remember for a while),
+/// is replaced once fewer than [`RECYCLE_QUIET`] responses are open. h2 keeps a connection's
+/// stream table at its peak size (about 700 bytes a stream): after 9,000 held streams, 6.6 MB
+/// stayed allocated until the connection closed. A new connection takes new calls; the old
+/// one ends with its last stream.
 const RECYCLE_PEAK: usize = 1024;
+
+/// See [`RECYCLE_PEAK`].
+const RECYCLE_QUIET: usize = RECYCLE_PEAK / 16;
 
 /// Why a call could not be sent upstream. The messages are for the log: clients get a generic
 /// status.
@@ -879,6 +884,8 @@ struct Connection {
     next_stream: AtomicU64,
     /// The most responses open at once since the connection was last replaced.
     peak_streams: AtomicUsize,
+    /// Responses cut off before their end since the connection was last replaced.
+    cut_streams: AtomicUsize,
 }
 
 /// Locks `mutex`, ignoring poisoning: every critical section here leaves the data consistent.
@@ -914,6 +921,7 @@ impl Connection {
             streams: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(0),
             peak_streams: AtomicUsize::new(0),
+            cut_streams: AtomicUsize::new(0),
         }
     }
 
@@ -1088,17 +1096,24 @@ impl Connection {
         });
     }
 
-    /// A response of this connection ended, leaving `open` open: after a surge of streams
-    /// (see [`RECYCLE_PEAK`]) the connection is replaced, once per surge.
-    fn stream_ended(self: &Arc<Self>, open: usize) {
-        let peak = self.peak_streams.load(Relaxed);
-        if peak < RECYCLE_PEAK
-            || open > peak / 16
-            || self
-                .peak_streams
-                .compare_exchange(peak, open, Relaxed, Relaxed)
-                .is_err()
+    /// A response of this connection ended (`cut`: before its end), leaving `open` open: after
+    /// a surge of streams or of cut-off ones (see [`RECYCLE_PEAK`]) the connection is replaced,
+    /// once per surge.
+    fn stream_ended(self: &Arc<Self>, open: usize, cut: bool) {
+        let cuts = if cut {
+            self.cut_streams.fetch_add(1, Relaxed) + 1
+        } else {
+            self.cut_streams.load(Relaxed)
+        };
+        if open >= RECYCLE_QUIET
+            || (self.peak_streams.load(Relaxed) < RECYCLE_PEAK && cuts < RECYCLE_PEAK)
         {
+            return;
+        }
+        // One replacement per surge: whoever resets both counts replaces the connection.
+        let peak = self.peak_streams.swap(open, Relaxed);
+        let cuts = self.cut_streams.swap(0, Relaxed);
+        if peak < RECYCLE_PEAK && cuts < RECYCLE_PEAK {
             return;
         }
         lock(&self.streams).shrink_to_fit();
@@ -1478,12 +1493,16 @@ impl Drop for UpstreamBody {
             streams.remove(&self.id);
             streams.len()
         };
-        self.connection.stream_ended(open);
         // The upstream body goes now, in its consumer's context. Left in the watch, it would
         // live on in the stream's own waker (a cycle), and go when h2 drops that waker: with
         // h2's lock held, which dropping the body takes again (a deadlock).
         let released = std::mem::take(&mut *lock(&self.watch.held));
+        let cut = released
+            .body
+            .as_ref()
+            .is_some_and(|body| !body.is_end_stream());
         drop(released);
+        self.connection.stream_ended(open, cut);
     }
 }
 

@@ -1001,6 +1001,53 @@ async fn a_connection_is_replaced_after_a_surge_of_streams() {
     );
 
     all_ticks(long, 80).await;
+    // Calls that end normally, however many, replace nothing.
+    for n in 0..1100 {
+        let message = format!("after{n}");
+        timed_unary(
+            &good,
+            "/test.Alpha/Unary",
+            &message,
+            &format!("test.Alpha:{message}"),
+        )
+        .await;
+    }
+    assert_eq!(metric(&gw, connects).await, before + 1.0);
+    assert_alive(&gw, "/test.Alpha/Unary", "test.Alpha:alive").await;
+}
+
+/// Streams cut off before their end leave h2 reset streams to remember, which grow the
+/// connection's stream table just as open ones do: after 1,200 cancelled streams (never more
+/// than 100 open at once) the connection is replaced too, and calls go on.
+#[tokio::test]
+async fn a_connection_is_replaced_after_many_cancelled_streams() {
+    let upstream = Upstream::start().await;
+    let gw = start_gateway(&two_services(&upstream.uri(), ""), routes()).await;
+    let good = channel(&gw.uri()).await;
+    timed_unary(&good, "/test.Alpha/Unary", "warm", "test.Alpha:warm").await;
+    let connects = "gateway_upstream_connects_total{upstream=\"test.Alpha\"}";
+    let before = metric(&gw, connects).await;
+    let mut cancelled = 0;
+    for _ in 0..12 {
+        // A client connection of its own per batch: 100 resets stay under max_client_resets.
+        let client = channel(&gw.uri()).await;
+        let batch: Vec<_> = (0..100)
+            .map(|_| ticks(client.clone(), "/test.Alpha/Ticks", 40))
+            .collect();
+        // Two ticks in: every stream is open and has its headers.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        for stream in batch {
+            stream.abort();
+            cancelled += 1;
+        }
+    }
+    assert_eq!(cancelled, 1200);
+    let after = metric_at_least(&gw, connects, before + 1.0, Duration::from_secs(5)).await;
+    assert_eq!(
+        after,
+        before + 1.0,
+        "one new connection after the cancellations"
+    );
     timed_unary(&good, "/test.Alpha/Unary", "after", "test.Alpha:after").await;
     assert_alive(&gw, "/test.Alpha/Unary", "test.Alpha:alive").await;
 }
