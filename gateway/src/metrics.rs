@@ -136,6 +136,8 @@ pub(crate) struct UpstreamMetrics {
     pub(crate) open: AtomicI64,
     pub(crate) connects: AtomicU64,
     pub(crate) connect_errors: AtomicU64,
+    /// Connections the pool replaced after a surge of streams (not lost ones).
+    pub(crate) replaced: AtomicU64,
     pub(crate) has_connected: AtomicBool,
     /// Calls answered through this upstream, by status code.
     codes: [AtomicU64; 17],
@@ -175,6 +177,7 @@ impl UpstreamMetrics {
             open: AtomicI64::new(0),
             connects: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
             has_connected: AtomicBool::new(false),
             codes: Default::default(),
             latency: Histogram::default(),
@@ -602,6 +605,22 @@ fn render_into<'a>(
             "gateway_upstream_connects_total{{upstream=\"{}\"}} {}",
             escape(&upstream.name),
             upstream.connects.load(Relaxed)
+        )?;
+    }
+    writeln!(
+        out,
+        "# HELP gateway_upstream_connections_replaced_total Connections the gateway replaced after a surge of streams (its own choice, not a lost connection)."
+    )?;
+    writeln!(
+        out,
+        "# TYPE gateway_upstream_connections_replaced_total counter"
+    )?;
+    for upstream in upstreams.clone() {
+        writeln!(
+            out,
+            "gateway_upstream_connections_replaced_total{{upstream=\"{}\"}} {}",
+            escape(&upstream.name),
+            upstream.replaced.load(Relaxed)
         )?;
     }
     writeln!(

@@ -1160,6 +1160,7 @@ impl Connection {
             };
         }
         self.drive(connection, generation);
+        self.metrics.replaced.fetch_add(1, Relaxed);
         tracing::debug!(endpoint = %self.endpoint, "connection replaced after a surge of streams");
     }
 

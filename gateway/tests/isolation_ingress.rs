@@ -1011,16 +1011,20 @@ async fn a_reset_storm_never_reaches_the_shared_upstream_connection() {
         closed_by_gateway > 0,
         "the gateway closed storming connections"
     );
-    // The shared upstream connection was never replaced, and the well-behaved client's calls
-    // and stream all succeeded.
-    assert_eq!(
-        metric(
-            &gw,
-            "gateway_upstream_connects_total{upstream=\"test.Alpha\"}"
-        )
-        .await,
-        1.0
-    );
+    // The shared upstream connection was never lost (the only new ones are those the gateway
+    // chose to open, to shed the reset streams h2 remembers), and the well-behaved client's
+    // calls and stream all succeeded.
+    let connects = metric(
+        &gw,
+        "gateway_upstream_connects_total{upstream=\"test.Alpha\"}",
+    )
+    .await;
+    let replaced = metric(
+        &gw,
+        "gateway_upstream_connections_replaced_total{upstream=\"test.Alpha\"}",
+    )
+    .await;
+    assert_eq!(connects, 1.0 + replaced, "no connection lost");
     steady.finish().await;
     assert_alive(&gw).await;
 }
