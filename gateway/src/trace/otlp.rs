@@ -11,7 +11,7 @@ use bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use tokio::sync::oneshot;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::otel::{AttemptOutcome, Recorder, SpanKind, SpanRecord};
 use crate::access_log::Protocol;
@@ -34,10 +34,16 @@ pub(super) struct Exporter {
 impl Exporter {
     /// A lazily connecting client of `config`'s collector (must run inside a tokio runtime).
     pub(super) fn new(config: &TracingConfig) -> Result<Exporter, String> {
-        let endpoint = Endpoint::from_shared(config.otlp_endpoint.clone())
+        let mut endpoint = Endpoint::from_shared(config.otlp_endpoint.clone())
             .map_err(|err| format!("`{}` is not a URI: {err}", config.otlp_endpoint))?
             .connect_timeout(config.export_timeout)
             .timeout(config.export_timeout);
+        if endpoint.uri().scheme_str() == Some("https") {
+            // A collector with a certificate of a public CA (the Mozilla roots of webpki-roots).
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().with_webpki_roots())
+                .map_err(|err| format!("cannot set up TLS to the collector: {err}"))?;
+        }
         Ok(Exporter {
             channel: endpoint.connect_lazy(),
             timeout: config.export_timeout,
@@ -537,6 +543,22 @@ mod tests {
         assert_eq!(string_of(client, "error.type"), Some("connection refused"));
         let status = client.status.as_ref().expect("status");
         assert_eq!((status.code, &*status.message), (2, "connection refused"));
+    }
+
+    #[test]
+    fn collectors_are_reached_over_http_or_tls() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _entered = runtime.enter();
+        for endpoint in ["http://127.0.0.1:4317", "https://otel.example:4317"] {
+            let config = TracingConfig {
+                otlp_endpoint: endpoint.into(),
+                ..TracingConfig::default()
+            };
+            assert!(Exporter::new(&config).is_ok(), "{endpoint}");
+        }
     }
 
     #[test]
