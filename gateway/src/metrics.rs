@@ -226,11 +226,7 @@ pub(crate) fn render_counters<'a>(
     out: &mut String,
     counters: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
 ) {
-    for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let _ = writeln!(out, "{name} {value}");
-    }
+    render_series(out, "counter", counters);
 }
 
 /// Writes gauges given as `(name, help, value)`.
@@ -238,9 +234,18 @@ pub(crate) fn render_gauges<'a>(
     out: &mut String,
     gauges: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
 ) {
-    for (name, help, value) in gauges {
+    render_series(out, "gauge", gauges);
+}
+
+/// Writes unlabelled series of one `kind` given as `(name, help, value)`.
+fn render_series<'a>(
+    out: &mut String,
+    kind: &str,
+    series: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+) {
+    for (name, help, value) in series {
         let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
         let _ = writeln!(out, "{name} {value}");
     }
 }

@@ -863,17 +863,14 @@ async fn calls_refused_by_a_goaway_are_sent_again() {
 // 4. Deadlines: a default for calls that end with one response, a cap for all.
 // ---------------------------------------------------------------------------------------------
 
-/// An upstream that takes a unary call and never answers: without a client deadline the call
-/// ends with `DEADLINE_EXCEEDED` after `limits.default_timeout`; a client's `99999999H` reaches
-/// the upstream as `limits.max_timeout`; server streams and prefix-routed paths get no default.
-#[tokio::test]
-async fn calls_without_a_deadline_get_the_default_and_long_ones_are_capped() {
+/// A gateway with `limits` under `[limits]` whose route table knows only test.Alpha: test.Beta
+/// is reached by a route prefix, so the gateway does not know its calls' kinds.
+async fn gateway_with_beta_by_prefix(limits: &str) -> (Upstream, RunningGateway) {
     let upstream = Upstream::start().await;
     let config = format!(
-        "[limits]\ndefault_timeout = \"300ms\"\nmax_timeout = \"2s\"\n[route_prefixes]\n\"/test.Beta/\" = \"test.Beta\"\n{}",
+        "[limits]\n{limits}\n[route_prefixes]\n\"/test.Beta/\" = \"test.Beta\"\n{}",
         two_services(&upstream.uri(), "")
     );
-    // Only test.Alpha is in the route table: test.Beta is reached by prefix (kind unknown).
     let alpha = RouteTable::from_routes(
         routes()
             .routes()
@@ -882,6 +879,16 @@ async fn calls_without_a_deadline_get_the_default_and_long_ones_are_capped() {
             .cloned(),
     );
     let gw = start_gateway(&config, alpha).await;
+    (upstream, gw)
+}
+
+/// An upstream that takes a unary call and never answers: without a client deadline the call
+/// ends with `DEADLINE_EXCEEDED` after `limits.default_timeout`; a client's `99999999H` reaches
+/// the upstream as `limits.max_timeout`; server streams and prefix-routed paths get no default.
+#[tokio::test]
+async fn calls_without_a_deadline_get_the_default_and_long_ones_are_capped() {
+    let (_upstream, gw) =
+        gateway_with_beta_by_prefix("default_timeout = \"300ms\"\nmax_timeout = \"2s\"").await;
     let good = channel(&gw.uri()).await;
     // 40 ticks take 2 s, far over the default: a server stream gets none.
     let stream = ticks(good.clone(), "/test.Alpha/Ticks", 40);
@@ -932,19 +939,7 @@ async fn calls_without_a_deadline_get_the_default_and_long_ones_are_capped() {
 /// while a stream that has its headers runs on well past that time.
 #[tokio::test]
 async fn calls_without_a_deadline_still_get_response_headers_in_time() {
-    let upstream = Upstream::start().await;
-    let config = format!(
-        "[limits]\nresponse_header_timeout = \"400ms\"\n[route_prefixes]\n\"/test.Beta/\" = \"test.Beta\"\n{}",
-        two_services(&upstream.uri(), "")
-    );
-    let alpha = RouteTable::from_routes(
-        routes()
-            .routes()
-            .iter()
-            .filter(|route| route.service == "test.Alpha")
-            .cloned(),
-    );
-    let gw = start_gateway(&config, alpha).await;
+    let (_upstream, gw) = gateway_with_beta_by_prefix("response_header_timeout = \"400ms\"").await;
     let good = channel(&gw.uri()).await;
     // 40 ticks take 2 s, five times the header timeout: its headers came at once.
     let stream = ticks(good.clone(), "/test.Alpha/Ticks", 40);
@@ -967,18 +962,35 @@ async fn calls_without_a_deadline_still_get_response_headers_in_time() {
     assert_alive(&gw, "/test.Alpha/Unary", "test.Alpha:alive").await;
 }
 
+/// `gateway_upstream_connects_total` of test.Alpha.
+const ALPHA_CONNECTS: &str = "gateway_upstream_connects_total{upstream=\"test.Alpha\"}";
+
+/// A gateway in front of both test services, with test.Alpha's connection up.
+async fn warm_gateway() -> (Upstream, RunningGateway, Channel) {
+    let upstream = Upstream::start().await;
+    let gw = start_gateway(&two_services(&upstream.uri(), ""), routes()).await;
+    let good = channel(&gw.uri()).await;
+    timed_unary(&good, "/test.Alpha/Unary", "warm", "test.Alpha:warm").await;
+    (upstream, gw, good)
+}
+
+/// test.Alpha's connection was replaced once (by the pool's choice: not lost) since `before`
+/// connects.
+async fn assert_replaced_once(gw: &RunningGateway, before: f64) {
+    let after = metric_at_least(gw, ALPHA_CONNECTS, before + 1.0, Duration::from_secs(5)).await;
+    assert_eq!(after, before + 1.0, "one new connection");
+    let replaced = "gateway_upstream_connections_replaced_total{upstream=\"test.Alpha\"}";
+    assert_eq!(metric(gw, replaced).await, 1.0, "replaced, not lost");
+}
+
 /// After a surge of streams (over 1,024 open at once on the one upstream connection) has
 /// drained, the pool replaces that connection, since h2 never shrinks a connection's stream
 /// table (9,000 held streams left 6.6 MB allocated), without breaking a stream that stays
 /// open across the change.
 #[tokio::test]
 async fn a_connection_is_replaced_after_a_surge_of_streams() {
-    let upstream = Upstream::start().await;
-    let gw = start_gateway(&two_services(&upstream.uri(), ""), routes()).await;
-    let good = channel(&gw.uri()).await;
-    timed_unary(&good, "/test.Alpha/Unary", "warm", "test.Alpha:warm").await;
-    let connects = "gateway_upstream_connects_total{upstream=\"test.Alpha\"}";
-    let before = metric(&gw, connects).await;
+    let (_upstream, gw, good) = warm_gateway().await;
+    let before = metric(&gw, ALPHA_CONNECTS).await;
     // 80 ticks: 4 s, longer than the surge.
     let long = ticks(good.clone(), "/test.Alpha/Ticks", 80);
 
@@ -993,12 +1005,7 @@ async fn a_connection_is_replaced_after_a_surge_of_streams() {
     for stream in surge {
         all_ticks(stream, 30).await;
     }
-    let after = metric_at_least(&gw, connects, before + 1.0, Duration::from_secs(5)).await;
-    assert_eq!(
-        after,
-        before + 1.0,
-        "one new connection once the surge drained"
-    );
+    assert_replaced_once(&gw, before).await;
 
     all_ticks(long, 80).await;
     // Calls that end normally, however many, replace nothing.
@@ -1012,7 +1019,7 @@ async fn a_connection_is_replaced_after_a_surge_of_streams() {
         )
         .await;
     }
-    assert_eq!(metric(&gw, connects).await, before + 1.0);
+    assert_eq!(metric(&gw, ALPHA_CONNECTS).await, before + 1.0);
     assert_alive(&gw, "/test.Alpha/Unary", "test.Alpha:alive").await;
 }
 
@@ -1021,12 +1028,8 @@ async fn a_connection_is_replaced_after_a_surge_of_streams() {
 /// than 100 open at once) the connection is replaced too, and calls go on.
 #[tokio::test]
 async fn a_connection_is_replaced_after_many_cancelled_streams() {
-    let upstream = Upstream::start().await;
-    let gw = start_gateway(&two_services(&upstream.uri(), ""), routes()).await;
-    let good = channel(&gw.uri()).await;
-    timed_unary(&good, "/test.Alpha/Unary", "warm", "test.Alpha:warm").await;
-    let connects = "gateway_upstream_connects_total{upstream=\"test.Alpha\"}";
-    let before = metric(&gw, connects).await;
+    let (_upstream, gw, good) = warm_gateway().await;
+    let before = metric(&gw, ALPHA_CONNECTS).await;
     let mut cancelled = 0;
     for _ in 0..12 {
         // A client connection of its own per batch: 100 resets stay under max_client_resets.
@@ -1042,12 +1045,7 @@ async fn a_connection_is_replaced_after_many_cancelled_streams() {
         }
     }
     assert_eq!(cancelled, 1200);
-    let after = metric_at_least(&gw, connects, before + 1.0, Duration::from_secs(5)).await;
-    assert_eq!(
-        after,
-        before + 1.0,
-        "one new connection after the cancellations"
-    );
+    assert_replaced_once(&gw, before).await;
     timed_unary(&good, "/test.Alpha/Unary", "after", "test.Alpha:after").await;
     assert_alive(&gw, "/test.Alpha/Unary", "test.Alpha:alive").await;
 }

@@ -393,26 +393,33 @@ fn delimited_len(len: usize) -> usize {
 
 /// A `KeyValue` with a string `AnyValue`, as field `tag` (`attributes`) of the message in `out`.
 fn attribute_str(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
-    let any_value = delimited_len(value.len());
-    let key_value = delimited_len(key.len()) + delimited_len(any_value);
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(key_value as u64, out);
-    string(out, field::KEY_VALUE_KEY, key);
-    encode_key(field::KEY_VALUE_VALUE, WireType::LengthDelimited, out);
-    encode_varint(any_value as u64, out);
-    string(out, field::ANY_VALUE_STRING, value);
+    key_value(out, tag, key, delimited_len(value.len()), |out| {
+        string(out, field::ANY_VALUE_STRING, value);
+    });
 }
 
 /// A `KeyValue` with an int `AnyValue`, as field `tag` of the message in `out`.
 fn attribute_int(out: &mut Vec<u8>, tag: u32, key: &str, value: i64) {
-    let any_value = 1 + encoded_len_varint(value as u64);
+    key_value(out, tag, key, 1 + encoded_len_varint(value as u64), |out| {
+        varint(out, field::ANY_VALUE_INT, value as u64);
+    });
+}
+
+/// A `KeyValue` whose `AnyValue` has `any_value` encoded bytes, written by `write_value`.
+fn key_value(
+    out: &mut Vec<u8>,
+    tag: u32,
+    key: &str,
+    any_value: usize,
+    write_value: impl FnOnce(&mut Vec<u8>),
+) {
     let key_value = delimited_len(key.len()) + delimited_len(any_value);
     encode_key(tag, WireType::LengthDelimited, out);
     encode_varint(key_value as u64, out);
     string(out, field::KEY_VALUE_KEY, key);
     encode_key(field::KEY_VALUE_VALUE, WireType::LengthDelimited, out);
     encode_varint(any_value as u64, out);
-    varint(out, field::ANY_VALUE_INT, value as u64);
+    write_value(out);
 }
 
 #[cfg(test)]
