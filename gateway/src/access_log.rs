@@ -3,14 +3,16 @@
 //! A call only fills an [`Entry`] (copies of what it already has: no formatting, no I/O) and
 //! puts it in a bounded [`Outbox`]; the writer thread wakes every [`WRITE_INTERVAL`] (or when
 //! the outbox is half full), formats and writes the lines. When the outbox is full the entry is
-//! dropped and counted (`gateway_access_log_dropped_total`), so a slow disk never slows calls. Header values are never copied into an entry, except the trace
-//! id parsed out of `traceparent`: no credentials, cookies or bodies can reach the log.
+//! dropped and counted (`gateway_access_log_dropped_total`), so a slow disk never slows calls.
+//! Header values are never copied into an entry, except the trace id parsed out of
+//! `traceparent`: no credentials, cookies or bodies can reach the log.
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::thread::Thread;
@@ -199,9 +201,7 @@ impl Drop for AccessLog {
     fn drop(&mut self) {
         // The writer writes what is left, then ends.
         if let Some(writer) = &self.writer {
-            writer
-                .closing
-                .store(true, std::sync::atomic::Ordering::Release);
+            writer.closing.store(true, Release);
             writer.thread.unpark();
         }
     }
@@ -241,7 +241,7 @@ impl AccessLog {
                 let mut batch = Vec::new();
                 loop {
                     // Read before draining: what was queued before the close is written.
-                    let last_round = closed.load(std::sync::atomic::Ordering::Acquire);
+                    let last_round = closed.load(Acquire);
                     queued.drain_into(&mut batch);
                     if !batch.is_empty() {
                         for entry in batch.drain(..) {

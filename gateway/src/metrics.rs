@@ -466,6 +466,9 @@ fn render_listener(out: &mut String, listener: &ListenerMetrics) -> std::fmt::Re
     Ok(())
 }
 
+/// One per-upstream value of a series.
+type UpstreamValue = fn(&UpstreamMetrics) -> i64;
+
 fn render_into<'a>(
     out: &mut String,
     routes: impl Iterator<Item = &'a RouteMetrics> + Clone,
@@ -586,60 +589,43 @@ fn render_into<'a>(
             }
         }
     }
-    writeln!(
-        out,
-        "# HELP gateway_upstream_connections Open HTTP/2 connections to an upstream."
-    )?;
-    writeln!(out, "# TYPE gateway_upstream_connections gauge")?;
-    for upstream in upstreams.clone() {
-        writeln!(
-            out,
-            "gateway_upstream_connections{{upstream=\"{}\"}} {}",
-            escape(&upstream.name),
-            upstream.open.load(Relaxed)
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP gateway_upstream_connects_total TCP connections opened to an upstream."
-    )?;
-    writeln!(out, "# TYPE gateway_upstream_connects_total counter")?;
-    for upstream in upstreams.clone() {
-        writeln!(
-            out,
-            "gateway_upstream_connects_total{{upstream=\"{}\"}} {}",
-            escape(&upstream.name),
-            upstream.connects.load(Relaxed)
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP gateway_upstream_connections_replaced_total Connections the gateway replaced after a surge of streams (its own choice, not a lost connection)."
-    )?;
-    writeln!(
-        out,
-        "# TYPE gateway_upstream_connections_replaced_total counter"
-    )?;
-    for upstream in upstreams.clone() {
-        writeln!(
-            out,
-            "gateway_upstream_connections_replaced_total{{upstream=\"{}\"}} {}",
-            escape(&upstream.name),
-            upstream.replaced.load(Relaxed)
-        )?;
-    }
-    writeln!(
-        out,
-        "# HELP gateway_upstream_connect_errors_total Failed connection attempts to an upstream."
-    )?;
-    writeln!(out, "# TYPE gateway_upstream_connect_errors_total counter")?;
-    for upstream in upstreams {
-        writeln!(
-            out,
-            "gateway_upstream_connect_errors_total{{upstream=\"{}\"}} {}",
-            escape(&upstream.name),
-            upstream.connect_errors.load(Relaxed)
-        )?;
+    let connection_series: [(&str, &str, &str, UpstreamValue); 4] = [
+        (
+            "gateway_upstream_connections",
+            "gauge",
+            "Open HTTP/2 connections to an upstream.",
+            |upstream| upstream.open.load(Relaxed),
+        ),
+        (
+            "gateway_upstream_connects_total",
+            "counter",
+            "TCP connections opened to an upstream.",
+            |upstream| upstream.connects.load(Relaxed) as i64,
+        ),
+        (
+            "gateway_upstream_connections_replaced_total",
+            "counter",
+            "Connections the gateway replaced after a surge of streams (its own choice, not a lost connection).",
+            |upstream| upstream.replaced.load(Relaxed) as i64,
+        ),
+        (
+            "gateway_upstream_connect_errors_total",
+            "counter",
+            "Failed connection attempts to an upstream.",
+            |upstream| upstream.connect_errors.load(Relaxed) as i64,
+        ),
+    ];
+    for (name, kind, help, value) in connection_series {
+        writeln!(out, "# HELP {name} {help}")?;
+        writeln!(out, "# TYPE {name} {kind}")?;
+        for upstream in upstreams.clone() {
+            writeln!(
+                out,
+                "{name}{{upstream=\"{}\"}} {}",
+                escape(&upstream.name),
+                value(upstream)
+            )?;
+        }
     }
     Ok(())
 }

@@ -305,8 +305,8 @@ pub(crate) async fn forward(
     // headers within `response_header_timeout`: an upstream that accepts and never answers
     // cannot hold it forever.
     let headers_by = deadline.or_else(|| {
-        let wait = state.config.limits.response_header_timeout;
-        (!wait.is_zero()).then(|| tokio::time::Instant::now() + wait)
+        let wait = state.config.limits.response_header_wait()?;
+        Some(tokio::time::Instant::now() + wait)
     });
     let sent = match headers_by {
         Some(headers_by) => match tokio::time::timeout_at(headers_by, upstream.send(req)).await {

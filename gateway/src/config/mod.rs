@@ -424,6 +424,12 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// How long a call without a deadline waits for its response headers: `None` when
+    /// [`Limits::response_header_timeout`] is `0` (off).
+    pub fn response_header_wait(&self) -> Option<Duration> {
+        (!self.response_header_timeout.is_zero()).then_some(self.response_header_timeout)
+    }
+
     /// The places of `max_in_flight` kept for connections with few calls in flight.
     pub fn reserved_in_flight(&self) -> usize {
         self.reserved_in_flight

@@ -300,8 +300,7 @@ async fn call(
     };
     // A stream without a deadline still gets its response headers within
     // `response_header_timeout` (see `Limits`).
-    let header_wait = state.config.limits.response_header_timeout;
-    let wait = deadline.or((!header_wait.is_zero()).then_some(header_wait));
+    let wait = deadline.or(state.config.limits.response_header_wait());
     match wait {
         Some(wait) => tokio::time::timeout(wait, call).await.unwrap_or_else(|_| {
             upstream

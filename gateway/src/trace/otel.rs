@@ -8,6 +8,7 @@
 //! attributes are written once, straight into the OTLP protobuf, on the exporter's task.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -399,7 +400,7 @@ impl CallTrace {
             upstream: upstream.into(),
             endpoint: endpoint.clone(),
             attempt,
-            ended: Mutex::new(false),
+            ended: AtomicBool::new(false),
         }))
     }
 
@@ -439,16 +440,14 @@ struct ClientSpan {
     upstream: Box<str>,
     endpoint: Uri,
     attempt: u32,
-    ended: Mutex<bool>,
+    ended: AtomicBool,
 }
 
 impl ClientSpan {
     fn end(&self, outcome: AttemptOutcome) {
-        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
-        if std::mem::replace(&mut *ended, true) || !self.context.sampled {
+        if self.ended.swap(true, Relaxed) || !self.context.sampled {
             return;
         }
-        drop(ended);
         self.recorder.record(SpanRecord {
             trace_id: self.context.trace_id,
             span_id: self.context.span_id,
