@@ -21,6 +21,7 @@ mod retry;
 mod routes;
 mod runtime;
 mod server;
+mod text;
 mod tls;
 mod trace;
 mod transcode;

@@ -52,6 +52,7 @@ use super::metrics::UpstreamMetrics;
 use super::proxy::LimitedBody;
 use super::retry::RetryBudget;
 use super::routes::CallKind;
+use super::text::EndpointName;
 use super::tls::{ClientStream, UpstreamTls};
 
 /// Locally reset streams an upstream connection remembers (to ignore their late frames).
@@ -125,7 +126,7 @@ pub(crate) struct Upstream {
 /// What an upstream's calls and its background tasks share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    name: String,
+    name: Arc<str>,
     balance: Balance,
     queue_timeout: Duration,
     connections_per_endpoint: usize,
@@ -245,7 +246,7 @@ impl Upstream {
             Some(Resolver::new(dns)?)
         };
         let shared = Arc::new(Shared {
-            name: name.to_owned(),
+            name: Arc::from(name),
             balance: config.balance,
             queue_timeout: config.queue_timeout,
             connections_per_endpoint: config.connections,
@@ -377,7 +378,7 @@ impl Upstream {
         let mut hold_until = None;
         loop {
             let Some(connection) = shared.pick() else {
-                let failed = SendError::NoEndpoint(shared.name.clone());
+                let failed = SendError::NoEndpoint(shared.name.to_string());
                 if max_attempts <= 1 {
                     return Err(failed);
                 }
@@ -398,12 +399,7 @@ impl Upstream {
             };
             let mut req = connection.rewrite(pending);
             let span = trace.as_ref().map(|trace| {
-                trace.attempt(
-                    req.headers_mut(),
-                    &shared.name,
-                    &connection.endpoint,
-                    attempt,
-                )
+                trace.attempt(req.headers_mut(), &shared.name, &connection.name, attempt)
             });
             let mut failed = match sender.try_send_request(req).await {
                 Ok(response) => {
@@ -420,7 +416,7 @@ impl Upstream {
                         response
                             .extensions_mut()
                             .insert(crate::access_log::Attempt {
-                                endpoint: connection.endpoint.clone(),
+                                endpoint: connection.name.clone(),
                                 retries: attempt - 1,
                             });
                     }
@@ -861,6 +857,8 @@ enum Current {
 #[derive(Debug)]
 struct Connection {
     endpoint: Uri,
+    /// The endpoint as the access log and spans name it.
+    name: Arc<EndpointName>,
     scheme: Scheme,
     authority: Authority,
     settings: Arc<Settings>,
@@ -903,6 +901,7 @@ impl Connection {
     ) -> Self {
         Connection {
             endpoint: endpoint.clone(),
+            name: EndpointName::new(endpoint),
             scheme: endpoint.scheme().cloned().unwrap_or(Scheme::HTTP),
             authority: endpoint
                 .authority()

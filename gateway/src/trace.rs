@@ -24,12 +24,18 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderName, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::GatewayState;
 use crate::access_log::Protocol;
 use crate::wire::ClientAddr;
+
+/// The W3C trace context headers (names made once: `HeaderMap::get("…")` parses a name per call).
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// See [`TRACEPARENT`].
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Tracing's counters for `/metrics`: `(name, help, value)`; zeros without tracing.
 pub(crate) fn counters(tracing: Option<&Tracing>) -> [(&'static str, &'static str, u64); 1] {

@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 
-use http::{HeaderMap, Uri};
+use http::HeaderMap;
 
 use crate::access_log::Protocol;
 use crate::config::TracingConfig;
+use crate::text::EndpointName;
 
 /// Never constructed in this build.
 #[derive(Debug)]
@@ -61,8 +62,8 @@ impl CallTrace {
     pub(crate) fn attempt(
         &self,
         _headers: &mut HeaderMap,
-        _upstream: &str,
-        _endpoint: &Uri,
+        _upstream: &std::sync::Arc<str>,
+        _endpoint: &std::sync::Arc<EndpointName>,
         _attempt: u32,
     ) -> AttemptSpan {
         match *self {}

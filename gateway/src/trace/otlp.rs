@@ -3,7 +3,6 @@
 //! intermediate message structs: the attribute strings are written once, never allocated).
 //! The tests decode what this writes with the `opentelemetry-proto` crate's types.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +13,6 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::otel::{AttemptOutcome, Recorder, SpanKind, SpanRecord};
-use crate::access_log::Protocol;
 use crate::config::TracingConfig;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -186,44 +184,45 @@ const FLAG_SAMPLED: u32 = 1;
 pub(super) fn encode_request(service_name: &str, spans: &[SpanRecord]) -> Bytes {
     let mut encoded_spans = Vec::with_capacity(spans.len() * 320);
     let mut span = Vec::with_capacity(512);
-    let mut text = String::new();
+    let mut scratch = Vec::new();
     for record in spans {
         span.clear();
-        encode_span(record, &mut span, &mut text);
+        encode_span(record, &mut span, &mut scratch);
         nested(&mut encoded_spans, field::SCOPE_SPANS_SPANS, &span);
     }
     let mut scope = Vec::new();
     string(&mut scope, field::SCOPE_NAME, SCOPE_NAME);
-    let mut scope_spans = Vec::with_capacity(encoded_spans.len() + 32);
-    nested(&mut scope_spans, field::SCOPE_SPANS_SCOPE, &scope);
-    scope_spans.extend_from_slice(&encoded_spans);
-    drop(encoded_spans);
-
     let mut resource = Vec::new();
     attribute_str(
         &mut resource,
         field::RESOURCE_ATTRIBUTES,
-        "service.name",
+        key!("service.name"),
         service_name,
     );
-    let mut resource_spans = Vec::with_capacity(scope_spans.len() + 64);
-    nested(
-        &mut resource_spans,
-        field::RESOURCE_SPANS_RESOURCE,
-        &resource,
+    // The messages around the spans, whose lengths are known once the spans are written, go
+    // in front of them: the spans are copied once.
+    let scope_spans = delimited_len(scope.len()) + encoded_spans.len();
+    let resource_spans = delimited_len(resource.len()) + delimited_len(scope_spans);
+    let mut request = Vec::with_capacity(delimited_len(resource_spans));
+    encode_key(
+        field::REQUEST_RESOURCE_SPANS,
+        WireType::LengthDelimited,
+        &mut request,
     );
-    nested(
-        &mut resource_spans,
+    encode_varint(resource_spans as u64, &mut request);
+    nested(&mut request, field::RESOURCE_SPANS_RESOURCE, &resource);
+    encode_key(
         field::RESOURCE_SPANS_SCOPE_SPANS,
-        &scope_spans,
+        WireType::LengthDelimited,
+        &mut request,
     );
-    drop(scope_spans);
-    let mut request = Vec::with_capacity(resource_spans.len() + 8);
-    nested(&mut request, field::REQUEST_RESOURCE_SPANS, &resource_spans);
+    encode_varint(scope_spans as u64, &mut request);
+    nested(&mut request, field::SCOPE_SPANS_SCOPE, &scope);
+    request.extend_from_slice(&encoded_spans);
     Bytes::from(request)
 }
 
-fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut String) {
+fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut Vec<u8>) {
     bytes_field(out, field::SPAN_TRACE_ID, &record.trace_id);
     bytes_field(out, field::SPAN_SPAN_ID, &record.span_id);
     if let Some(state) = &record.trace_state {
@@ -241,8 +240,8 @@ fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut String) {
     fixed64(out, field::SPAN_START, unix_nanos(record.start));
     fixed64(out, field::SPAN_END, unix_nanos(record.end));
     let attr = field::SPAN_ATTRIBUTES;
-    attribute_str(out, attr, "rpc.system", "grpc");
-    let error: Option<&str> = match &record.kind {
+    attribute_str(out, attr, key!("rpc.system"), "grpc");
+    let error: Option<&[u8]> = match &record.kind {
         SpanKind::Server {
             protocol,
             peer,
@@ -253,27 +252,37 @@ fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut String) {
             bytes_out,
         } => {
             let (service, method) = service_and_method(&record.name);
-            attribute_str(out, attr, "rpc.service", service);
-            attribute_str(out, attr, "rpc.method", method);
-            attribute_str(out, attr, "gateway.protocol", protocol_name(*protocol));
+            attribute_str(out, attr, key!("rpc.service"), service);
+            attribute_str(out, attr, key!("rpc.method"), method);
+            attribute_str(out, attr, key!("gateway.protocol"), protocol.name());
             if let Some(peer) = peer {
                 text.clear();
-                let _ = write!(text, "{}", peer.ip());
-                attribute_str(out, attr, "client.address", text);
-                attribute_int(out, attr, "client.port", i64::from(peer.port()));
+                crate::text::push_ip(text, peer.ip());
+                attribute_bytes(out, attr, key!("client.address"), text);
+                attribute_int(out, attr, key!("client.port"), i64::from(peer.port()));
             }
             if let Some(route) = route {
-                attribute_str(out, attr, "gateway.route", route);
+                attribute_str(out, attr, key!("gateway.route"), route);
             }
             if let Some(code) = code {
-                attribute_int(out, attr, "rpc.grpc.status_code", i64::from(*code));
+                attribute_int(out, attr, key!("rpc.grpc.status_code"), i64::from(*code));
             }
             if let Some(status) = http_status {
-                attribute_int(out, attr, "http.response.status_code", i64::from(*status));
+                attribute_int(
+                    out,
+                    attr,
+                    key!("http.response.status_code"),
+                    i64::from(*status),
+                );
             }
-            attribute_int(out, attr, "http.request.body.size", *bytes_in as i64);
-            attribute_int(out, attr, "http.response.body.size", *bytes_out as i64);
-            status_error(*code, *http_status, text).then_some(text.as_str())
+            attribute_int(out, attr, key!("http.request.body.size"), *bytes_in as i64);
+            attribute_int(
+                out,
+                attr,
+                key!("http.response.body.size"),
+                *bytes_out as i64,
+            );
+            status_error(*code, *http_status, text).then_some(&text[..])
         }
         SpanKind::Client {
             upstream,
@@ -281,21 +290,19 @@ fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut String) {
             attempt,
             outcome,
         } => {
-            attribute_str(out, attr, "gateway.upstream", upstream);
-            text.clear();
-            let _ = write!(text, "{endpoint}");
-            attribute_str(out, attr, "gateway.endpoint", text);
+            attribute_str(out, attr, key!("gateway.upstream"), upstream);
+            attribute_str(out, attr, key!("gateway.endpoint"), endpoint.as_str());
             if let Some(host) = endpoint.host() {
-                attribute_str(out, attr, "server.address", host);
+                attribute_str(out, attr, key!("server.address"), host);
             }
-            if let Some(port) = endpoint.port_u16() {
-                attribute_int(out, attr, "server.port", i64::from(port));
+            if let Some(port) = endpoint.port() {
+                attribute_int(out, attr, key!("server.port"), i64::from(port));
             }
             if *attempt > 1 {
                 attribute_int(
                     out,
                     attr,
-                    "http.request.resend_count",
+                    key!("http.request.resend_count"),
                     i64::from(attempt - 1),
                 );
             }
@@ -306,14 +313,19 @@ fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut String) {
                     bytes_out,
                 } => {
                     if let Some(code) = code {
-                        attribute_int(out, attr, "rpc.grpc.status_code", i64::from(*code));
+                        attribute_int(out, attr, key!("rpc.grpc.status_code"), i64::from(*code));
                     }
-                    attribute_int(out, attr, "http.response.body.size", *bytes_out as i64);
-                    status_error(*code, *http_status, text).then_some(text.as_str())
+                    attribute_int(
+                        out,
+                        attr,
+                        key!("http.response.body.size"),
+                        *bytes_out as i64,
+                    );
+                    status_error(*code, *http_status, text).then_some(&text[..])
                 }
                 AttemptOutcome::Failed(message) => {
-                    attribute_str(out, attr, "error.type", message);
-                    Some(message.as_str())
+                    attribute_str(out, attr, key!("error.type"), message);
+                    Some(message.as_bytes())
                 }
                 AttemptOutcome::Unfinished => None,
             }
@@ -321,7 +333,7 @@ fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut String) {
     };
     if let Some(message) = error {
         let mut status = Vec::with_capacity(message.len() + 8);
-        string(&mut status, field::STATUS_MESSAGE, message);
+        bytes_field(&mut status, field::STATUS_MESSAGE, message);
         varint(&mut status, field::STATUS_CODE, STATUS_CODE_ERROR);
         nested(out, field::SPAN_STATUS, &status);
     }
@@ -332,28 +344,22 @@ fn encode_span(record: &SpanRecord, out: &mut Vec<u8>, text: &mut String) {
 
 /// Whether a span is an error, with its message in `text`: any grpc-status but OK, or an HTTP
 /// status of 500 and above (OpenTelemetry's rule for server spans); unset otherwise.
-fn status_error(code: Option<u16>, http_status: Option<u16>, text: &mut String) -> bool {
+fn status_error(code: Option<u16>, http_status: Option<u16>, text: &mut Vec<u8>) -> bool {
     text.clear();
-    let _ = match (code, http_status) {
+    let (prefix, number) = match (code, http_status) {
         (Some(0), _) => return false,
-        (Some(code), _) => write!(text, "grpc-status {code}"),
-        (None, Some(status)) if status >= 500 => write!(text, "HTTP {status}"),
+        (Some(code), _) => (&b"grpc-status "[..], code),
+        (None, Some(status)) if status >= 500 => (&b"HTTP "[..], status),
         _ => return false,
     };
+    text.extend_from_slice(prefix);
+    crate::text::push_u64(text, u64::from(number));
     true
 }
 
 fn unix_nanos(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos() as u64)
-}
-
-fn protocol_name(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Grpc => "grpc",
-        Protocol::GrpcWeb => "grpc-web",
-        Protocol::Rest => "rest",
-    }
 }
 
 /// The RPC's service and method from a span name (`pkg.Service/Method`), for attributes; the
@@ -391,35 +397,76 @@ fn delimited_len(len: usize) -> usize {
     1 + encoded_len_varint(len as u64) + len
 }
 
+/// An attribute's key as its `KeyValue` starts: the `key` field and the `value` field's key,
+/// made at compile time by [`key!`]. Written field by field per attribute, it was about 250
+/// instructions of each attribute's encoding (callgrind).
+struct Key {
+    bytes: [u8; Key::MAX],
+    len: usize,
+}
+
+impl Key {
+    const MAX: usize = 48;
+
+    const fn new(name: &str) -> Key {
+        let name = name.as_bytes();
+        // Keys are short names: one length byte, and they fit the array.
+        assert!(name.len() < 128 && name.len() + 3 <= Key::MAX);
+        let mut bytes = [0u8; Key::MAX];
+        bytes[0] = (field::KEY_VALUE_KEY << 3 | WireType::LengthDelimited as u32) as u8;
+        bytes[1] = name.len() as u8;
+        let mut index = 0;
+        while index < name.len() {
+            bytes[2 + index] = name[index];
+            index += 1;
+        }
+        bytes[2 + name.len()] =
+            (field::KEY_VALUE_VALUE << 3 | WireType::LengthDelimited as u32) as u8;
+        Key {
+            bytes,
+            len: name.len() + 3,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The [`Key`] of an attribute name, made at compile time.
+macro_rules! key {
+    ($name:literal) => {
+        const { &Key::new($name) }
+    };
+}
+use key;
+
 /// A `KeyValue` with a string `AnyValue`, as field `tag` (`attributes`) of the message in `out`.
-fn attribute_str(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
-    key_value(out, tag, key, delimited_len(value.len()), |out| {
-        string(out, field::ANY_VALUE_STRING, value);
-    });
+fn attribute_str(out: &mut Vec<u8>, tag: u32, key: &Key, value: &str) {
+    attribute_bytes(out, tag, key, value.as_bytes());
+}
+
+/// [`attribute_str`] of a value already in UTF-8 bytes.
+fn attribute_bytes(out: &mut Vec<u8>, tag: u32, key: &Key, value: &[u8]) {
+    key_value(out, tag, key, delimited_len(value.len()));
+    encode_key(field::ANY_VALUE_STRING, WireType::LengthDelimited, out);
+    encode_varint(value.len() as u64, out);
+    out.extend_from_slice(value);
 }
 
 /// A `KeyValue` with an int `AnyValue`, as field `tag` of the message in `out`.
-fn attribute_int(out: &mut Vec<u8>, tag: u32, key: &str, value: i64) {
-    key_value(out, tag, key, 1 + encoded_len_varint(value as u64), |out| {
-        varint(out, field::ANY_VALUE_INT, value as u64);
-    });
+fn attribute_int(out: &mut Vec<u8>, tag: u32, key: &Key, value: i64) {
+    key_value(out, tag, key, 1 + encoded_len_varint(value as u64));
+    varint(out, field::ANY_VALUE_INT, value as u64);
 }
 
-/// A `KeyValue` whose `AnyValue` has `any_value` encoded bytes, written by `write_value`.
-fn key_value(
-    out: &mut Vec<u8>,
-    tag: u32,
-    key: &str,
-    any_value: usize,
-    write_value: impl FnOnce(&mut Vec<u8>),
-) {
-    let key_value = delimited_len(key.len()) + delimited_len(any_value);
+/// The start of a `KeyValue` whose `AnyValue` has `any_value` encoded bytes (written next).
+fn key_value(out: &mut Vec<u8>, tag: u32, key: &Key, any_value: usize) {
+    let key_value = key.len + encoded_len_varint(any_value as u64) + any_value;
     encode_key(tag, WireType::LengthDelimited, out);
     encode_varint(key_value as u64, out);
-    string(out, field::KEY_VALUE_KEY, key);
-    encode_key(field::KEY_VALUE_VALUE, WireType::LengthDelimited, out);
+    out.extend_from_slice(key.bytes());
     encode_varint(any_value as u64, out);
-    write_value(out);
 }
 
 #[cfg(test)]
@@ -434,6 +481,7 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::access_log::Protocol;
 
     fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
         span.attributes
@@ -490,7 +538,9 @@ mod tests {
                 end,
                 kind: SpanKind::Client {
                     upstream: "shop".into(),
-                    endpoint: "http://127.0.0.1:5000".parse().expect("uri"),
+                    endpoint: crate::text::EndpointName::new(
+                        &"http://127.0.0.1:5000".parse().expect("uri"),
+                    ),
                     attempt: 2,
                     outcome: AttemptOutcome::Failed("connection refused".into()),
                 },
