@@ -1087,7 +1087,8 @@ impl Connection {
         let endpoint = self.endpoint.clone();
         tokio::spawn(async move {
             if let Err(err) = connection.await {
-                tracing::debug!(%endpoint, "upstream connection ended: {err}");
+                let detail = crate::text::error_chain(&err);
+                tracing::debug!(%endpoint, "upstream connection ended: {detail}");
             }
             if let Some(slot) = slot.upgrade() {
                 slot.lost(generation);

@@ -420,7 +420,9 @@ pub struct Limits {
     /// goes on waiting for them before its upstream stream is reset. Servers close a whole
     /// connection (HTTP/2 GOAWAY) over a burst of streams reset before they were accepted, so
     /// the gateway lets them be accepted first; the call keeps its place in `max_in_flight`
-    /// meanwhile. `0` resets at once. Default 1 s, at most 60 s.
+    /// meanwhile. `0` resets at once. Default 1 s, at most 60 s. A client gone in the middle
+    /// of its request has its upstream stream reset after the upstream answered, or after at
+    /// most this or 100 ms, whichever is shorter.
     pub cancel_linger: Duration,
 }
 
