@@ -2,7 +2,7 @@
 //!
 //! A call only fills an [`Entry`] (copies of what it already has: no formatting, no I/O) and
 //! puts it in a bounded [`Outbox`]; the writer thread wakes every [`WRITE_INTERVAL`] (or when
-//! the outbox is half full), formats and writes the lines. When the outbox is full the entry is
+//! 512 entries are waiting), formats and writes the lines. When the outbox is full the entry is
 //! dropped and counted (`gateway_access_log_dropped_total`), so a slow disk never slows calls.
 //! Header values are never copied into an entry, except the trace id parsed out of
 //! `traceparent`: no credentials, cookies or bodies can reach the log.
@@ -198,7 +198,7 @@ pub(crate) struct AccessLog {
     writer: Option<Writer>,
 }
 
-/// How often the writer thread writes what calls queued (sooner when the queue is half full).
+/// How often the writer thread writes what calls queued (sooner when 512 are waiting).
 const WRITE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The writer thread, and how to tell it the log is closing.

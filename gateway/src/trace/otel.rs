@@ -36,7 +36,7 @@ pub(crate) struct Tracing {
 #[derive(Debug)]
 pub(super) struct Recorder {
     pub(super) outbox: Outbox<SpanRecord>,
-    /// Wakes the export task when the outbox is half full.
+    /// Wakes the export task when a batch (512 spans) is waiting.
     pub(super) ready: Notify,
     /// New traces are sampled when the low 63 bits of their id fall under this bound.
     sample_below: u64,

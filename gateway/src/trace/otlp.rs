@@ -80,7 +80,7 @@ impl Exporter {
     }
 }
 
-/// Exports what the recorder queued every `interval`, or sooner when its outbox is half full,
+/// Exports what the recorder queued every `interval`, or sooner when 512 spans are waiting,
 /// until `stop` fires (then once more, for what is left).
 pub(super) async fn export_loop(
     exporter: Exporter,
