@@ -200,6 +200,23 @@ async fn metric_until(
     }
 }
 
+/// The upstream `test.Alpha`'s connection was never lost: every connect after the first is
+/// one the pool chose, replacing a connection after a surge of open or cut-off streams (h2
+/// remembers each, and never shrinks a connection's stream table).
+async fn assert_no_upstream_connection_lost(gw: &RunningGateway) {
+    let connects = metric(
+        gw,
+        "gateway_upstream_connects_total{upstream=\"test.Alpha\"}",
+    )
+    .await;
+    let replaced = metric(
+        gw,
+        "gateway_upstream_connections_replaced_total{upstream=\"test.Alpha\"}",
+    )
+    .await;
+    assert_eq!(connects, 1.0 + replaced, "no connection lost");
+}
+
 /// A gateway in front of a fresh upstream, with `limits` as the `[limits]` section.
 async fn gateway(limits: &str) -> (Upstream, RunningGateway) {
     let upstream = Upstream::start().await;
@@ -1011,21 +1028,10 @@ async fn a_reset_storm_never_reaches_the_shared_upstream_connection() {
         closed_by_gateway > 0,
         "the gateway closed storming connections"
     );
-    // The shared upstream connection was never lost (the only new ones are those the gateway
-    // chose to open, to shed the reset streams h2 remembers), and the well-behaved client's
-    // calls and stream all succeeded.
-    let connects = metric(
-        &gw,
-        "gateway_upstream_connects_total{upstream=\"test.Alpha\"}",
-    )
-    .await;
-    let replaced = metric(
-        &gw,
-        "gateway_upstream_connections_replaced_total{upstream=\"test.Alpha\"}",
-    )
-    .await;
-    assert_eq!(connects, 1.0 + replaced, "no connection lost");
+    // The well-behaved client's calls and stream all succeeded, and the shared upstream
+    // connection was never lost.
     steady.finish().await;
+    assert_no_upstream_connection_lost(&gw).await;
     assert_alive(&gw).await;
 }
 
@@ -1082,21 +1088,10 @@ async fn clients_vanishing_mid_request_never_reach_the_shared_upstream_connectio
     }
     println!("{half_sent} half-sent calls on connections that closed");
     assert!(half_sent > 1000, "an attack: {half_sent} half-sent calls");
-    // The shared upstream connection was never lost (new ones are only those the pool chose
-    // to open after a surge of cut-off streams), and the well-behaved client's calls and
-    // stream all succeeded.
-    let connects = metric(
-        &gw,
-        "gateway_upstream_connects_total{upstream=\"test.Alpha\"}",
-    )
-    .await;
-    let replaced = metric(
-        &gw,
-        "gateway_upstream_connections_replaced_total{upstream=\"test.Alpha\"}",
-    )
-    .await;
-    assert_eq!(connects, 1.0 + replaced, "no connection lost");
+    // The well-behaved client's calls and stream all succeeded, and the shared upstream
+    // connection was never lost.
     steady.finish().await;
+    assert_no_upstream_connection_lost(&gw).await;
     assert_alive(&gw).await;
 }
 
