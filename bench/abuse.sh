@@ -28,7 +28,7 @@
 #   SLOW_DURATION [15]  seconds of the slowloris attack: longer than the gateway's 10 s header
 #                       and sniff timeouts, so their closes show
 #   RATE [200]  unary calls a second of the steady client
-#   ATTACKS ["deep-query header-flood header-flood-rest reset-storm no-read slowloris
+#   ATTACKS ["deep-query header-flood header-flood-rest reset-storm vanish no-read slowloris
 #            held-streams conn-flood heavy-rest"]
 #   SUT_CPUS [1]  upstream and gateways;  LOADGEN_CPUS [0]  steady client and attacks
 #                 (empty: no pinning); the attacks run under `nice -n ATTACK_NICE` [10] so
@@ -48,7 +48,7 @@ DURATION=${DURATION:-10}
 SETTLE=${SETTLE:-3}
 SLOW_DURATION=${SLOW_DURATION:-15}
 RATE=${RATE:-200}
-ATTACKS=${ATTACKS:-"deep-query header-flood header-flood-rest reset-storm no-read slowloris held-streams conn-flood heavy-rest"}
+ATTACKS=${ATTACKS:-"deep-query header-flood header-flood-rest reset-storm vanish no-read slowloris held-streams conn-flood heavy-rest"}
 SUT_CPUS=${SUT_CPUS-1}
 LOADGEN_CPUS=${LOADGEN_CPUS-0}
 ATTACK_NICE=${ATTACK_NICE:-10}
@@ -166,6 +166,7 @@ attack_args() { # name -> "sut|abuse arguments"
     header-flood)      echo "grpc|header-flood" ;;
     header-flood-rest) echo "rest|header-flood --kinds rest" ;;
     reset-storm)       echo "grpc|reset-storm" ;;
+    vanish)            echo "grpc|vanish" ;;
     no-read)           echo "grpc|no-read" ;;
     slowloris)         echo "grpc|slowloris" ;;
     held-streams)      echo "grpc|held-streams" ;;

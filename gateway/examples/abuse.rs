@@ -10,7 +10,7 @@
 //! abuse <attack> --addr ADDR --duration 10       # one attack; one summary line
 //! ```
 //!
-//! Attacks: `deep-query`, `header-flood`, `reset-storm`, `no-read`, `slowloris`,
+//! Attacks: `deep-query`, `header-flood`, `reset-storm`, `vanish`, `no-read`, `slowloris`,
 //! `held-streams`, `conn-flood`, `heavy-rest` (see each subcommand's `--help`).
 //!
 //! The upstream serves `abuse.Echo`: `Echo` (unary), `Ticks` (a slow server stream, for the
@@ -205,6 +205,19 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         pause_ms: u64,
     },
+    /// Raw HTTP/2: send the headers of a batch of unary calls but never their message, then
+    /// close the connection (as clients that crash or lose their network do); again, on a new
+    /// connection.
+    Vanish {
+        #[command(flatten)]
+        target: Target,
+        /// Workers, each on one connection at a time.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Calls half-sent per connection.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
     /// Raw HTTP/2: open server streams of large messages with a tiny window; never read.
     NoRead {
         #[command(flatten)]
@@ -327,6 +340,11 @@ async fn run(command: Command) -> Result<(), BoxError> {
             target,
             connections,
         } => slowloris(target, connections).await,
+        Command::Vanish {
+            target,
+            connections,
+            batch,
+        } => vanish(target, connections, batch).await,
         Command::HeldStreams {
             target,
             streams,
@@ -1150,6 +1168,65 @@ async fn reset_storm(
     println!(
         "attack reset-storm resets_per_s={:.0} {}",
         opened as f64 / target.duration.max(0.001),
+        tally.line()
+    );
+    Ok(())
+}
+
+async fn vanish(target: Target, connections: usize, batch: usize) -> Result<(), BoxError> {
+    loopback_only(target.addr)?;
+    let tally = Tally::default();
+    let deadline = target.deadline();
+    let mut workers = JoinSet::new();
+    for _ in 0..connections.max(1) {
+        let (tally, addr) = (tally.clone(), target.addr);
+        workers.spawn(async move {
+            while Instant::now() < deadline {
+                let handshake = async {
+                    let stream = attacker_connect(addr).await?;
+                    stream.set_nodelay(true)?;
+                    let handshake = h2::client::Builder::new().handshake::<_, Bytes>(stream);
+                    Ok::<_, BoxError>(handshake.await?)
+                };
+                let Ok(Ok((client, connection))) =
+                    tokio::time::timeout(Duration::from_secs(2), handshake).await
+                else {
+                    tally.add("connect_error");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let connection = tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                let mut open = Vec::with_capacity(batch);
+                for _ in 0..batch.max(1) {
+                    let ready =
+                        tokio::time::timeout(Duration::from_secs(2), client.clone().ready()).await;
+                    let Ok(Ok(mut ready)) = ready else {
+                        break;
+                    };
+                    let Ok(request) = h2_grpc_request(addr, "/abuse.Echo/Echo") else {
+                        break;
+                    };
+                    // The headers go out; the message never does.
+                    match ready.send_request(request, false) {
+                        Ok(call) => open.push(call),
+                        Err(_) => break,
+                    }
+                }
+                // Let the headers reach the gateway (and go upstream), then drop the connection.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                tally.add_n("half_sent", open.len() as u64);
+                tally.add("connections");
+                connection.abort();
+                drop((client, open));
+            }
+        });
+    }
+    join_until(workers, deadline + Duration::from_secs(3)).await;
+    println!(
+        "attack vanish half_sent_per_s={:.0} {}",
+        tally.get("half_sent") as f64 / target.duration.max(0.001),
         tally.line()
     );
     Ok(())
