@@ -16,7 +16,10 @@ use http::Uri;
 pub(crate) struct EndpointName {
     /// The endpoint's URI as configured or resolved (`http://10.0.0.5:50051/`).
     text: Box<str>,
+    // The host and port are span attributes only.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     host: Option<Box<str>>,
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     port: Option<u16>,
 }
 
@@ -36,11 +39,13 @@ impl EndpointName {
     }
 
     /// The URI's host.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) fn host(&self) -> Option<&str> {
         self.host.as_deref()
     }
 
     /// The URI's port, when it names one.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) fn port(&self) -> Option<u16> {
         self.port
     }
