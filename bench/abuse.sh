@@ -38,6 +38,8 @@
 #              0: one gateway process of each kind takes every attack in turn (a repeated
 #              attack, ATTACKS="held-streams held-streams", then tells retention from a leak)
 #   EXTRA_TOML []  appended to both gateways' config, e.g. $'[limits]\nmax_in_flight = 20000'
+#   GATEWAY_BIN [the workspace's release build]  another build of the stand-alone gateway (e.g. the
+#               base commit's, copied elsewhere) for a before/after of the `binary` rows
 #   SKIP_BUILD [0]  1: use the binaries already built
 set -euo pipefail
 
@@ -83,7 +85,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
   (cd "$ROOT" && cargo build --release -q -p tonic-msgpack-gateway --bin tonic-msgpack-gateway --example abuse)
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}
-GATEWAY_BIN=$TARGET_DIR/release/tonic-msgpack-gateway
+GATEWAY_BIN=${GATEWAY_BIN:-$TARGET_DIR/release/tonic-msgpack-gateway}
 ABUSE_BIN=$TARGET_DIR/release/examples/abuse
 [ -x "$GATEWAY_BIN" ] && [ -x "$ABUSE_BIN" ] || { log "binaries missing under $TARGET_DIR/release"; exit 1; }
 

@@ -1035,13 +1035,14 @@ async fn a_reset_storm_never_reaches_the_shared_upstream_connection() {
     assert_alive(&gw).await;
 }
 
-/// Clients that vanish mid-request: raw HTTP/2 connections each send the headers of 64 unary
-/// calls without their message, then close, for two seconds. hyper resets an upstream stream
-/// as soon as its request body fails, and the upstream's HTTP/2 server closed the shared
-/// connection (GOAWAY `too_many_resets`) once more than 20 streams were reset before it had
-/// accepted them: found at the end of every h2load run (about 60 half-sent requests among 500
-/// in flight took the connection down about one run in ten). The gateway now holds such a
-/// reset back until the upstream answered (or the call's `cancel_linger` ran out).
+/// Clients that vanish mid-request: raw HTTP/2 connections each send the headers of 32 unary
+/// calls without their message and 32 client streams with one message and no end, then close,
+/// for two seconds. hyper resets an upstream stream as soon as its request body fails, and the
+/// upstream's HTTP/2 server closed the shared connection (GOAWAY `too_many_resets`) once more
+/// than 20 streams were reset before it had accepted them: found at the end of every h2load
+/// run (about 60 half-sent requests among 500 in flight took the connection down about one run
+/// in ten). The gateway now holds such a reset back until the upstream answered (at most
+/// `min(cancel_linger, 100 ms)`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_vanishing_mid_request_never_reach_the_shared_upstream_connection() {
     let (_upstream, gw) = gateway("").await;
@@ -1055,19 +1056,24 @@ async fn clients_vanishing_mid_request_never_reach_the_shared_upstream_connectio
             while Instant::now() < deadline {
                 let (client, connection) = h2_client(connect(addr).await).await;
                 let mut open = Vec::new();
-                for _ in 0..64 {
+                for i in 0..64 {
                     let ready =
                         tokio::time::timeout(Duration::from_secs(2), client.clone().ready()).await;
                     let Ok(Ok(mut ready)) = ready else {
                         break;
                     };
-                    // The headers go out; the message never does.
-                    let Ok(call) =
-                        ready.send_request(grpc_request(addr, "/test.Alpha/Unary"), false)
+                    // Unary calls: the headers go out, the message never does. Client streams:
+                    // one message, never the end.
+                    let method = ["/test.Alpha/Unary", "/test.Alpha/ClientStream"][i % 2];
+                    let Ok((response, mut body)) =
+                        ready.send_request(grpc_request(addr, method), false)
                     else {
                         break;
                     };
-                    open.push(call);
+                    if i % 2 == 1 {
+                        let _ = body.send_data(grpc_frame("x"), false);
+                    }
+                    open.push((response, body));
                 }
                 half_sent += open.len();
                 // Let the headers reach the gateway, then close the connection.
