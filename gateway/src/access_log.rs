@@ -163,15 +163,6 @@ fn json_str(out: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-impl Entry {
-    /// Records the trace the gateway's tracing put the call in (which may have started it).
-    pub(crate) fn traced(&mut self, trace: Option<&CallTrace>) {
-        if let Some(trace) = trace {
-            self.trace_id = Some(trace.trace_id_hex());
-        }
-    }
-}
-
 /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
 fn trace_id(headers: &HeaderMap) -> Option<[u8; 32]> {
     let value = headers.get(TRACEPARENT)?.as_bytes();
@@ -300,6 +291,7 @@ impl AccessLog {
         protocol: Protocol,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
+        trace: Option<&CallTrace>,
     ) -> Option<Box<Entry>> {
         if self.config.sample < 1.0 {
             let n = self.seen.fetch_add(1, Relaxed);
@@ -311,7 +303,9 @@ impl AccessLog {
             time: SystemTime::now(),
             peer,
             protocol,
-            trace_id: trace_id(headers),
+            // The trace the gateway's tracing put the call in (which may have started it), else
+            // the client's: `traceparent` is read once either way.
+            trace_id: trace.map_or_else(|| trace_id(headers), |trace| Some(trace.trace_id_hex())),
             route: None,
             identity: None,
             upstream: None,
@@ -596,7 +590,9 @@ mod tests {
         };
         let headers = HeaderMap::new();
         for _ in 0..3 {
-            let entry = log.begin(Protocol::Grpc, None, &headers).expect("sampled");
+            let entry = log
+                .begin(Protocol::Grpc, None, &headers, None)
+                .expect("sampled");
             log.finish(entry, Some(0), Duration::from_millis(1), (0, 0));
         }
         let dropped = counters(Some(&log))[1];
@@ -620,7 +616,7 @@ mod tests {
         };
         let headers = HeaderMap::new();
         let kept = (0..1000)
-            .filter(|_| log.begin(Protocol::Grpc, None, &headers).is_some())
+            .filter(|_| log.begin(Protocol::Grpc, None, &headers, None).is_some())
             .count();
         assert!((240..=260).contains(&kept), "{kept}");
     }

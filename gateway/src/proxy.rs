@@ -223,11 +223,13 @@ pub(crate) async fn forward(
     let mut entry = state.access_log.as_ref().and_then(|log| {
         let protocol = req.extensions().get::<Protocol>().copied();
         let peer = client.map(|ClientAddr(addr)| addr);
-        log.begin(protocol.unwrap_or(Protocol::Grpc), peer, req.headers())
+        log.begin(
+            protocol.unwrap_or(Protocol::Grpc),
+            peer,
+            req.headers(),
+            trace.as_ref(),
+        )
     });
-    if let Some(entry) = entry.as_mut() {
-        entry.traced(trace.as_ref());
-    }
     match state.gate.check(
         &path,
         req.headers_mut(),

@@ -958,6 +958,26 @@ async fn a_client_cancelling_too_many_calls_is_disconnected() {
     assert_alive(&gw).await;
 }
 
+/// Runs `attack` on four tasks, each given the same deadline two seconds from now, and returns
+/// what each reports.
+async fn four_attackers<T, Attack>(attack: impl Fn(Instant) -> Attack) -> Vec<T>
+where
+    Attack: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let attackers: Vec<_> = (0..4).map(|_| tokio::spawn(attack(deadline))).collect();
+    let mut reports = Vec::new();
+    for attacker in attackers {
+        let report = tokio::time::timeout(LIMIT, attacker)
+            .await
+            .expect("the attack ends")
+            .expect("attacker");
+        reports.push(report);
+    }
+    reports
+}
+
 /// Finding 3's storm: raw HTTP/2 clients open long server streams in batches of 64 and reset
 /// each batch a millisecond later, reconnecting whenever the gateway closes them, for two
 /// seconds. Before, the upstream closed the shared connection (GOAWAY `too_many_resets`)
@@ -967,55 +987,46 @@ async fn a_reset_storm_never_reaches_the_shared_upstream_connection() {
     let (_upstream, gw) = gateway("").await;
     let steady = Steady::start(&gw).await;
     let addr = gw.addr;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut attackers = Vec::new();
-    for _ in 0..4 {
-        attackers.push(tokio::spawn(async move {
-            let (mut connections, mut closed_by_gateway, mut resets) = (0, 0, 0);
-            while Instant::now() < deadline {
-                let (client, connection) = h2_client(connect(addr).await).await;
-                connections += 1;
-                'connection: while Instant::now() < deadline && !connection.is_finished() {
-                    let mut batch = Vec::new();
-                    for _ in 0..64 {
-                        let ready =
-                            tokio::time::timeout(Duration::from_secs(2), client.clone().ready())
-                                .await;
-                        let Ok(Ok(mut ready)) = ready else {
-                            break 'connection;
-                        };
-                        let Ok((response, mut body)) =
-                            ready.send_request(grpc_request(addr, "/test.Alpha/Ticks"), false)
-                        else {
-                            break 'connection;
-                        };
-                        let _ = body.send_data(grpc_frame("1000"), true);
-                        batch.push((response, body));
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    resets += batch.len();
-                    for (_response, mut body) in batch {
-                        body.send_reset(h2::Reason::CANCEL);
-                    }
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+    let reports = four_attackers(move |deadline| async move {
+        let (mut connections, mut closed_by_gateway, mut resets) = (0, 0, 0);
+        while Instant::now() < deadline {
+            let (client, connection) = h2_client(connect(addr).await).await;
+            connections += 1;
+            'connection: while Instant::now() < deadline && !connection.is_finished() {
+                let mut batch = Vec::new();
+                for _ in 0..64 {
+                    let ready =
+                        tokio::time::timeout(Duration::from_secs(2), client.clone().ready()).await;
+                    let Ok(Ok(mut ready)) = ready else {
+                        break 'connection;
+                    };
+                    let Ok((response, mut body)) =
+                        ready.send_request(grpc_request(addr, "/test.Alpha/Ticks"), false)
+                    else {
+                        break 'connection;
+                    };
+                    let _ = body.send_data(grpc_frame("1000"), true);
+                    batch.push((response, body));
                 }
-                if let Ok(Ok(Err(err))) =
-                    tokio::time::timeout(Duration::from_secs(2), connection).await
-                    && err.is_go_away()
-                    && err.is_remote()
-                {
-                    closed_by_gateway += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                resets += batch.len();
+                for (_response, mut body) in batch {
+                    body.send_reset(h2::Reason::CANCEL);
                 }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            (connections, closed_by_gateway, resets)
-        }));
-    }
+            if let Ok(Ok(Err(err))) = tokio::time::timeout(Duration::from_secs(2), connection).await
+                && err.is_go_away()
+                && err.is_remote()
+            {
+                closed_by_gateway += 1;
+            }
+        }
+        (connections, closed_by_gateway, resets)
+    })
+    .await;
     let (mut connections, mut closed_by_gateway, mut resets) = (0, 0, 0);
-    for attacker in attackers {
-        let (c, g, r) = tokio::time::timeout(LIMIT, attacker)
-            .await
-            .expect("the attack ends")
-            .expect("attacker");
+    for (c, g, r) in reports {
         connections += c;
         closed_by_gateway += g;
         resets += r;
@@ -1048,50 +1059,41 @@ async fn clients_vanishing_mid_request_never_reach_the_shared_upstream_connectio
     let (_upstream, gw) = gateway("").await;
     let steady = Steady::start(&gw).await;
     let addr = gw.addr;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut attackers = Vec::new();
-    for _ in 0..4 {
-        attackers.push(tokio::spawn(async move {
-            let mut half_sent = 0;
-            while Instant::now() < deadline {
-                let (client, connection) = h2_client(connect(addr).await).await;
-                let mut open = Vec::new();
-                for i in 0..64 {
-                    let ready =
-                        tokio::time::timeout(Duration::from_secs(2), client.clone().ready()).await;
-                    let Ok(Ok(mut ready)) = ready else {
-                        break;
-                    };
-                    // Unary calls: the headers go out, the message never does. Client streams:
-                    // one message, never the end.
-                    let method = ["/test.Alpha/Unary", "/test.Alpha/ClientStream"][i % 2];
-                    let Ok((response, mut body)) =
-                        ready.send_request(grpc_request(addr, method), false)
-                    else {
-                        break;
-                    };
-                    if i % 2 == 1 {
-                        let _ = body.send_data(grpc_frame("x"), false);
-                    }
-                    open.push((response, body));
+    let reports = four_attackers(move |deadline| async move {
+        let mut half_sent = 0;
+        while Instant::now() < deadline {
+            let (client, connection) = h2_client(connect(addr).await).await;
+            let mut open = Vec::new();
+            for i in 0..64 {
+                let ready =
+                    tokio::time::timeout(Duration::from_secs(2), client.clone().ready()).await;
+                let Ok(Ok(mut ready)) = ready else {
+                    break;
+                };
+                // Unary calls: the headers go out, the message never does. Client streams:
+                // one message, never the end.
+                let method = ["/test.Alpha/Unary", "/test.Alpha/ClientStream"][i % 2];
+                let Ok((response, mut body)) =
+                    ready.send_request(grpc_request(addr, method), false)
+                else {
+                    break;
+                };
+                if i % 2 == 1 {
+                    let _ = body.send_data(grpc_frame("x"), false);
                 }
-                half_sent += open.len();
-                // Let the headers reach the gateway, then close the connection.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                connection.abort();
-                drop((client, open));
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                open.push((response, body));
             }
-            half_sent
-        }));
-    }
-    let mut half_sent = 0;
-    for attacker in attackers {
-        half_sent += tokio::time::timeout(LIMIT, attacker)
-            .await
-            .expect("the attack ends")
-            .expect("attacker");
-    }
+            half_sent += open.len();
+            // Let the headers reach the gateway, then close the connection.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            connection.abort();
+            drop((client, open));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        half_sent
+    })
+    .await;
+    let half_sent: usize = reports.into_iter().sum();
     println!("{half_sent} half-sent calls on connections that closed");
     assert!(half_sent > 1000, "an attack: {half_sent} half-sent calls");
     // The well-behaved client's calls and stream all succeeded, and the shared upstream

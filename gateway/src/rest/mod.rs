@@ -61,11 +61,11 @@ pub(crate) async fn serve(
             Protocol::Rest,
             client.map(|ClientAddr(addr)| addr),
             req.headers(),
+            req.extensions().get::<CallTrace>(),
         );
         log.route(entry, &metrics)
     });
     if let Some(entry) = entry.as_mut() {
-        entry.traced(req.extensions().get::<CallTrace>());
         entry.upstream = target
             .upstream
             .and_then(|index| state.upstreams.get(index))
