@@ -216,6 +216,12 @@ pub(crate) struct ListenerMetrics {
     /// TLS handshakes that failed (`[tls]`): no shared protocol, an untrusted or missing
     /// client certificate, a client that does not trust the gateway, or not TLS at all.
     pub(crate) tls_handshake_failures: AtomicU64,
+    /// Clients held to a budget now because the gateway is busy (`limits.busy_lag`).
+    pub(crate) throttled_clients: AtomicI64,
+    /// 10 ms windows in which work waited `limits.busy_lag` or more for the event loop.
+    pub(crate) busy_windows: AtomicU64,
+    /// Times a client was throttled (see `throttled_clients`).
+    pub(crate) throttles: AtomicU64,
 }
 
 /// The states `gateway_upstream_endpoint_state` shows (`health::EndpointState` and draining).
@@ -406,6 +412,11 @@ fn render_listener(out: &mut String, listener: &ListenerMetrics) -> std::fmt::Re
             "Calls in flight across all clients (bounded by limits.max_in_flight).",
             listener.in_flight.load(Relaxed),
         ),
+        (
+            "gateway_throttled_clients",
+            "Clients whose work runs only in between other clients' because the gateway is busy and they make it work more than their share (limits.busy_lag).",
+            listener.throttled_clients.load(Relaxed),
+        ),
     ];
     for (name, help, value) in gauges {
         writeln!(out, "# HELP {name} {help}")?;
@@ -437,6 +448,16 @@ fn render_listener(out: &mut String, listener: &ListenerMetrics) -> std::fmt::Re
             "gateway_tls_handshake_failures_total",
             "TLS handshakes on the public port that failed (e.g. a missing or untrusted client certificate).",
             &listener.tls_handshake_failures,
+        ),
+        (
+            "gateway_busy_windows_total",
+            "10 ms windows in which work waited limits.busy_lag or more for the gateway's event loop (it was busy, and heavy clients were throttled).",
+            &listener.busy_windows,
+        ),
+        (
+            "gateway_client_throttles_total",
+            "Times a client was throttled for making a busy gateway work more than its share (limits.busy_lag).",
+            &listener.throttles,
         ),
     ];
     for (name, help, value) in counters {

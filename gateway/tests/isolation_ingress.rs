@@ -1122,3 +1122,143 @@ fn the_documented_limits_are_the_defaults() {
         Some("127.0.0.1:9901".parse().expect("addr"))
     );
 }
+
+/// A raw HTTP/2 call's `grpc-status` (from its trailers), its body read to the end.
+async fn grpc_status_of(response: h2::client::ResponseFuture) -> Option<String> {
+    let response = tokio::time::timeout(LIMIT, response)
+        .await
+        .expect("answered within the limit")
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let data = data.expect("data");
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    let trailers = body.trailers().await.expect("trailers")?;
+    let status = trailers.get("grpc-status")?.to_str().ok()?;
+    Some(status.to_owned())
+}
+
+/// An HTTP/2 client on a connection from the attacker's own loopback address, 127.0.0.2,
+/// with room for many small responses at once (h2 ends a connection with more small DATA frames
+/// buffered than a share of its window).
+async fn attacker_client(
+    addr: SocketAddr,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    JoinHandle<Result<(), h2::Error>>,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let stream = tokio::time::timeout(LIMIT, socket.connect(addr))
+        .await
+        .expect("connect within the limit")
+        .expect("connect");
+    let (send, connection) = tokio::time::timeout(
+        LIMIT,
+        h2::client::Builder::new()
+            .initial_connection_window_size(16 << 20)
+            .handshake(stream),
+    )
+    .await
+    .expect("handshake within the limit")
+    .expect("handshake");
+    (send, tokio::spawn(connection))
+}
+
+/// `busy_lag`: a client that opens 800 calls at once from its own address, while another
+/// client is connected, makes the gateway busy and is throttled: its calls wait and are let go
+/// in between the other client's. Nothing of either client is refused or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_a_busy_gateway_is_throttled_and_loses_nothing() {
+    let (_upstream, gw) = gateway("").await;
+    let steady = Steady::start(&gw).await;
+    let addr = gw.addr;
+    let mut attackers = Vec::new();
+    for connection in 0..4 {
+        attackers.push(tokio::spawn(async move {
+            let (client, driver) = attacker_client(addr).await;
+            let mut calls = Vec::new();
+            for i in 0..200 {
+                let mut ready = tokio::time::timeout(LIMIT, client.clone().ready())
+                    .await
+                    .expect("ready within the limit")
+                    .expect("ready");
+                let (response, mut body) = ready
+                    .send_request(grpc_request(addr, "/test.Beta/Unary"), false)
+                    .expect("send");
+                body.send_data(grpc_frame(&format!("c{connection}-{i}")), true)
+                    .expect("message");
+                calls.push(response);
+            }
+            // Every response read as it comes (h2 ends a connection whose client leaves many
+            // small DATA frames unread).
+            let mut reading = tokio::task::JoinSet::new();
+            for response in calls {
+                reading.spawn(grpc_status_of(response));
+            }
+            let mut ok = 0;
+            while let Some(status) = reading.join_next().await {
+                assert_eq!(
+                    status.expect("reader").as_deref(),
+                    Some("0"),
+                    "every call of the throttled client succeeds"
+                );
+                ok += 1;
+            }
+            driver.abort();
+            ok
+        }));
+    }
+    for attacker in attackers {
+        let ok = tokio::time::timeout(LIMIT, attacker)
+            .await
+            .expect("the attacker's calls end")
+            .expect("attacker");
+        assert_eq!(ok, 200);
+    }
+    let throttles = metric(&gw, "gateway_client_throttles_total").await;
+    assert!(throttles >= 1.0, "the flood was throttled: {throttles}");
+    assert!(metric(&gw, "gateway_busy_windows_total").await >= 0.0);
+    // Once nothing of it waits and the gateway is idle again, the throttle ends.
+    let throttled = metric_until(&gw, "gateway_throttled_clients", LIMIT, |n| n == 0.0).await;
+    assert_eq!(throttled, 0.0);
+    steady.finish().await;
+    assert_alive(&gw).await;
+}
+
+/// The same flood with `busy_lag = "0s"`: nobody is throttled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_lag_zero_turns_throttling_off() {
+    let (_upstream, gw) = gateway("busy_lag = \"0s\"").await;
+    let steady = Steady::start(&gw).await;
+    let (client, driver) = attacker_client(gw.addr).await;
+    let mut calls = Vec::new();
+    for i in 0..200 {
+        let mut ready = tokio::time::timeout(LIMIT, client.clone().ready())
+            .await
+            .expect("ready within the limit")
+            .expect("ready");
+        let (response, mut body) = ready
+            .send_request(grpc_request(gw.addr, "/test.Beta/Unary"), false)
+            .expect("send");
+        body.send_data(grpc_frame(&format!("c-{i}")), true)
+            .expect("message");
+        calls.push(response);
+    }
+    let mut reading = tokio::task::JoinSet::new();
+    for response in calls {
+        reading.spawn(grpc_status_of(response));
+    }
+    while let Some(status) = reading.join_next().await {
+        assert_eq!(status.expect("reader").as_deref(), Some("0"));
+    }
+    driver.abort();
+    assert_eq!(metric(&gw, "gateway_client_throttles_total").await, 0.0);
+    assert_eq!(metric(&gw, "gateway_busy_windows_total").await, 0.0);
+    steady.finish().await;
+    assert_alive(&gw).await;
+}

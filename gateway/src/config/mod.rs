@@ -424,6 +424,15 @@ pub struct Limits {
     /// of its request has its upstream stream reset after the upstream answered, or after at
     /// most this or 100 ms, whichever is shorter.
     pub cancel_linger: Duration,
+    /// When work waits this long for the gateway's event loop (a call's task first runs this
+    /// long after the call was admitted, or a probe every 10 ms comes back this late), the
+    /// gateway is busy, and a client making it work more than its share (a burst of more than
+    /// 64 calls in 10 ms while other clients are connected, or more than 1.5 times the mean of
+    /// the active clients) is throttled: its calls, reads and new connections wait, and are let
+    /// go a few at a time, each time round the event loop, in between the other clients' work.
+    /// Counted per client address as for [`Limits::reserved_in_flight`]; a lone client is never
+    /// throttled. `0` turns this off. Default 2 ms.
+    pub busy_lag: Duration,
 }
 
 impl Limits {
@@ -431,6 +440,12 @@ impl Limits {
     /// [`Limits::response_header_timeout`] is `0` (off).
     pub fn response_header_wait(&self) -> Option<Duration> {
         (!self.response_header_timeout.is_zero()).then_some(self.response_header_timeout)
+    }
+
+    /// How late the event loop must run for clients to be held to fair shares: `None` when
+    /// [`Limits::busy_lag`] is `0` (off).
+    pub fn fairness_lag(&self) -> Option<Duration> {
+        (!self.busy_lag.is_zero()).then_some(self.busy_lag)
     }
 
     /// The places of `max_in_flight` kept for connections with few calls in flight.
@@ -467,6 +482,7 @@ impl Default for Limits {
             max_timeout: Duration::from_secs(3600),
             response_header_timeout: Duration::from_secs(30),
             cancel_linger: Duration::from_secs(1),
+            busy_lag: Duration::from_millis(2),
         }
     }
 }

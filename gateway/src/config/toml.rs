@@ -211,6 +211,7 @@ struct RawLimits {
     max_timeout: Option<RawDuration>,
     response_header_timeout: Option<RawDuration>,
     cancel_linger: Option<RawDuration>,
+    busy_lag: Option<RawDuration>,
 }
 
 #[derive(Deserialize)]
@@ -622,6 +623,7 @@ fn limits(target: &mut super::Limits, raw: RawLimits) -> Result<(), (String, Str
         raw.response_header_timeout,
     );
     set_duration(&mut target.cancel_linger, raw.cancel_linger);
+    set_duration(&mut target.busy_lag, raw.busy_lag);
     Ok(())
 }
 
@@ -795,6 +797,15 @@ mod tests {
         assert_eq!(config.limits.cancel_linger, Duration::from_secs(1));
         let config = Config::from_toml("[limits]\ncancel_linger = \"0s\"\n").expect("valid");
         assert_eq!(config.limits.cancel_linger, Duration::ZERO);
+        assert_eq!(config.limits.fairness_lag(), Some(Duration::from_millis(2)));
+        let config = Config::from_toml("[limits]\nbusy_lag = \"0s\"\n").expect("valid");
+        assert_eq!(
+            config.limits.fairness_lag(),
+            None,
+            "0 turns fair shares off"
+        );
+        let config = Config::from_toml("[limits]\nbusy_lag = \"5ms\"\n").expect("valid");
+        assert_eq!(config.limits.busy_lag, Duration::from_millis(5));
         let e = err("[limits]\ncancel_linger = \"2m\"\n");
         assert!(
             e.contains("limits.cancel_linger") && e.contains("60s"),

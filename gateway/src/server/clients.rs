@@ -1,13 +1,16 @@
-//! Calls in flight per client address, so the reserved places of `max_in_flight` go to
-//! clients that hold few calls, however they spread their streams over connections.
+//! Calls in flight and work done per client address, so the reserved places of
+//! `max_in_flight` go to clients that hold few calls, however they spread their streams over
+//! connections, and a busy gateway's time is shared fairly between clients (`fairness`).
 //!
 //! A client is an IPv4 address or an IPv6 /64 (one host's usual allocation: a client that owns
 //! a /64 could otherwise be 2^64 clients). An entry lives as long as one of its connections.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
+
+use super::fairness::Share;
 
 /// Whom calls are counted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +42,8 @@ fn prefix_64(v6: Ipv6Addr) -> [u8; 8] {
 #[derive(Debug, Default)]
 pub(super) struct Clients {
     by_key: Mutex<HashMap<ClientKey, Weak<Client>>>,
+    /// Entries of `by_key`, readable without the lock.
+    count: AtomicUsize,
 }
 
 /// One client's count, shared by its connections.
@@ -46,6 +51,8 @@ pub(super) struct Clients {
 pub(super) struct Client {
     /// Calls of this client whose response has not ended, over all its connections.
     pub(super) in_flight: AtomicUsize,
+    /// What the gateway does for this client, and how much it may while the gateway is busy.
+    pub(super) share: Share,
     key: ClientKey,
     clients: Weak<Clients>,
 }
@@ -64,11 +71,27 @@ impl Clients {
         }
         let client = Arc::new(Client {
             in_flight: AtomicUsize::new(0),
+            share: Share::default(),
             key,
             clients: Arc::downgrade(self),
         });
         by_key.insert(key, Arc::downgrade(&client));
+        self.count.store(by_key.len(), Relaxed);
         client
+    }
+
+    /// Clients with an open connection (or whose last one is closing right now).
+    pub(super) fn count(&self) -> usize {
+        self.count.load(Relaxed)
+    }
+
+    /// Every client with an open connection, into `live`.
+    pub(super) fn collect(&self, live: &mut Vec<Arc<Client>>) {
+        let by_key = self
+            .by_key
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        live.extend(by_key.values().filter_map(Weak::upgrade));
     }
 
     #[cfg(test)]
@@ -92,14 +115,13 @@ impl Drop for Client {
             .is_some_and(|entry| entry.strong_count() == 0)
         {
             by_key.remove(&self.key);
+            clients.count.store(by_key.len(), Relaxed);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering::Relaxed;
-
     use super::*;
 
     #[test]

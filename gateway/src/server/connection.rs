@@ -19,6 +19,7 @@ use super::super::GatewayState;
 use super::super::body::{BoxError, GatewayBody};
 use super::Live;
 use super::clients::Client;
+use super::fairness::Turn;
 
 /// One client connection's shared state, between its requests and its task.
 #[derive(Debug)]
@@ -54,6 +55,11 @@ impl ConnState {
             closing: AtomicBool::new(false),
             close: Notify::new(),
         }
+    }
+
+    /// The client this connection belongs to.
+    pub(super) fn client(&self) -> &Arc<Client> {
+        &self.client
     }
 
     /// When the connection has been idle for `idle`: `None` while a call is in flight.
@@ -150,6 +156,7 @@ impl InFlight {
     fn new(conn: &Arc<ConnState>, counted: bool) -> InFlight {
         conn.in_flight.fetch_add(1, Relaxed);
         conn.client.in_flight.fetch_add(1, Relaxed);
+        conn.client.share.spend(super::fairness::CALL_UNITS);
         InFlight {
             conn: conn.clone(),
             counted,
@@ -198,19 +205,29 @@ pub(super) type ResponseFuture =
 /// connection (GOAWAY `too_many_resets`) when more than a few streams are reset before they
 /// were accepted: a client resetting calls in bursts would otherwise take down the upstream
 /// connection every other client shares.
+///
+/// With a [`Turn`], nothing of the call is done until its client's turn came (see `fairness`);
+/// a call cancelled before then is dropped as it is: nothing of it went upstream.
 pub(super) struct Answering {
     inner: Option<ResponseFuture>,
     call: Option<InFlight>,
     linger: Duration,
+    turn: Option<Turn>,
 }
 
 impl Answering {
     /// `linger`: how long the call may go on once its client cancelled it.
-    pub(super) fn new(inner: ResponseFuture, call: Option<InFlight>, linger: Duration) -> Self {
+    pub(super) fn new(
+        inner: ResponseFuture,
+        call: Option<InFlight>,
+        linger: Duration,
+        turn: Option<Turn>,
+    ) -> Self {
         Answering {
             inner: Some(inner),
             call,
             linger,
+            turn,
         }
     }
 }
@@ -223,6 +240,10 @@ impl Future for Answering {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Pending;
         };
+        if let Some(turn) = this.turn.as_mut() {
+            ready!(turn.poll(cx));
+            this.turn = None;
+        }
         let response = ready!(inner.as_mut().poll(cx))?;
         this.inner = None;
         let response = match this.call.take() {
@@ -238,6 +259,13 @@ impl Drop for Answering {
         let Some(inner) = self.inner.take() else {
             return;
         };
+        if self.turn.is_some() {
+            // Never started: nothing to wind down upstream, but still a cancelled call.
+            if let Some(mut call) = self.call.take() {
+                call.cancel();
+            }
+            return;
+        }
         let call = self.call.take().map(|mut call| {
             call.cancel();
             call

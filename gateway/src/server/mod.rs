@@ -10,6 +10,7 @@
 mod admission;
 mod clients;
 mod connection;
+mod fairness;
 mod io;
 
 use std::convert::Infallible;
@@ -226,6 +227,8 @@ struct Ingress {
     admin_open: AtomicI64,
     /// Calls in flight per client address (shared by the public and bridge listeners).
     clients: Arc<clients::Clients>,
+    /// Whether the gateway is busy (see `fairness`).
+    pressure: Arc<fairness::Pressure>,
 }
 
 /// Takes one connection off its listener's count when it ends.
@@ -321,8 +324,20 @@ impl Ingress {
         let limits = &serving.state.config.limits.clone();
         let builder = serving.builder.clone();
         let metrics = &self.listener;
+        // A client making a busy gateway work more than its share waits its turn for new
+        // connections too, before any handshake is done for it.
+        let client = self.clients.client(peer.ip());
+        let turn = tokio::select! {
+            turn = tokio::time::timeout(limits.sniff_timeout, client.share.turn()) => turn,
+            () = stopped(&mut stop) => return,
+        };
+        if turn.is_err() {
+            metrics.sniff_timeouts.fetch_add(1, Relaxed);
+            return;
+        }
+        client.share.spend(fairness::CONNECTION_UNITS);
         // TLS first (public port with `[tls]`), bounded like the protocol sniff.
-        let (mut stream, cert) = match (&serving.state.tls, self.port) {
+        let (stream, cert) = match (&serving.state.tls, self.port) {
             (Some(tls), Port::Public | Port::Bridge) => {
                 let accepted = tokio::select! {
                     accepted = tokio::time::timeout(limits.sniff_timeout, tls.accept(stream)) => accepted,
@@ -344,6 +359,7 @@ impl Ingress {
             }
             _ => (ClientStream::Plain(stream), None),
         };
+        let mut stream = fairness::Fair::new(stream, client.clone());
         let sniffed = tokio::select! {
             sniffed = tokio::time::timeout(limits.sniff_timeout, io::sniff(&mut stream)) => sniffed,
             () = stopped(&mut stop) => return,
@@ -359,7 +375,6 @@ impl Ingress {
             }
         };
         drop(serving);
-        let client = self.clients.client(peer.ip());
         let conn = Arc::new(ConnState::new(self.live.clone(), client));
         let service = ConnService {
             ingress: self.clone(),
@@ -503,8 +518,17 @@ impl ConnService {
         } else {
             serving.http.call(req)
         };
-        let linger = serving.state.config.limits.cancel_linger;
-        Box::pin(Answering::new(response, call, linger))
+        let limits = &serving.state.config.limits;
+        let turn = match (&call, limits.fairness_lag()) {
+            (Some(_), Some(lag)) => Some(fairness::Turn::new(
+                self.conn.client().clone(),
+                self.ingress.clients.clone(),
+                self.ingress.pressure.clone(),
+                lag,
+            )),
+            _ => None,
+        };
+        Box::pin(Answering::new(response, call, limits.cancel_linger, turn))
     }
 }
 
@@ -540,6 +564,14 @@ pub(crate) async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
     let clients = Arc::new(clients::Clients::default());
+    let pressure = Arc::new(fairness::Pressure::new(listener.clone()));
+    let fair_live = live.clone();
+    let monitor = tokio::spawn(fairness::monitor(
+        clients.clone(),
+        pressure.clone(),
+        move || fair_live.get().state.config.limits.fairness_lag(),
+    ));
+    let releaser = tokio::spawn(fairness::releaser(pressure.clone()));
     let ingress = |port| {
         Arc::new(Ingress {
             port,
@@ -547,6 +579,7 @@ pub(crate) async fn serve(
             listener: listener.clone(),
             admin_open: AtomicI64::new(0),
             clients: clients.clone(),
+            pressure: pressure.clone(),
         })
     };
     let (stop_tx, stop) = watch::channel(false);
@@ -571,4 +604,6 @@ pub(crate) async fn serve(
     if let Some(bridge) = bridge {
         let _ = bridge.await;
     }
+    monitor.abort();
+    releaser.abort();
 }

@@ -1,0 +1,535 @@
+//! Fair shares of a busy gateway among its clients.
+//!
+//! Every client shares the gateway's event loop (one per core), and tokio runs what is ready
+//! first come, first served: a client that opens thousands of streams at once, or connections,
+//! makes every other client's calls wait behind that work. Limits bound how much a client may
+//! hold; this bounds how much of a busy gateway's time it may take while others wait.
+//!
+//! The gateway is *busy* when work waits `busy_lag` for a core: a call whose task first runs
+//! that long after the call was admitted, or the monitor's probe (a yield, every [`WINDOW`])
+//! coming back that late. What each client makes the gateway do is counted in units (a read,
+//! plus one a KiB; [`CALL_UNITS`] a call; [`CONNECTION_UNITS`] a connection), over all its
+//! connections. A client is *throttled* when the gateway is busy and it either did more than
+//! [`BURST_UNITS`] in the current window while other clients are connected (a burst, caught by
+//! its own calls at once) or more than 1.5 times the mean of the active clients recently (the
+//! monitor). A throttled client's calls wait before any of their work is done, its connections
+//! are not read and its new connections not served, except as a releaser task lets them go:
+//! [`RELEASE`] at a time, each time it comes round the event loop again. So its work runs only
+//! in between everyone else's, as fast as the gateway is otherwise free: a light client's call
+//! waits at most for one batch, and the heavy client loses nothing the others do not need. A
+//! client stops being throttled once none of its work waits and the gateway is not busy (or it
+//! is no longer heavy).
+//!
+//! A lone client is never throttled, nor is anyone while the gateway keeps up. Behind a proxy
+//! that hides client addresses every call is one client's, and nothing changes.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+use super::clients::{Client, Clients};
+use crate::metrics::ListenerMetrics;
+
+/// How often the monitor probes the event loop and weighs the clients.
+const WINDOW: Duration = Duration::from_millis(10);
+/// What one read costs, besides one unit a KiB read.
+const READ_UNITS: u64 = 1;
+/// What a call costs (once HPACK has indexed its headers they take a few bytes of a read, but
+/// the call is most of the gateway's work).
+pub(super) const CALL_UNITS: u64 = 4;
+/// What a new connection costs (accepting it, its handshakes).
+pub(super) const CONNECTION_UNITS: u64 = 8;
+/// A client with fewer recent units is never heavy (the decayed sum of about eight windows).
+const MIN_HEAVY: u64 = 64;
+/// Units in one window past which a client is throttled at once when the gateway turns out
+/// busy (64 calls in 10 ms) and other clients are connected.
+const BURST_UNITS: u64 = 256;
+/// How long the gateway counts as busy after work was last seen waiting.
+const BUSY_FOR: Duration = Duration::from_millis(50);
+/// What a throttled client may do (calls, reads, connections) each time the releaser comes
+/// round the event loop.
+const RELEASE: u64 = 4;
+/// How long the releaser sleeps when no throttled client has work waiting.
+const IDLE_RELEASER: Duration = Duration::from_millis(1);
+
+/// One client's work, shared by its connections.
+#[derive(Debug, Default)]
+pub(super) struct Share {
+    /// Units spent in this window.
+    spent: AtomicU64,
+    /// Decayed sum of the units of past windows (monitor-owned).
+    recent: AtomicU64,
+    /// Whether its work waits for the releaser.
+    throttled: AtomicBool,
+    /// Work the releaser let go that has not started yet.
+    grants: AtomicU64,
+    /// Calls, reads and connections waiting for the releaser, in order.
+    waiting: Mutex<VecDeque<Waker>>,
+}
+
+impl Share {
+    /// Counts `units` of work done for this client.
+    pub(super) fn spend(&self, units: u64) {
+        self.spent.fetch_add(units, Relaxed);
+    }
+
+    /// `Ready` when this client's work may go on now; otherwise the task is woken when the
+    /// releaser lets it.
+    pub(super) fn poll_turn(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.may_go() {
+            return Poll::Ready(());
+        }
+        let mut waiting = self.lock_waiting();
+        waiting.push_back(cx.waker().clone());
+        // The releaser may have granted (or the monitor lifted the throttle) between the look
+        // above and the push, and woken the queue without this waker: look again now that it is
+        // in. A waker left behind only wakes its task once more.
+        if self.may_go() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Waits for this client's turn.
+    pub(super) async fn turn(&self) {
+        std::future::poll_fn(|cx| self.poll_turn(cx)).await;
+    }
+
+    fn may_go(&self) -> bool {
+        !self.throttled.load(Relaxed)
+            || self
+                .grants
+                .fetch_update(Relaxed, Relaxed, |grants| grants.checked_sub(1))
+                .is_ok()
+    }
+
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, VecDeque<Waker>> {
+        // A poisoned lock only means a waker panicked; the queue is intact.
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Lets [`RELEASE`] waiting pieces of work go; whether any were waiting.
+    fn release(&self) -> bool {
+        let woken: Vec<Waker> = {
+            let mut waiting = self.lock_waiting();
+            if waiting.is_empty() {
+                return false;
+            }
+            let room = usize::try_from(RELEASE).unwrap_or(1).min(waiting.len());
+            // Granted under the lock, so a task woken below finds its grant.
+            self.grants.store(RELEASE, Relaxed);
+            waiting.drain(..room).collect()
+        };
+        woken.into_iter().for_each(Waker::wake);
+        true
+    }
+
+    fn has_waiting(&self) -> bool {
+        !self.lock_waiting().is_empty()
+    }
+
+    /// Ends the throttle and wakes everything that waited.
+    fn lift(&self) {
+        self.throttled.store(false, Relaxed);
+        let woken: Vec<Waker> = self.lock_waiting().drain(..).collect();
+        woken.into_iter().for_each(Waker::wake);
+    }
+
+    /// Closes the window: folds its units into `recent` and returns that.
+    fn close_window(&self) -> u64 {
+        let spent = self.spent.swap(0, Relaxed);
+        let recent = self.recent.load(Relaxed);
+        let recent = recent - recent / 8 + spent;
+        self.recent.store(recent, Relaxed);
+        recent
+    }
+}
+
+/// Whether a client with `recent` units is heavy among `active` clients with `total` units.
+fn is_heavy(recent: u64, total: u64, active: u64) -> bool {
+    active >= 2
+        && recent >= MIN_HEAVY
+        && u128::from(recent) * 2 * u128::from(active) > u128::from(total) * 3
+}
+
+/// Whether the gateway is busy, and who is throttled.
+#[derive(Debug)]
+pub(super) struct Pressure {
+    origin: Instant,
+    /// Until when it is busy, in milliseconds since `origin`.
+    busy_until_ms: AtomicU64,
+    throttled: Mutex<Vec<Arc<Client>>>,
+    /// Wakes the releaser when a client is throttled.
+    throttling: Notify,
+    metrics: Arc<ListenerMetrics>,
+}
+
+impl Pressure {
+    /// Not busy, nobody throttled; counted in `metrics`.
+    pub(super) fn new(metrics: Arc<ListenerMetrics>) -> Self {
+        Pressure {
+            origin: Instant::now(),
+            busy_until_ms: AtomicU64::new(0),
+            throttled: Mutex::new(Vec::new()),
+            throttling: Notify::new(),
+            metrics,
+        }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn mark_busy(&self, now: Instant) {
+        self.busy_until_ms
+            .fetch_max(self.millis(now + BUSY_FOR), Relaxed);
+    }
+
+    fn is_busy(&self, now: Instant) -> bool {
+        self.busy_until_ms.load(Relaxed) > self.millis(now)
+    }
+
+    fn lock_throttled(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Client>>> {
+        self.throttled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn throttle(&self, client: &Arc<Client>) {
+        if !client.share.throttled.swap(true, Relaxed) {
+            client.share.grants.store(0, Relaxed);
+            self.lock_throttled().push(client.clone());
+            self.metrics.throttles.fetch_add(1, Relaxed);
+            self.throttling.notify_one();
+        }
+    }
+}
+
+/// A call's wait for its client's turn, before any of its work is done.
+#[derive(Debug)]
+pub(super) struct Turn {
+    client: Arc<Client>,
+    clients: Arc<Clients>,
+    pressure: Arc<Pressure>,
+    admitted: Instant,
+    lag: Duration,
+    looked: bool,
+}
+
+impl Turn {
+    /// The turn of a call of `client` admitted now; the gateway is busy when the call's task
+    /// first runs `lag` or later.
+    pub(super) fn new(
+        client: Arc<Client>,
+        clients: Arc<Clients>,
+        pressure: Arc<Pressure>,
+        lag: Duration,
+    ) -> Self {
+        Turn {
+            client,
+            clients,
+            pressure,
+            admitted: Instant::now(),
+            lag,
+            looked: false,
+        }
+    }
+
+    /// `Ready` once the call may go on.
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.looked {
+            self.looked = true;
+            let now = Instant::now();
+            if now.saturating_duration_since(self.admitted) >= self.lag {
+                self.pressure.mark_busy(now);
+            }
+            if self.pressure.is_busy(now)
+                && self.client.share.spent.load(Relaxed) > BURST_UNITS
+                && self.clients.count() >= 2
+            {
+                self.pressure.throttle(&self.client);
+            }
+        }
+        self.client.share.poll_turn(cx)
+    }
+}
+
+/// How long work waits for a core now: a yield's round trip through the event loop.
+async fn probe() -> Duration {
+    let start = Instant::now();
+    tokio::task::yield_now().await;
+    start.elapsed()
+}
+
+/// Weighs the clients every [`WINDOW`] (throttling heavy ones while the gateway is busy,
+/// lifting throttles no longer needed) until dropped. `lag` is read each window (a reload may
+/// change it): `None` turns throttling off.
+pub(super) async fn monitor(
+    clients: Arc<Clients>,
+    pressure: Arc<Pressure>,
+    lag: impl Fn() -> Option<Duration>,
+) {
+    let metrics = pressure.metrics.clone();
+    let mut ticks = tokio::time::interval(WINDOW);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut live: Vec<Arc<Client>> = Vec::new();
+    loop {
+        ticks.tick().await;
+        let Some(lag) = lag() else {
+            lift_all(&pressure);
+            metrics.throttled_clients.store(0, Relaxed);
+            continue;
+        };
+        let waited = probe().await;
+        let now = Instant::now();
+        if waited >= lag {
+            pressure.mark_busy(now);
+        }
+        let busy = pressure.is_busy(now);
+        if busy {
+            metrics.busy_windows.fetch_add(1, Relaxed);
+        }
+        let any_throttled = !pressure.lock_throttled().is_empty();
+        if !busy && !any_throttled {
+            // Units pile up until the next busy window weighs them: shares stay comparable.
+            continue;
+        }
+        clients.collect(&mut live);
+        let recent: Vec<u64> = live
+            .iter()
+            .map(|client| client.share.close_window())
+            .collect();
+        let active = recent.iter().filter(|units| **units > 0).count() as u64;
+        let total: u64 = recent.iter().sum();
+        for (client, recent) in live.iter().zip(recent) {
+            let heavy = is_heavy(recent, total, active);
+            if busy && heavy {
+                pressure.throttle(client);
+            }
+        }
+        live.clear();
+        let mut throttled = pressure.lock_throttled();
+        throttled.retain(|client| {
+            // Kept throttled while its work still waits (lifting would let it all go at once)
+            // or while it is heavy on a busy gateway; not once its last connection is gone (only
+            // this list holds it then).
+            let connected = Arc::strong_count(client) > 1;
+            let keep = connected
+                && (client.share.has_waiting()
+                    || (busy && is_heavy(client.share.recent.load(Relaxed), total, active)));
+            if !keep {
+                client.share.lift();
+            }
+            keep
+        });
+        metrics
+            .throttled_clients
+            .store(i64::try_from(throttled.len()).unwrap_or(i64::MAX), Relaxed);
+    }
+}
+
+fn lift_all(pressure: &Pressure) {
+    for client in pressure.lock_throttled().drain(..) {
+        client.share.lift();
+    }
+}
+
+/// Lets the work of throttled clients go, [`RELEASE`] pieces per client each time round the
+/// event loop, until dropped.
+pub(super) async fn releaser(pressure: Arc<Pressure>) {
+    let mut throttled: Vec<Arc<Client>> = Vec::new();
+    loop {
+        throttled.clear();
+        throttled.extend(pressure.lock_throttled().iter().cloned());
+        if throttled.is_empty() {
+            pressure.throttling.notified().await;
+            continue;
+        }
+        // Back of the queue: everything that was ready runs before the next batch.
+        tokio::task::yield_now().await;
+        let mut released = false;
+        for client in &throttled {
+            released |= client.share.release();
+        }
+        if !released {
+            tokio::time::sleep(IDLE_RELEASER).await;
+        }
+    }
+}
+
+/// A client connection's socket whose reads wait for the client's turn ([`Share::poll_turn`])
+/// and are counted to it.
+pub(super) struct Fair<S> {
+    io: S,
+    client: Arc<Client>,
+}
+
+impl<S> Fair<S> {
+    /// `io`, read on `client`'s turns.
+    pub(super) fn new(io: S, client: Arc<Client>) -> Self {
+        Fair { io, client }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Fair<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        std::task::ready!(this.client.share.poll_turn(cx));
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        let bytes = buf.filled().len() - before;
+        if bytes > 0 {
+            this.client
+                .share
+                .spend(READ_UNITS + u64::try_from(bytes >> 10).unwrap_or(u64::MAX));
+        }
+        read
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Fair<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    #[test]
+    fn only_a_heavy_client_of_several_is_heavy() {
+        assert!(!is_heavy(10_000, 10_000, 1), "a lone client is the mean");
+        assert!(is_heavy(9_000, 10_000, 2));
+        assert!(!is_heavy(1_000, 10_000, 2));
+        assert!(!is_heavy(60, 70, 2), "too little to matter");
+        // Three equal clients: none above 1.5 times the mean.
+        assert!(!is_heavy(3_000, 9_000, 3));
+    }
+
+    #[test]
+    fn a_throttled_client_goes_on_as_released_and_all_at_once_when_lifted() {
+        let clients = Arc::new(Clients::default());
+        let client = clients.client("127.0.0.2".parse().expect("ip"));
+        let pressure = Pressure::new(Arc::default());
+        let share = &client.share;
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(share.poll_turn(&mut cx).is_ready(), "not throttled");
+        pressure.throttle(&client);
+        for _ in 0..6 {
+            assert!(share.poll_turn(&mut cx).is_pending());
+        }
+        assert!(share.release(), "work was waiting");
+        assert_eq!(share.lock_waiting().len(), 6 - RELEASE as usize);
+        for _ in 0..RELEASE {
+            assert!(share.poll_turn(&mut cx).is_ready(), "released");
+        }
+        assert!(share.poll_turn(&mut cx).is_pending(), "no grant left");
+        share.lift();
+        assert!(share.lock_waiting().is_empty(), "all woken when lifted");
+        assert!(share.poll_turn(&mut cx).is_ready());
+        assert!(!share.release(), "nothing waits");
+    }
+
+    #[tokio::test]
+    async fn reads_of_a_throttled_client_wait_for_the_releaser_and_are_counted() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let clients = Arc::new(Clients::default());
+        let client = clients.client("127.0.0.2".parse().expect("ip"));
+        let pressure = Arc::new(Pressure::new(Arc::default()));
+        let (near, mut far) = tokio::io::duplex(64 * 1024);
+        let mut fair = Fair::new(near, client.clone());
+        far.write_all(&[7; 3 * 1024]).await.expect("write");
+        let mut buf = vec![0; 8 * 1024];
+        let read = fair.read(&mut buf).await.expect("read");
+        assert_eq!(read, 3 * 1024);
+        assert_eq!(client.share.spent.load(Relaxed), READ_UNITS + 3);
+
+        pressure.throttle(&client);
+        far.write_all(b"more").await.expect("write");
+        let waiting = tokio::time::timeout(Duration::from_millis(50), fair.read(&mut buf)).await;
+        assert!(waiting.is_err(), "throttled: not read until released");
+        let releaser = tokio::spawn(releaser(pressure.clone()));
+        let read = tokio::time::timeout(Duration::from_secs(5), fair.read(&mut buf))
+            .await
+            .expect("read once released")
+            .expect("read");
+        assert_eq!(&buf[..read], b"more");
+        releaser.abort();
+    }
+
+    #[tokio::test]
+    async fn a_burst_while_busy_is_throttled_at_once() {
+        let clients = Arc::new(Clients::default());
+        let heavy = clients.client("127.0.0.2".parse().expect("ip"));
+        let light = clients.client("127.0.0.3".parse().expect("ip"));
+        let pressure = Arc::new(Pressure::new(Arc::default()));
+        let mut cx = Context::from_waker(Waker::noop());
+        heavy.share.spend(BURST_UNITS + 1);
+        light.share.spend(4);
+        let turn = |client: &Arc<Client>| {
+            Turn::new(
+                client.clone(),
+                clients.clone(),
+                pressure.clone(),
+                Duration::from_millis(2),
+            )
+        };
+        let mut early = turn(&heavy);
+        assert!(
+            early.poll(&mut cx).is_ready(),
+            "not busy: every call goes on"
+        );
+        let mut late = turn(&heavy);
+        let mut light_late = turn(&light);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            light_late.poll(&mut cx).is_ready(),
+            "a light client goes on while busy"
+        );
+        assert!(late.poll(&mut cx).is_pending(), "the burst waits");
+        assert_eq!(pressure.lock_throttled().len(), 1);
+        assert!(heavy.share.release());
+        assert!(late.poll(&mut cx).is_ready(), "released");
+    }
+}
