@@ -56,6 +56,8 @@ const BUSY_FOR: Duration = Duration::from_millis(50);
 /// What a throttled client may do (calls, reads, connections) each time the releaser comes
 /// round the event loop.
 const RELEASE: u64 = 4;
+/// The most a throttled client's connection reads at a time.
+const THROTTLED_READ: usize = 1024;
 /// How long the releaser sleeps when no throttled client has work waiting.
 const IDLE_RELEASER: Duration = Duration::from_millis(1);
 
@@ -388,6 +390,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Fair<S> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         std::task::ready!(this.client.share.poll_turn(cx));
+        if this.client.share.throttled.load(Relaxed) && buf.remaining() > THROTTLED_READ {
+            // A small read, so the work it brings (a few KiB of HTTP/2 frames can open
+            // hundreds of streams) is a small piece in between other clients' work.
+            let mut small = [0; THROTTLED_READ];
+            let mut small = ReadBuf::new(&mut small);
+            let read = Pin::new(&mut this.io).poll_read(cx, &mut small);
+            buf.put_slice(small.filled());
+            if !small.filled().is_empty() {
+                this.client.share.spend(READ_UNITS + 1);
+            }
+            return read;
+        }
         let before = buf.filled().len();
         let read = Pin::new(&mut this.io).poll_read(cx, buf);
         let bytes = buf.filled().len() - before;
@@ -495,6 +509,13 @@ mod tests {
             .expect("read once released")
             .expect("read");
         assert_eq!(&buf[..read], b"more");
+        far.write_all(&[8; 3 * 1024]).await.expect("write");
+        let read = tokio::time::timeout(Duration::from_secs(5), fair.read(&mut buf))
+            .await
+            .expect("read once released")
+            .expect("read");
+        assert_eq!(read, THROTTLED_READ, "a throttled client's reads are small");
+        assert!(buf[..read].iter().all(|byte| *byte == 8));
         releaser.abort();
     }
 
