@@ -89,7 +89,13 @@ impl Share {
             return Poll::Ready(());
         }
         let mut waiting = self.lock_waiting();
-        waiting.push_back(cx.waker().clone());
+        // A task polled again before it was woken (by something else) is already in line.
+        if !waiting
+            .back()
+            .is_some_and(|last| last.will_wake(cx.waker()))
+        {
+            waiting.push_back(cx.waker().clone());
+        }
         // The releaser may have granted (or the monitor lifted the throttle) between the look
         // above and the push, and woken the queue without this waker: look again now that it is
         // in. A waker left behind only wakes its task once more.
@@ -450,6 +456,13 @@ mod tests {
 
     use super::*;
 
+    /// A waker of its own (`Waker::noop()` wakers all look alike to `will_wake`).
+    struct Nothing;
+
+    impl std::task::Wake for Nothing {
+        fn wake(self: Arc<Self>) {}
+    }
+
     #[test]
     fn only_a_heavy_client_of_several_is_heavy() {
         assert!(!is_heavy(10_000, 10_000, 1), "a lone client is the mean");
@@ -469,9 +482,21 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(share.poll_turn(&mut cx).is_ready(), "not throttled");
         pressure.throttle(&client);
-        for _ in 0..6 {
-            assert!(share.poll_turn(&mut cx).is_pending());
+        let wakers: Vec<Waker> = (0..6).map(|_| Arc::new(Nothing).into()).collect();
+        for waker in &wakers {
+            assert!(
+                share
+                    .poll_turn(&mut Context::from_waker(waker))
+                    .is_pending()
+            );
         }
+        assert!(
+            share
+                .poll_turn(&mut Context::from_waker(&wakers[5]))
+                .is_pending(),
+            "polled again before it was woken"
+        );
+        assert_eq!(share.lock_waiting().len(), 6, "in line once");
         assert!(share.release(), "work was waiting");
         assert_eq!(share.lock_waiting().len(), 6 - RELEASE as usize);
         for _ in 0..RELEASE {
