@@ -375,15 +375,15 @@ pub(super) async fn releaser(pressure: Arc<Pressure>) {
 }
 
 /// A client connection's socket whose reads wait for the client's turn ([`Share::poll_turn`])
-/// and are counted to it.
+/// and are counted to it; without a client (the admin port), a plain socket.
 pub(super) struct Fair<S> {
     io: S,
-    client: Arc<Client>,
+    client: Option<Arc<Client>>,
 }
 
 impl<S> Fair<S> {
     /// `io`, read on `client`'s turns.
-    pub(super) fn new(io: S, client: Arc<Client>) -> Self {
+    pub(super) fn new(io: S, client: Option<Arc<Client>>) -> Self {
         Fair { io, client }
     }
 }
@@ -395,8 +395,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Fair<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        std::task::ready!(this.client.share.poll_turn(cx));
-        if this.client.share.throttled.load(Relaxed) && buf.remaining() > THROTTLED_READ {
+        let Some(client) = &this.client else {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        };
+        let share = &client.share;
+        std::task::ready!(share.poll_turn(cx));
+        if share.throttled.load(Relaxed) && buf.remaining() > THROTTLED_READ {
             // A small read, so the work it brings (a few KiB of HTTP/2 frames can open
             // hundreds of streams) is a small piece in between other clients' work.
             let mut small = [0; THROTTLED_READ];
@@ -404,7 +408,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Fair<S> {
             let read = Pin::new(&mut this.io).poll_read(cx, &mut small);
             buf.put_slice(small.filled());
             if !small.filled().is_empty() {
-                this.client.share.spend(READ_UNITS + 1);
+                share.spend(READ_UNITS + 1);
             }
             return read;
         }
@@ -412,9 +416,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Fair<S> {
         let read = Pin::new(&mut this.io).poll_read(cx, buf);
         let bytes = buf.filled().len() - before;
         if bytes > 0 {
-            this.client
-                .share
-                .spend(READ_UNITS + u64::try_from(bytes >> 10).unwrap_or(u64::MAX));
+            share.spend(READ_UNITS + u64::try_from(bytes >> 10).unwrap_or(u64::MAX));
         }
         read
     }
@@ -517,7 +519,7 @@ mod tests {
         let client = clients.client("127.0.0.2".parse().expect("ip"));
         let pressure = Arc::new(Pressure::new(Arc::default()));
         let (near, mut far) = tokio::io::duplex(64 * 1024);
-        let mut fair = Fair::new(near, client.clone());
+        let mut fair = Fair::new(near, Some(client.clone()));
         far.write_all(&[7; 3 * 1024]).await.expect("write");
         let mut buf = vec![0; 8 * 1024];
         let read = fair.read(&mut buf).await.expect("read");

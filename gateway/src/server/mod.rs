@@ -325,17 +325,21 @@ impl Ingress {
         let builder = serving.builder.clone();
         let metrics = &self.listener;
         // A client making a busy gateway work more than its share waits its turn for new
-        // connections too, before any handshake is done for it.
+        // connections too, before any handshake is done for it. The admin port is the
+        // operator's: never throttled.
         let client = self.clients.client(peer.ip());
-        let turn = tokio::select! {
-            turn = tokio::time::timeout(limits.sniff_timeout, client.share.turn()) => turn,
-            () = stopped(&mut stop) => return,
-        };
-        if turn.is_err() {
-            metrics.sniff_timeouts.fetch_add(1, Relaxed);
-            return;
+        let fair = (self.port != Port::Admin).then(|| client.clone());
+        if let Some(client) = &fair {
+            let turn = tokio::select! {
+                turn = tokio::time::timeout(limits.sniff_timeout, client.share.turn()) => turn,
+                () = stopped(&mut stop) => return,
+            };
+            if turn.is_err() {
+                metrics.sniff_timeouts.fetch_add(1, Relaxed);
+                return;
+            }
+            client.share.spend(fairness::CONNECTION_UNITS);
         }
-        client.share.spend(fairness::CONNECTION_UNITS);
         // TLS first (public port with `[tls]`), bounded like the protocol sniff.
         let (stream, cert) = match (&serving.state.tls, self.port) {
             (Some(tls), Port::Public | Port::Bridge) => {
@@ -359,7 +363,7 @@ impl Ingress {
             }
             _ => (ClientStream::Plain(stream), None),
         };
-        let mut stream = fairness::Fair::new(stream, client.clone());
+        let mut stream = fairness::Fair::new(stream, fair);
         let sniffed = tokio::select! {
             sniffed = tokio::time::timeout(limits.sniff_timeout, io::sniff(&mut stream)) => sniffed,
             () = stopped(&mut stop) => return,
