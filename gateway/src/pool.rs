@@ -401,7 +401,12 @@ impl Upstream {
             let span = trace.as_ref().map(|trace| {
                 trace.attempt(req.headers_mut(), &shared.name, &connection.name, attempt)
             });
-            let mut failed = match sender.try_send_request(req).await {
+            // Dropped before the response came (its client went away), the stream is reset
+            // unanswered: a cut-off stream for h2 to remember like any other.
+            let unanswered = Unanswered(Some(connection.clone()));
+            let sent = sender.try_send_request(req).await;
+            unanswered.answered();
+            let mut failed = match sent {
                 Ok(response) => {
                     replay.settle();
                     // Passive detection: a trailers-only UNAVAILABLE counts against the
@@ -428,6 +433,12 @@ impl Upstream {
                 Err(failed) => failed,
             };
             let returned = failed.take_message();
+            if returned.is_none() {
+                // The request left and its stream ended without an answer (reset, by the
+                // upstream or by the gateway for a client gone mid-request).
+                let open = lock(&connection.streams).len();
+                connection.stream_ended(open, true);
+            }
             let error = failed.into_error();
             if let Some(span) = span {
                 span.failed(&error);
@@ -1472,6 +1483,26 @@ impl BodyError {
                 "the response was not read within the gateway's slow_consumer_timeout",
             )),
             BodyError::Upstream(_) => None,
+        }
+    }
+}
+
+/// A request sent upstream whose response has not come yet: dropped so (its call was dropped),
+/// it counts as a cut-off stream of its connection, towards the connection's replacement (see
+/// [`RECYCLE_PEAK`]).
+struct Unanswered(Option<Arc<Connection>>);
+
+impl Unanswered {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            let open = lock(&connection.streams).len();
+            connection.stream_ended(open, true);
         }
     }
 }
