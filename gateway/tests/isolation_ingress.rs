@@ -1100,6 +1100,17 @@ async fn clients_vanishing_mid_request_never_reach_the_shared_upstream_connectio
     // connection was never lost.
     steady.finish().await;
     assert_no_upstream_connection_lost(&gw).await;
+    let replaced = metric(
+        &gw,
+        "gateway_upstream_connections_replaced_total{upstream=\"test.Alpha\"}",
+    )
+    .await;
+    // The calls' upstream streams ended unanswered, and h2 keeps its stream table at its peak:
+    // the pool replaced the connection after each 1,024 of them, rather than keep that memory.
+    assert!(
+        replaced >= 1.0,
+        "{half_sent} streams cut off: the connection was replaced ({replaced})"
+    );
     assert_alive(&gw).await;
 }
 
