@@ -401,13 +401,12 @@ impl Upstream {
             let span = trace.as_ref().map(|trace| {
                 trace.attempt(req.headers_mut(), &shared.name, &connection.name, attempt)
             });
-            // Dropped before the response came (its client went away), the stream is reset
-            // unanswered: a cut-off stream for h2 to remember like any other.
+            // A stream that ends without an answer (dropped with its call, or reset) is a
+            // cut-off stream for h2 to remember like any other.
             let unanswered = Unanswered(Some(connection.clone()));
-            let sent = sender.try_send_request(req).await;
-            unanswered.answered();
-            let mut failed = match sent {
+            let mut failed = match sender.try_send_request(req).await {
                 Ok(response) => {
+                    unanswered.answered();
                     replay.settle();
                     // Passive detection: a trailers-only UNAVAILABLE counts against the
                     // endpoint, any other answer for it.
@@ -433,11 +432,11 @@ impl Upstream {
                 Err(failed) => failed,
             };
             let returned = failed.take_message();
-            if returned.is_none() {
-                // The request left and its stream ended without an answer (reset, by the
-                // upstream or by the gateway for a client gone mid-request).
-                let open = lock(&connection.streams).len();
-                connection.stream_ended(open, true);
+            if returned.is_some() {
+                // It never left: no stream.
+                unanswered.answered();
+            } else {
+                drop(unanswered);
             }
             let error = failed.into_error();
             if let Some(span) = span {
@@ -1487,9 +1486,9 @@ impl BodyError {
     }
 }
 
-/// A request sent upstream whose response has not come yet: dropped so (its call was dropped),
-/// it counts as a cut-off stream of its connection, towards the connection's replacement (see
-/// [`RECYCLE_PEAK`]).
+/// A request sent upstream whose response has not come yet: dropped so (its call was dropped,
+/// or its stream reset), it counts as a cut-off stream of its connection, towards the
+/// connection's replacement (see [`RECYCLE_PEAK`]).
 struct Unanswered(Option<Arc<Connection>>);
 
 impl Unanswered {

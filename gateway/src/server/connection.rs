@@ -259,17 +259,14 @@ impl Drop for Answering {
         let Some(inner) = self.inner.take() else {
             return;
         };
-        if self.turn.is_some() {
-            // Never started: nothing to wind down upstream, but still a cancelled call.
-            if let Some(mut call) = self.call.take() {
-                call.cancel();
-            }
-            return;
-        }
         let call = self.call.take().map(|mut call| {
             call.cancel();
             call
         });
+        if self.turn.is_some() {
+            // Never started: nothing to wind down upstream.
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

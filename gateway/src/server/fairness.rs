@@ -169,9 +169,10 @@ fn is_heavy(recent: u64, total: u64, active: u64) -> bool {
         && u128::from(recent) * 2 * u128::from(active) > u128::from(total) * 3
 }
 
-/// Whether the gateway is busy, and who is throttled.
+/// Whether the gateway is busy, and who of its clients is throttled.
 #[derive(Debug)]
 pub(super) struct Pressure {
+    clients: Arc<Clients>,
     origin: Instant,
     /// Until when it is busy, in milliseconds since `origin`.
     busy_until_ms: AtomicU64,
@@ -182,9 +183,10 @@ pub(super) struct Pressure {
 }
 
 impl Pressure {
-    /// Not busy, nobody throttled; counted in `metrics`.
-    pub(super) fn new(metrics: Arc<ListenerMetrics>) -> Self {
+    /// Not busy, none of `clients` throttled; counted in `metrics`.
+    pub(super) fn new(clients: Arc<Clients>, metrics: Arc<ListenerMetrics>) -> Self {
         Pressure {
+            clients,
             origin: Instant::now(),
             busy_until_ms: AtomicU64::new(0),
             throttled: Mutex::new(Vec::new()),
@@ -226,7 +228,6 @@ impl Pressure {
 #[derive(Debug)]
 pub(super) struct Turn {
     client: Arc<Client>,
-    clients: Arc<Clients>,
     pressure: Arc<Pressure>,
     admitted: Instant,
     lag: Duration,
@@ -236,15 +237,9 @@ pub(super) struct Turn {
 impl Turn {
     /// The turn of a call of `client` admitted now; the gateway is busy when the call's task
     /// first runs `lag` or later.
-    pub(super) fn new(
-        client: Arc<Client>,
-        clients: Arc<Clients>,
-        pressure: Arc<Pressure>,
-        lag: Duration,
-    ) -> Self {
+    pub(super) fn new(client: Arc<Client>, pressure: Arc<Pressure>, lag: Duration) -> Self {
         Turn {
             client,
-            clients,
             pressure,
             admitted: Instant::now(),
             lag,
@@ -262,7 +257,7 @@ impl Turn {
             }
             if self.pressure.is_busy(now)
                 && self.client.share.spent.load(Relaxed) > BURST_UNITS
-                && self.clients.count() >= 2
+                && self.pressure.clients.count() >= 2
             {
                 self.pressure.throttle(&self.client);
             }
@@ -281,11 +276,7 @@ async fn probe() -> Duration {
 /// Weighs the clients every [`WINDOW`] (throttling heavy ones while the gateway is busy,
 /// lifting throttles no longer needed) until dropped. `lag` is read each window (a reload may
 /// change it): `None` turns throttling off.
-pub(super) async fn monitor(
-    clients: Arc<Clients>,
-    pressure: Arc<Pressure>,
-    lag: impl Fn() -> Option<Duration>,
-) {
+pub(super) async fn monitor(pressure: Arc<Pressure>, lag: impl Fn() -> Option<Duration>) {
     let metrics = pressure.metrics.clone();
     let mut ticks = tokio::time::interval(WINDOW);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -311,7 +302,7 @@ pub(super) async fn monitor(
             // Units pile up until the next busy window weighs them: shares stay comparable.
             continue;
         }
-        clients.collect(&mut live);
+        pressure.clients.collect(&mut live);
         let recent: Vec<u64> = live
             .iter()
             .map(|client| client.share.close_window())
@@ -479,7 +470,7 @@ mod tests {
     fn a_throttled_client_goes_on_as_released_and_all_at_once_when_lifted() {
         let clients = Arc::new(Clients::default());
         let client = clients.client("127.0.0.2".parse().expect("ip"));
-        let pressure = Pressure::new(Arc::default());
+        let pressure = Pressure::new(clients.clone(), Arc::default());
         let share = &client.share;
         let mut cx = Context::from_waker(Waker::noop());
         assert!(share.poll_turn(&mut cx).is_ready(), "not throttled");
@@ -517,7 +508,7 @@ mod tests {
 
         let clients = Arc::new(Clients::default());
         let client = clients.client("127.0.0.2".parse().expect("ip"));
-        let pressure = Arc::new(Pressure::new(Arc::default()));
+        let pressure = Arc::new(Pressure::new(clients.clone(), Arc::default()));
         let (near, mut far) = tokio::io::duplex(64 * 1024);
         let mut fair = Fair::new(near, Some(client.clone()));
         far.write_all(&[7; 3 * 1024]).await.expect("write");
@@ -551,17 +542,12 @@ mod tests {
         let clients = Arc::new(Clients::default());
         let heavy = clients.client("127.0.0.2".parse().expect("ip"));
         let light = clients.client("127.0.0.3".parse().expect("ip"));
-        let pressure = Arc::new(Pressure::new(Arc::default()));
+        let pressure = Arc::new(Pressure::new(clients.clone(), Arc::default()));
         let mut cx = Context::from_waker(Waker::noop());
         heavy.share.spend(BURST_UNITS + 1);
         light.share.spend(4);
         let turn = |client: &Arc<Client>| {
-            Turn::new(
-                client.clone(),
-                clients.clone(),
-                pressure.clone(),
-                Duration::from_millis(2),
-            )
+            Turn::new(client.clone(), pressure.clone(), Duration::from_millis(2))
         };
         let mut early = turn(&heavy);
         assert!(

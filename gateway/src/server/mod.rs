@@ -526,7 +526,6 @@ impl ConnService {
         let turn = match (&call, limits.fairness_lag()) {
             (Some(_), Some(lag)) => Some(fairness::Turn::new(
                 self.conn.client().clone(),
-                self.ingress.clients.clone(),
                 self.ingress.pressure.clone(),
                 lag,
             )),
@@ -568,13 +567,11 @@ pub(crate) async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
     let clients = Arc::new(clients::Clients::default());
-    let pressure = Arc::new(fairness::Pressure::new(listener.clone()));
+    let pressure = Arc::new(fairness::Pressure::new(clients.clone(), listener.clone()));
     let fair_live = live.clone();
-    let monitor = tokio::spawn(fairness::monitor(
-        clients.clone(),
-        pressure.clone(),
-        move || fair_live.get().state.config.limits.fairness_lag(),
-    ));
+    let monitor = tokio::spawn(fairness::monitor(pressure.clone(), move || {
+        fair_live.get().state.config.limits.fairness_lag()
+    }));
     let releaser = tokio::spawn(fairness::releaser(pressure.clone()));
     let ingress = |port| {
         Arc::new(Ingress {
