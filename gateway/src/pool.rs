@@ -37,7 +37,7 @@ use http::{HeaderMap, Request, Response, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -52,6 +52,7 @@ use super::metrics::UpstreamMetrics;
 use super::proxy::LimitedBody;
 use super::retry::RetryBudget;
 use super::routes::CallKind;
+use super::runtime::BoxedSpawn;
 use super::text::EndpointName;
 use super::tls::{ClientStream, UpstreamTls};
 
@@ -1090,7 +1091,7 @@ impl Connection {
     /// Runs a connection until it ends, then reports generation `generation` lost.
     fn drive(
         self: &Arc<Self>,
-        connection: http2::Connection<TokioIo<CountedStream>, ReplayBody, TokioExecutor>,
+        connection: http2::Connection<TokioIo<CountedStream>, ReplayBody, BoxedSpawn>,
         generation: u64,
     ) {
         let slot = Arc::downgrade(self);
@@ -1178,7 +1179,7 @@ impl Connection {
         &self,
     ) -> io::Result<(
         SendRequest<ReplayBody>,
-        http2::Connection<TokioIo<CountedStream>, ReplayBody, TokioExecutor>,
+        http2::Connection<TokioIo<CountedStream>, ReplayBody, BoxedSpawn>,
     )> {
         let host = self.authority.host().trim_matches(['[', ']']);
         let https = self.scheme == Scheme::HTTPS;
@@ -1203,7 +1204,7 @@ impl Connection {
             stream,
             metrics: self.metrics.clone(),
         });
-        let mut builder = http2::Builder::new(TokioExecutor::new());
+        let mut builder = http2::Builder::new(BoxedSpawn);
         builder.timer(TokioTimer::new());
         // Fixed windows (no BDP growth): a stream never holds more than `stream_window` of
         // the connection's `connection_window`.

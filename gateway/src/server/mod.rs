@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -37,6 +37,7 @@ use super::config::Limits;
 use super::metrics::ListenerMetrics;
 use super::proxy::RequestBody;
 use super::reload::Swap;
+use super::runtime::BoxedSpawn;
 use super::tls::{ClientCert, ClientStream};
 use super::wire::ClientAddr;
 use super::{rest, web};
@@ -74,9 +75,9 @@ fn header_block_cap(limit: usize) -> usize {
 }
 
 /// hyper's settings for client connections, from `[limits]`.
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+fn builder(limits: &Limits) -> auto::Builder<BoxedSpawn> {
     let cap = header_block_cap(limits.max_header_list_bytes);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(BoxedSpawn);
     builder
         .http1()
         // Without a timer hyper silently ignores the header read timeout.
@@ -177,7 +178,7 @@ pub(crate) struct Serving {
     /// The admin port's router.
     admin: axum::Router,
     /// hyper's settings for new client connections (from `[limits]`).
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<BoxedSpawn>>,
 }
 
 impl Serving {
