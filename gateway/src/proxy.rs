@@ -6,7 +6,9 @@
 //! cleaned before they go upstream ([`upstream_headers`], [`set_forwarded`]); what a client
 //! learns of an upstream failure is generic, the details go to the log.
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -176,7 +178,36 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: Option<ClientAddr>)
     let Some(ClientAddr(addr)) = client else {
         return;
     };
-    let ip = addr.ip().to_canonical();
+    if let Some((ip, node)) = forwarded_values(addr.ip().to_canonical()) {
+        headers.insert(X_FORWARDED_FOR, ip);
+        headers.insert(header::FORWARDED, node);
+    }
+}
+
+/// `x-forwarded-for` and `forwarded` for a client at `ip`. A client's calls come from one
+/// address, often on one connection: the last pair is kept per thread, and a clone shares its
+/// bytes (writing them anew cost a call three allocations).
+fn forwarded_values(ip: IpAddr) -> Option<(HeaderValue, HeaderValue)> {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue, HeaderValue)>> =
+            const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return write_forwarded(ip);
+        };
+        if let Some((kept, for_value, node_value)) = last.as_ref()
+            && *kept == ip
+        {
+            return Some((for_value.clone(), node_value.clone()));
+        }
+        let (for_value, node_value) = write_forwarded(ip)?;
+        *last = Some((ip, for_value.clone(), node_value.clone()));
+        Some((for_value, node_value))
+    })
+}
+
+fn write_forwarded(ip: IpAddr) -> Option<(HeaderValue, HeaderValue)> {
     let mut text = Vec::with_capacity(48);
     crate::text::push_ip(&mut text, ip);
     let mut node = Vec::with_capacity(text.len() + 8);
@@ -189,13 +220,9 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: Option<ClientAddr>)
     } else {
         node.extend_from_slice(&text);
     }
-    if let (Ok(ip), Ok(node)) = (
-        HeaderValue::from_maybe_shared(Bytes::from(text)),
-        HeaderValue::from_maybe_shared(Bytes::from(node)),
-    ) {
-        headers.insert(X_FORWARDED_FOR, ip);
-        headers.insert(header::FORWARDED, node);
-    }
+    let for_value = HeaderValue::from_maybe_shared(Bytes::from(text)).ok()?;
+    let node_value = HeaderValue::from_maybe_shared(Bytes::from(node)).ok()?;
+    Some((for_value, node_value))
 }
 
 /// Forwards one gRPC call to its upstream.
@@ -207,7 +234,9 @@ pub(crate) async fn forward(
     // Who may call comes before whether the path exists: refusals reveal no routes.
     let client = req.extensions().get::<ClientAddr>().copied();
     let certificate = req.extensions().get::<ClientCert>().cloned();
-    let path = req.uri().path().to_owned();
+    // A clone shares the request's bytes (a count, not a copy of the path).
+    let uri = req.uri().clone();
+    let path = uri.path();
     // The call's server span when tracing is on (off, this test is all it costs).
     let trace = state.tracing.as_ref().map(|tracing| {
         let protocol = req.extensions().get::<Protocol>().copied();
@@ -215,7 +244,7 @@ pub(crate) async fn forward(
         tracing.server(
             req.headers(),
             protocol.unwrap_or(Protocol::Grpc),
-            &path,
+            path,
             peer,
         )
     });
@@ -231,7 +260,7 @@ pub(crate) async fn forward(
         )
     });
     match state.gate.check(
-        &path,
+        path,
         req.headers_mut(),
         client.map(|ClientAddr(addr)| addr.ip()),
         certificate
@@ -326,10 +355,13 @@ pub(crate) async fn forward(
         let wait = state.config.limits.response_header_wait()?;
         Some(tokio::time::Instant::now() + wait)
     });
-    let sent = match headers_by {
-        Some(headers_by) => match tokio::time::timeout_at(headers_by, upstream.send(req)).await {
-            Ok(sent) => sent,
-            Err(_) => {
+    // One timer for the call: it bounds the wait for response headers, then (when it is the
+    // call's deadline) the response body.
+    let mut expiry = headers_by.map(|at| Box::pin(tokio::time::sleep_until(at)));
+    let sent = match expiry.as_mut() {
+        Some(expiry) => match until(expiry.as_mut(), upstream.send(req)).await {
+            Some(sent) => sent,
+            None => {
                 let status = Status::deadline_exceeded(if deadline.is_some() {
                     "deadline exceeded"
                 } else {
@@ -367,7 +399,7 @@ pub(crate) async fn forward(
                     scanner: FrameScanner::default(),
                     max: upstream.max_message_size,
                     fault,
-                    deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+                    deadline: deadline.and(expiry),
                     pending: None,
                     code: header_code,
                     call: Some(CallRecord {
@@ -395,6 +427,22 @@ pub(crate) async fn forward(
             status.into_http()
         }
     }
+}
+
+/// `work`'s output, or `None` once `expiry` fired first (`work` is polled first, as
+/// `tokio::time::timeout` does).
+async fn until<T>(
+    mut expiry: Pin<&mut tokio::time::Sleep>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        expiry.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// Hands the entry of a call that ends before a response body exists to the access log.
@@ -1120,6 +1168,11 @@ mod tests {
         super::set_forwarded(&mut sent, Some(v6));
         assert_eq!(sent["x-forwarded-for"], "2001:db8::1");
         assert_eq!(sent["forwarded"], "for=\"[2001:db8::1]\"");
+        // Back to the first client (its values were kept for the last one only).
+        let mut sent = headers(&forged);
+        super::set_forwarded(&mut sent, Some(v4));
+        assert_eq!(sent["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(sent["forwarded"], "for=10.1.2.3");
         let mut sent = headers(&forged);
         super::set_forwarded(&mut sent, None);
         assert_eq!(sent.keys().collect::<Vec<_>>(), ["x-kept"]);

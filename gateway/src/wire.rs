@@ -133,8 +133,30 @@ impl FrameReader {
 
 /// A `grpc-timeout` value for `timeout`, in milliseconds (at most 8 digits).
 pub(crate) fn grpc_timeout_value(timeout: Duration) -> HeaderValue {
+    // Calls that get a timeout from the gateway mostly get the same one (a configured default
+    // or maximum): the last value is kept per thread, and a clone shares its bytes.
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u128, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
     let millis = timeout.as_millis().min(99_999_999);
-    HeaderValue::from_str(&format!("{millis}m")).unwrap_or(HeaderValue::from_static("99999999m"))
+    let write = || {
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{millis}m")))
+            .unwrap_or(HeaderValue::from_static("99999999m"))
+    };
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return write();
+        };
+        match last.as_ref() {
+            Some((kept, value)) if *kept == millis => value.clone(),
+            _ => {
+                let value = write();
+                *last = Some((millis, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 /// Parses a `grpc-timeout` header value (`<up to 8 digits><H|M|S|m|u|n>`).
@@ -258,6 +280,14 @@ mod tests {
         assert_eq!(parse("123456789m"), None);
         assert_eq!(parse("12x"), None);
         assert_eq!(grpc_timeout_value(Duration::from_secs(3)), "3000m");
+        // The kept value answers only for its own timeout.
+        assert_eq!(grpc_timeout_value(Duration::from_secs(3)), "3000m");
+        assert_eq!(grpc_timeout_value(Duration::from_millis(2500)), "2500m");
+        assert_eq!(grpc_timeout_value(Duration::from_secs(3)), "3000m");
+        assert_eq!(
+            grpc_timeout_value(Duration::from_secs(1 << 40)),
+            "99999999m"
+        );
     }
 
     #[test]
