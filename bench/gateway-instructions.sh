@@ -7,6 +7,9 @@
 #   trace : [tracing] at 100% sampling, OTLP/gRPC to a local receiver (the otlp_sink example)
 #   log   : [access_log] to a file
 #   both  : both
+#   haproxy : the strongest peer, HAProxy `http-reuse always` (proto h2 both sides, nbthread 1,
+#             as gateway.sh runs it), counted the same way: a same-run anchor in instructions
+#             (opt-in: CONFIGS="plain haproxy")
 #
 # Each configuration serves h2load (-c 50 -m 10, the c50m10 scenario of gateway.sh) twice on a
 # fresh gateway under callgrind: N_SMALL calls, then N_LARGE; instructions per call =
@@ -16,6 +19,11 @@
 #
 # Env knobs: N_SMALL [2000] N_LARGE [12000] CONFIGS ["plain trace log both"]
 #            GATEWAY_BIN [the workspace's release build]  PORT_BASE [47100]
+#            CLIENTS [50] STREAMS [10]: h2load -c/-m (CLIENTS=500 STREAMS=1 is gateway.sh's
+#            c500m1)
+#            PIN []: CPUs for the counted process (e.g. PIN=1 runs it as gateway.sh does, on
+#            one CPU, where the gateway picks its current-thread runtime; empty: all CPUs and
+#            the multi-thread runtime, as the earlier tables were counted)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,14 +31,21 @@ N_SMALL=${N_SMALL:-2000}
 N_LARGE=${N_LARGE:-12000}
 CONFIGS=${CONFIGS:-"plain trace log both"}
 PORT_BASE=${PORT_BASE:-47100}
+CLIENTS=${CLIENTS:-50}
+STREAMS=${STREAMS:-10}
+PIN=${PIN:-}
 ECHO_PORT=$((PORT_BASE + 1))
 GATEWAY_PORT=$((PORT_BASE + 31))
+HAPROXY_PORT=$((PORT_BASE + 21))
 ADMIN_PORT=$((PORT_BASE + 41))
 SINK_PORT=$((PORT_BASE + 61))
 
-for tool in valgrind h2load; do
+TOOLS="valgrind h2load"
+case " $CONFIGS " in *" haproxy "*) TOOLS="$TOOLS haproxy" ;; esac
+[ -n "$PIN" ] && TOOLS="$TOOLS taskset"
+for tool in $TOOLS; do
   command -v "$tool" >/dev/null || {
-    echo "$tool is needed (apt-get install valgrind nghttp2-client)" >&2
+    echo "$tool is needed (apt-get install valgrind nghttp2-client haproxy)" >&2
     exit 1
   }
 done
@@ -71,6 +86,22 @@ path = \"$WORK/access.log\""
 printf '%s\n%s\n' "$(cat "$WORK/plain.toml")" "$TRACING" > "$WORK/trace.toml"
 printf '%s\n%s\n' "$(cat "$WORK/plain.toml")" "$ACCESS_LOG" > "$WORK/log.toml"
 printf '%s\n%s\n%s\n' "$(cat "$WORK/plain.toml")" "$TRACING" "$ACCESS_LOG" > "$WORK/both.toml"
+cat > "$WORK/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:$HAPROXY_PORT proto h2
+  default_backend be
+backend be
+  http-reuse always
+  server s1 127.0.0.1:$ECHO_PORT proto h2
+EOF
 
 "$TARGET_DIR/release/examples/echo_upstream" "127.0.0.1:$ECHO_PORT" 1 > "$WORK/echo.log" 2>&1 &
 PIDS+=($!)
@@ -90,13 +121,21 @@ wait_port "$SINK_PORT"
 
 # Instructions of one gateway run serving $2 calls with config $1.
 instructions() {
-  local out=$WORK/callgrind.$1.$2
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$GATEWAY_BIN" --config "$WORK/$1.toml" \
+  local out=$WORK/callgrind.$1.$2 port=$GATEWAY_PORT
+  local command=("$GATEWAY_BIN" --config "$WORK/$1.toml")
+  if [ "$1" = haproxy ]; then
+    port=$HAPROXY_PORT
+    command=(haproxy -db -f "$WORK/haproxy.cfg")
+  fi
+  local pin=()
+  [ -n "$PIN" ] && pin=(taskset -c "$PIN")
+  "${pin[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" "${command[@]}" \
     > "$WORK/gateway.log" 2>&1 &
   local gateway=$!
-  wait_port "$GATEWAY_PORT"
-  h2load -n "$2" -c 50 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
-    -d "$WORK/body.bin" "http://127.0.0.1:$GATEWAY_PORT/echo.Echo/UnaryEcho" > "$WORK/h2load.txt" 2>&1
+  wait_port "$port"
+  h2load -n "$2" -c "$CLIENTS" -m "$STREAMS" -t 1 -H 'content-type: application/grpc' \
+    -H 'te: trailers' -d "$WORK/body.bin" "http://127.0.0.1:$port/echo.Echo/UnaryEcho" \
+    > "$WORK/h2load.txt" 2>&1
   local succeeded
   succeeded=$(awk '/^requests:/ {print $8}' "$WORK/h2load.txt")
   if [ "$succeeded" != "$2" ]; then
@@ -111,7 +150,7 @@ instructions() {
   rm -f "$out"*
 }
 
-echo "# instructions per proxied unary call (callgrind, every thread of the gateway), calls $N_SMALL and $N_LARGE; commit $(cd "$ROOT" && git rev-parse --short HEAD)"
+echo "# instructions per proxied unary call (callgrind, every thread of the proxy), calls $N_SMALL and $N_LARGE, h2load -c $CLIENTS -m $STREAMS, pinned to ${PIN:-all CPUs}; commit $(cd "$ROOT" && git rev-parse --short HEAD)"
 printf '%-6s %12s %10s\n' config Ir/call vs_plain
 plain=""
 for config in $CONFIGS; do
