@@ -145,6 +145,11 @@ instructions() {
   fi
   sleep 1.5 # the access log's writer and the exporter finish their last round
   kill -INT "$gateway"
+  # HAProxy under valgrind does not act on SIGINT; SIGTERM (its hard stop) ends it.
+  if [ "$1" = haproxy ]; then
+    sleep 1
+    kill -TERM "$gateway" 2>/dev/null || true
+  fi
   wait "$gateway" || true
   awk '/^summary:/ {print $2}' "$out"*
   rm -f "$out"*
