@@ -86,22 +86,9 @@ path = \"$WORK/access.log\""
 printf '%s\n%s\n' "$(cat "$WORK/plain.toml")" "$TRACING" > "$WORK/trace.toml"
 printf '%s\n%s\n' "$(cat "$WORK/plain.toml")" "$ACCESS_LOG" > "$WORK/log.toml"
 printf '%s\n%s\n%s\n' "$(cat "$WORK/plain.toml")" "$TRACING" "$ACCESS_LOG" > "$WORK/both.toml"
-cat > "$WORK/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend fe
-  bind 127.0.0.1:$HAPROXY_PORT proto h2
-  default_backend be
-backend be
-  http-reuse always
-  server s1 127.0.0.1:$ECHO_PORT proto h2
-EOF
+# shellcheck source=bench/haproxy-config.sh
+. "$ROOT/bench/haproxy-config.sh"
+haproxy_config "$HAPROXY_PORT" "$ECHO_PORT" "http-reuse always" > "$WORK/haproxy.cfg"
 
 "$TARGET_DIR/release/examples/echo_upstream" "127.0.0.1:$ECHO_PORT" 1 > "$WORK/echo.log" 2>&1 &
 PIDS+=($!)

@@ -198,23 +198,10 @@ http {
 }
 EOF
 
+# shellcheck source=bench/haproxy-config.sh
+. "$ROOT/bench/haproxy-config.sh"
 haproxy_cfg() { # $1 = extra backend line (e.g. "http-reuse always") or empty
-  cat <<EOF
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend fe
-  bind 127.0.0.1:$HAPROXY_PORT proto h2
-  default_backend be
-backend be
-  $1
-  server s1 127.0.0.1:$ECHO_PORT proto h2
-EOF
+  haproxy_config "$HAPROXY_PORT" "$ECHO_PORT" "$1"
 }
 haproxy_cfg ""                    > "$RUN/haproxy.cfg"         # default http-reuse (safe)
 haproxy_cfg "http-reuse always"   > "$RUN/haproxy-always.cfg"
