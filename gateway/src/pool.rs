@@ -889,7 +889,7 @@ struct Connection {
     /// In-flight calls allowed on this connection (`concurrency_limit`).
     permits: Option<Arc<Semaphore>>,
     /// The response bodies of this connection, for the slow-consumer sweep.
-    streams: Mutex<HashMap<u64, Arc<Watch>>>,
+    streams: Mutex<HashMap<u64, Arc<Watch>, foldhash::fast::RandomState>>,
     next_stream: AtomicU64,
     /// The most responses open at once since the connection was last replaced.
     peak_streams: AtomicUsize,
@@ -928,7 +928,7 @@ impl Connection {
             endpoint_load,
             health,
             kick: Arc::new(Notify::new()),
-            streams: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::default()),
             next_stream: AtomicU64::new(0),
             peak_streams: AtomicUsize::new(0),
             cut_streams: AtomicUsize::new(0),

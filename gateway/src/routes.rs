@@ -90,7 +90,8 @@ impl Route {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
-    by_path: HashMap<String, usize>,
+    /// Looked up on every call; filled from the config, never from requests.
+    by_path: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 impl RouteTable {
