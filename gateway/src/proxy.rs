@@ -185,26 +185,14 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: Option<ClientAddr>)
 }
 
 /// `x-forwarded-for` and `forwarded` for a client at `ip`. A client's calls come from one
-/// address, often on one connection: the last pair is kept per thread, and a clone shares its
-/// bytes (writing them anew cost a call three allocations).
+/// address, often on one connection: the last pair is kept (writing them anew cost a call
+/// three allocations).
 fn forwarded_values(ip: IpAddr) -> Option<(HeaderValue, HeaderValue)> {
     thread_local! {
-        static LAST: RefCell<Option<(IpAddr, HeaderValue, HeaderValue)>> =
+        static LAST: RefCell<Option<(IpAddr, (HeaderValue, HeaderValue))>> =
             const { RefCell::new(None) };
     }
-    LAST.with(|last| {
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return write_forwarded(ip);
-        };
-        if let Some((kept, for_value, node_value)) = last.as_ref()
-            && *kept == ip
-        {
-            return Some((for_value.clone(), node_value.clone()));
-        }
-        let (for_value, node_value) = write_forwarded(ip)?;
-        *last = Some((ip, for_value.clone(), node_value.clone()));
-        Some((for_value, node_value))
-    })
+    crate::wire::kept_for_last(&LAST, ip, write_forwarded)
 }
 
 fn write_forwarded(ip: IpAddr) -> Option<(HeaderValue, HeaderValue)> {
@@ -359,7 +347,12 @@ pub(crate) async fn forward(
     // call's deadline) the response body.
     let mut expiry = headers_by.map(|at| Box::pin(tokio::time::sleep_until(at)));
     let sent = match expiry.as_mut() {
-        Some(expiry) => match until(expiry.as_mut(), upstream.send(req)).await {
+        // The send is polled first, as `tokio::time::timeout` does.
+        Some(expiry) => match tokio::select! {
+            biased;
+            sent = upstream.send(req) => Some(sent),
+            () = expiry.as_mut() => None,
+        } {
             Some(sent) => sent,
             None => {
                 let status = Status::deadline_exceeded(if deadline.is_some() {
@@ -427,22 +420,6 @@ pub(crate) async fn forward(
             status.into_http()
         }
     }
-}
-
-/// `work`'s output, or `None` once `expiry` fired first (`work` is polled first, as
-/// `tokio::time::timeout` does).
-async fn until<T>(
-    mut expiry: Pin<&mut tokio::time::Sleep>,
-    work: impl Future<Output = T>,
-) -> Option<T> {
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        expiry.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }
 
 /// Hands the entry of a call that ends before a response body exists to the access log.

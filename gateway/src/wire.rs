@@ -2,6 +2,8 @@
 //! header (scanned in passing for size limits, or split off a buffer for transcoding),
 //! `grpc-timeout` values, `grpc-status`/`grpc-message`, and the gRPC → HTTP status mapping.
 
+use std::cell::RefCell;
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -134,28 +136,37 @@ impl FrameReader {
 /// A `grpc-timeout` value for `timeout`, in milliseconds (at most 8 digits).
 pub(crate) fn grpc_timeout_value(timeout: Duration) -> HeaderValue {
     // Calls that get a timeout from the gateway mostly get the same one (a configured default
-    // or maximum): the last value is kept per thread, and a clone shares its bytes.
+    // or maximum).
     thread_local! {
-        static LAST: std::cell::RefCell<Option<(u128, HeaderValue)>> =
-            const { std::cell::RefCell::new(None) };
+        static LAST: RefCell<Option<(u128, HeaderValue)>> = const { RefCell::new(None) };
     }
     let millis = timeout.as_millis().min(99_999_999);
-    let write = || {
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{millis}m")))
-            .unwrap_or(HeaderValue::from_static("99999999m"))
-    };
-    LAST.with(|last| {
+    let value = kept_for_last(&LAST, millis, |millis| {
+        HeaderValue::from_maybe_shared(Bytes::from(format!("{millis}m"))).ok()
+    });
+    value.unwrap_or(HeaderValue::from_static("99999999m"))
+}
+
+/// `make(key)`, kept in `last` for the next call with the same `key`: header values a call
+/// would otherwise write anew (a clone of a `HeaderValue` shares its bytes). One value per
+/// thread, for the last key asked.
+pub(crate) fn kept_for_last<K: Copy + PartialEq + 'static, V: Clone + 'static>(
+    last: &'static LocalKey<RefCell<Option<(K, V)>>>,
+    key: K,
+    make: impl FnOnce(K) -> Option<V>,
+) -> Option<V> {
+    last.with(|last| {
         let Ok(mut last) = last.try_borrow_mut() else {
-            return write();
+            return make(key);
         };
-        match last.as_ref() {
-            Some((kept, value)) if *kept == millis => value.clone(),
-            _ => {
-                let value = write();
-                *last = Some((millis, value.clone()));
-                value
-            }
+        if let Some((kept, value)) = last.as_ref()
+            && *kept == key
+        {
+            return Some(value.clone());
         }
+        let value = make(key)?;
+        *last = Some((key, value.clone()));
+        Some(value)
     })
 }
 
