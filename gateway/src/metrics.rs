@@ -1,6 +1,7 @@
 //! Lock-free call and connection metrics, rendered as Prometheus text.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -80,7 +81,8 @@ impl Histogram {
 /// state is built, so recording a call takes no lock and allocates nothing.
 #[derive(Debug)]
 pub(crate) struct RouteMetrics {
-    label: String,
+    /// Shared with the spans of traced calls (`gateway.route`).
+    label: Arc<str>,
     calls: AtomicU64,
     codes: [AtomicU64; 17],
     latency: Histogram,
@@ -91,7 +93,7 @@ pub(crate) struct RouteMetrics {
 impl RouteMetrics {
     pub(crate) fn new(label: String) -> Self {
         RouteMetrics {
-            label,
+            label: label.into(),
             calls: AtomicU64::new(0),
             codes: Default::default(),
             latency: Histogram::default(),
@@ -102,6 +104,12 @@ impl RouteMetrics {
 
     /// The route's label (its path, `prefix*` or `unmatched`).
     pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// [`RouteMetrics::label`], to keep without a copy.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) fn shared_label(&self) -> &Arc<str> {
         &self.label
     }
 

@@ -24,11 +24,11 @@ use tokio::sync::oneshot;
 use tonic::{Code, Status};
 
 use super::GatewayState;
-use super::access_log::{AccessLog, Attempt, Entry, Protocol, WantAttempt};
+use super::access_log::{AccessLog, Entry, Protocol, WantAttempt};
 use super::body::GatewayBody;
 use super::config::Limits;
 use super::metrics::{RouteMetrics, UpstreamMetrics};
-use super::pool::{BodyError, SendError, Upstream, UpstreamBody};
+use super::pool::{Answered, BodyError, SendError, Upstream, UpstreamBody};
 use super::routes::CallKind;
 use super::tls::ClientCert;
 use super::trace::{AttemptSpan, CallTrace};
@@ -280,7 +280,7 @@ pub(crate) async fn forward(
     };
     let metrics = target.metrics.clone();
     if let Some(trace) = &trace {
-        trace.route(metrics.label());
+        trace.route(metrics.shared_label());
     }
     if let Some(log) = &state.access_log {
         entry = log.route(entry, &metrics);
@@ -373,13 +373,14 @@ pub(crate) async fn forward(
     };
     drop(answered);
     match sent {
-        Ok(mut response) => {
-            let trace = trace.map(|trace| {
-                let attempt = response.extensions_mut().remove::<AttemptSpan>();
-                (trace, attempt)
-            });
+        Ok(Answered {
+            response,
+            attempt,
+            span,
+        }) => {
+            let trace = trace.map(|trace| (trace, span));
             if let Some(entry) = entry.as_mut() {
-                entry.attempt = response.extensions().get::<Attempt>().cloned();
+                entry.attempt = attempt;
             }
             let header_code = response
                 .headers()

@@ -25,8 +25,9 @@ use tonic::Code;
 use crate::GatewayState;
 use crate::access_log::{Attempt, Entry, LoggedBody, Outcome, Protocol, WantAttempt};
 use crate::metrics::RouteMetrics;
+use crate::pool::Answered;
 use crate::tls::ClientCert;
-use crate::trace::{AttemptSpan, CallTrace};
+use crate::trace::CallTrace;
 use crate::wire::ClientAddr;
 use error::RestError;
 pub use matching::BindingError;
@@ -53,7 +54,8 @@ pub(crate) async fn serve(
     let client = req.extensions().get::<ClientAddr>().copied();
     // A traced call's span is named after the RPC it became.
     if let Some(trace) = req.extensions_mut().remove::<CallTrace>() {
-        req.extensions_mut().insert(trace.rpc(metrics.label()));
+        req.extensions_mut()
+            .insert(trace.rpc(metrics.shared_label()));
     }
     // The access log's entry, when there is a log, the call is sampled and its route logged.
     let mut entry = state.access_log.as_ref().and_then(|log| {
@@ -259,7 +261,7 @@ async fn call(
     // The upstream's latency (`gateway_upstream_call_duration_seconds`) starts here.
     let sent_at = Instant::now();
     let call = async {
-        let response = upstream.send(request).await.map_err(|err| {
+        let answered = upstream.send(request).await.map_err(|err| {
             upstream
                 .metrics
                 .record(Code::Unavailable as u16, sent_at.elapsed());
@@ -271,8 +273,11 @@ async fn call(
             )
         })?;
         // For the access log: the endpoint that answered, carried to `observed`.
-        let attempt = response.extensions().get::<Attempt>().cloned();
-        let attempt_span = response.extensions().get::<AttemptSpan>().cloned();
+        let Answered {
+            response,
+            attempt,
+            span: attempt_span,
+        } = answered;
         let mut response = if route.kind.server_streaming() {
             stream_response(
                 response,

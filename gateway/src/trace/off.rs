@@ -51,11 +51,11 @@ impl CallTrace {
         match *self {}
     }
 
-    pub(crate) fn route(&self, _route: &str) {
+    pub(crate) fn route(&self, _route: &std::sync::Arc<str>) {
         match *self {}
     }
 
-    pub(crate) fn rpc(self, _path: &str) -> CallTrace {
+    pub(crate) fn rpc(self, _path: &std::sync::Arc<str>) -> CallTrace {
         match self {}
     }
 

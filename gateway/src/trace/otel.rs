@@ -91,7 +91,9 @@ impl Tracing {
     pub(crate) async fn flush(&self) {
         let mut batch = Vec::new();
         self.recorder.outbox.drain_into(&mut batch);
-        self.exporter.export(&batch).await;
+        self.exporter
+            .export(&batch, &mut otlp::Repeated::default())
+            .await;
     }
 
     /// Opens the server span of a call: a child of the client's `traceparent` when it sent a
@@ -254,7 +256,7 @@ pub(super) enum SpanKind {
     Server {
         protocol: Protocol,
         peer: Option<SocketAddr>,
-        route: Option<Box<str>>,
+        route: Option<Arc<str>>,
         code: Option<u16>,
         http_status: Option<u16>,
         bytes_in: u64,
@@ -307,7 +309,7 @@ struct ServerSpan {
 #[derive(Debug)]
 struct ServerState {
     name: Arc<str>,
-    route: Option<Box<str>>,
+    route: Option<Arc<str>>,
     ended: bool,
 }
 
@@ -363,17 +365,17 @@ impl CallTrace {
     }
 
     /// Names the route the call matched (`gateway.route`, the label of `/metrics`).
-    pub(crate) fn route(&self, route: &str) {
-        self.0.state().route = Some(route.into());
+    pub(crate) fn route(&self, route: &Arc<str>) {
+        self.0.state().route = Some(route.clone());
     }
 
     /// Names the RPC a REST call became (its route's gRPC path): the span's name, `rpc.*`
     /// attributes and `gateway.route`, and the name of its client spans.
-    pub(crate) fn rpc(self, path: &str) -> CallTrace {
+    pub(crate) fn rpc(self, path: &Arc<str>) -> CallTrace {
         {
             let mut state = self.0.state();
             state.name = Arc::from(span_name(path));
-            state.route = Some(path.into());
+            state.route = Some(path.clone());
         }
         self
     }
@@ -562,7 +564,7 @@ mod tests {
         headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
         let call = tracing.server(&headers, Protocol::Rest, "/v1/items/7", None);
         assert_eq!(&call.trace_id_hex(), b"4bf92f3577b34da6a3ce929d0e0e4736");
-        let call = call.rpc("/shop.Shop/GetItem");
+        let call = call.rpc(&Arc::from("/shop.Shop/GetItem"));
         let mut upstream = HeaderMap::new();
         let endpoint = EndpointName::new(&"http://127.0.0.1:9".parse().expect("uri"));
         let shop: Arc<str> = Arc::from("shop");
