@@ -319,8 +319,8 @@ impl ServerSpan {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records the span unless it already ended (or its trace is not sampled).
-    fn end(&self, code: Option<u16>, http_status: Option<u16>, bytes: (u64, u64)) {
+    /// Records the span, ended at `end`, unless it already ended (or its trace is not sampled).
+    fn end(&self, code: Option<u16>, http_status: Option<u16>, bytes: (u64, u64), end: SystemTime) {
         let (name, route) = {
             let mut state = self.state();
             if std::mem::replace(&mut state.ended, true) || !self.context.sampled {
@@ -335,7 +335,7 @@ impl ServerSpan {
             trace_state: self.trace_state.clone(),
             name,
             start: self.start,
-            end: SystemTime::now(),
+            end,
             kind: SpanKind::Server {
                 protocol: self.protocol,
                 peer: self.peer,
@@ -352,7 +352,7 @@ impl ServerSpan {
 impl Drop for ServerSpan {
     fn drop(&mut self) {
         // A call dropped before it finished (the client went away) still shows up.
-        self.end(None, None, (0, 0));
+        self.end(None, None, (0, 0), SystemTime::now());
     }
 }
 
@@ -423,14 +423,19 @@ impl CallTrace {
         bytes: (u64, u64),
         attempt: Option<AttemptSpan>,
     ) {
+        // Both end now: one reading of the clock.
+        let now = SystemTime::now();
         if let Some(attempt) = attempt {
-            attempt.0.end(AttemptOutcome::Answered {
-                code,
-                http_status,
-                bytes_out: bytes.1,
-            });
+            attempt.0.end(
+                AttemptOutcome::Answered {
+                    code,
+                    http_status,
+                    bytes_out: bytes.1,
+                },
+                now,
+            );
         }
-        self.0.end(code, http_status, bytes);
+        self.0.end(code, http_status, bytes, now);
     }
 }
 
@@ -453,7 +458,7 @@ struct ClientSpan {
 }
 
 impl ClientSpan {
-    fn end(&self, outcome: AttemptOutcome) {
+    fn end(&self, outcome: AttemptOutcome, end: SystemTime) {
         if self.ended.swap(true, Relaxed) || !self.context.sampled {
             return;
         }
@@ -464,7 +469,7 @@ impl ClientSpan {
             trace_state: self.trace_state.clone(),
             name: self.name.clone(),
             start: self.start,
-            end: SystemTime::now(),
+            end,
             kind: SpanKind::Client {
                 upstream: self.upstream.clone(),
                 endpoint: self.endpoint.clone(),
@@ -477,14 +482,15 @@ impl ClientSpan {
 
 impl Drop for ClientSpan {
     fn drop(&mut self) {
-        self.end(AttemptOutcome::Unfinished);
+        self.end(AttemptOutcome::Unfinished, SystemTime::now());
     }
 }
 
 impl AttemptSpan {
     /// Ends an attempt that got no response (refused, connection lost: the call may go again).
     pub(crate) fn failed(self, error: &dyn std::fmt::Display) {
-        self.0.end(AttemptOutcome::Failed(error.to_string()));
+        self.0
+            .end(AttemptOutcome::Failed(error.to_string()), SystemTime::now());
     }
 }
 
@@ -576,7 +582,10 @@ mod tests {
         assert_eq!(sent.span_id, second.0.context.span_id);
         assert_eq!(upstream["tracestate"], "vendor=1");
         // A clone of the attempt ended twice still makes one span.
-        second.clone().0.end(AttemptOutcome::Unfinished);
+        second
+            .clone()
+            .0
+            .end(AttemptOutcome::Unfinished, SystemTime::now());
         call.finish(Some(0), Some(200), (3, 5), Some(second));
         let spans = recorded(&tracing);
         assert_eq!(spans.len(), 3, "{spans:#?}");

@@ -247,13 +247,19 @@ pub(super) struct Repeated {
 }
 
 impl Repeated {
-    /// Span names come from clients' paths (an unrouted call's too): the table is emptied
-    /// when it reaches this many runs, so no client can grow it without bound.
+    /// Span names come from clients' paths (under a prefix route, any method name): the
+    /// table is emptied when it reaches this many runs, and runs of longer names are not
+    /// kept, so no client can grow it past about a megabyte.
     const MAX_RUNS: usize = 1024;
+    const MAX_KEY: usize = 256;
 
     /// Appends the run of attributes that `parts` identify (joined with 0xff, a byte no UTF-8
     /// text contains), encoding it with `write` the first time.
     fn append(&mut self, out: &mut Vec<u8>, parts: &[&[u8]], write: impl FnOnce(&mut Vec<u8>)) {
+        if parts.iter().map(|part| part.len() + 1).sum::<usize>() > Self::MAX_KEY {
+            write(out);
+            return;
+        }
         self.key.clear();
         for part in parts {
             self.key.extend_from_slice(part);
@@ -847,6 +853,21 @@ mod tests {
             encode_frame("edge", &[server(&format!("x/{n}"), None)], &mut repeated);
             assert!(repeated.runs.len() <= Repeated::MAX_RUNS);
         }
+        // A long name is encoded, never kept.
+        let runs = repeated.runs.len();
+        let long = format!("x/{}", "y".repeat(Repeated::MAX_KEY));
+        let request = ExportTraceServiceRequest::decode(message(encode_frame(
+            "edge",
+            &[server(&long, None)],
+            &mut repeated,
+        )))
+        .expect("valid protobuf");
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(
+            string_of(span, "rpc.method").map(str::len),
+            Some(Repeated::MAX_KEY)
+        );
+        assert_eq!(repeated.runs.len(), runs);
         // The same name with and without a route are two runs, each with what it says.
         let records = [server("a.A/B", Some("a.A/B")), server("a.A/B", None)];
         for _ in 0..2 {
