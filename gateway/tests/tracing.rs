@@ -481,6 +481,41 @@ async fn with_tracing_off_nothing_is_sent_and_traceparent_passes_untouched() {
     assert!(gateway_receiver.spans.lock().expect("lock").is_empty());
 }
 
+/// The export task encodes spans as they come and sends them 512 to a request (or at the
+/// interval): spans it holds for a request not yet full go out when the gateway shuts down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_held_for_a_request_are_sent_at_shutdown() {
+    let (receiver, receiver_addr) = Receiver::start().await;
+    let (service, _provider) = traced_service(receiver_addr).await;
+    let config = format!(
+        "{}[tracing]\nenabled = true\notlp_endpoint = \"http://{receiver_addr}\"\nservice_name = \"test-gateway\"\nexport_interval = \"1h\"\n",
+        two_services(&format!("http://{service}"), ""),
+    );
+    let gw = gateway(&config, routes()).await;
+    let channel = channel(&gw.uri()).await;
+    // 40 calls, 80 spans: more than the 64 that wake the export task (which encodes them),
+    // fewer than a request's 512.
+    let calls = 40;
+    for n in 1..=calls {
+        let trace = format!("{n:032x}");
+        traced_call(&channel, &trace, "00f067aa0ba902b7")
+            .await
+            .expect("call");
+    }
+    let from_gateway = |receiver: &Receiver| {
+        let spans = receiver.spans.lock().expect("receiver lock");
+        spans
+            .iter()
+            .filter(|received| received.service == "test-gateway")
+            .count()
+    };
+    // Nothing sent yet: no request is full and the interval is an hour.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(from_gateway(&receiver), 0);
+    gw.shutdown().await;
+    assert_eq!(from_gateway(&receiver), 2 * calls);
+}
+
 #[test]
 fn tracing_config_errors_name_the_key() {
     use tonic_msgpack_gateway::Config;
