@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::config::AccessLogConfig;
 use super::metrics::{CODE_NAMES, RouteMetrics, UpstreamMetrics};
-use super::outbox::{BATCH, Outbox, Pushed};
+use super::outbox::{Outbox, Pushed};
 use super::text::{self, EndpointName};
 use super::trace::{CallTrace, TRACEPARENT};
 use http::HeaderMap;
@@ -226,7 +226,7 @@ impl AccessLog {
             ),
             None => Box::new(std::io::stdout()),
         };
-        let outbox = Arc::new(Outbox::<Box<Entry>>::new(config.buffer, BATCH));
+        let outbox = Arc::new(Outbox::<Box<Entry>>::new(config.buffer));
         let written = Arc::new(AtomicU64::new(0));
         let write_errors = Arc::new(AtomicU64::new(0));
         let closing = Arc::new(AtomicBool::new(false));
@@ -582,7 +582,7 @@ mod tests {
         // No writer drains this outbox: the second entry finds it full.
         let log = AccessLog {
             config: AccessLogConfig::default(),
-            outbox: Arc::new(Outbox::new(1, BATCH)),
+            outbox: Arc::new(Outbox::new(1)),
             seen: AtomicU64::new(0),
             written: Arc::default(),
             write_errors: Arc::default(),
@@ -608,7 +608,7 @@ mod tests {
         };
         let log = AccessLog {
             config,
-            outbox: Arc::new(Outbox::new(1, BATCH)),
+            outbox: Arc::new(Outbox::new(1)),
             seen: AtomicU64::new(0),
             written: Arc::default(),
             write_errors: Arc::default(),

@@ -9,11 +9,11 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// How many waiting items wake the access log's writer. Small batches stay in the CPU's caches
-/// between the calls that write them and the consumer that reads them: woken at half of a
-/// 16,384-span queue, the exporter read megabytes of cold records per batch and the gateway's
-/// CPU time per traced call rose by far more than its instruction count did. The capacity
-/// above it only absorbs a consumer that is behind (a slow collector or disk).
+/// How many waiting items wake the consumer. Small batches stay in the CPU's caches between
+/// the calls that write them and the consumer that reads them: woken at half of a 16,384-span
+/// queue, the exporter read megabytes of cold records per batch and the gateway's CPU time per
+/// traced call rose by far more than its instruction count did. The capacity above it only
+/// absorbs a consumer that is behind (a slow collector or disk).
 pub(crate) const BATCH: usize = 512;
 
 /// What [`Outbox::push`] did with an item.
@@ -37,14 +37,14 @@ pub(crate) struct Outbox<T> {
 }
 
 impl<T> Outbox<T> {
-    /// A queue of at most `capacity` items whose consumer is woken when `batch` of them (or
+    /// A queue of at most `capacity` items whose consumer is woken when [`BATCH`] of them (or
     /// half the capacity, if less) are waiting.
-    pub(crate) fn new(capacity: usize, batch: usize) -> Outbox<T> {
+    pub(crate) fn new(capacity: usize) -> Outbox<T> {
         let capacity = capacity.max(1);
         Outbox {
             items: Mutex::new(Vec::new()),
             capacity,
-            wake_at: capacity.div_ceil(2).min(batch.max(1)),
+            wake_at: capacity.div_ceil(2).min(BATCH),
             dropped: AtomicU64::new(0),
         }
     }
@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_large_queue_wakes_its_consumer_every_batch_not_at_half() {
-        let outbox = Outbox::new(16_384, BATCH);
+        let outbox = Outbox::new(16_384);
         let pushed: Vec<Pushed> = (0..BATCH).map(|item| outbox.push(item)).collect();
         assert_eq!(pushed[BATCH - 1], Pushed::Wake);
         assert!(pushed[..BATCH - 1].iter().all(|&p| p == Pushed::Queued));
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn wakes_at_half_drops_when_full_and_drains_everything() {
-        let outbox = Outbox::new(4, BATCH);
+        let outbox = Outbox::new(4);
         assert_eq!(outbox.push(1), Pushed::Queued);
         assert_eq!(outbox.push(2), Pushed::Wake);
         assert_eq!(outbox.push(3), Pushed::Queued);

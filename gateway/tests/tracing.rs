@@ -481,10 +481,10 @@ async fn with_tracing_off_nothing_is_sent_and_traceparent_passes_untouched() {
     assert!(gateway_receiver.spans.lock().expect("lock").is_empty());
 }
 
-/// The export task encodes spans as they come and sends them 512 to a request (or at the
-/// interval): spans it holds for a request not yet full go out when the gateway shuts down.
+/// The export task is woken every 512 spans (or at the interval): spans still queued for it go
+/// out when the gateway shuts down, before the process ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_held_for_a_request_are_sent_at_shutdown() {
+async fn spans_still_queued_are_sent_at_shutdown() {
     let (receiver, receiver_addr) = Receiver::start().await;
     let (service, _provider) = traced_service(receiver_addr).await;
     let config = format!(
@@ -493,8 +493,7 @@ async fn spans_held_for_a_request_are_sent_at_shutdown() {
     );
     let gw = gateway(&config, routes()).await;
     let channel = channel(&gw.uri()).await;
-    // 40 calls, 80 spans: more than the 64 that wake the export task (which encodes them),
-    // fewer than a request's 512.
+    // 40 calls, 80 spans: fewer than the 512 that wake the export task.
     let calls = 40;
     for n in 1..=calls {
         let trace = format!("{n:032x}");
@@ -509,7 +508,7 @@ async fn spans_held_for_a_request_are_sent_at_shutdown() {
             .filter(|received| received.service == "test-gateway")
             .count()
     };
-    // Nothing sent yet: no request is full and the interval is an hour.
+    // Nothing sent yet: no batch is full and the interval is an hour.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(from_gateway(&receiver), 0);
     gw.shutdown().await;

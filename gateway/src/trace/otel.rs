@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderValue};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use super::otlp::{self, Exporter};
 use crate::access_log::Protocol;
@@ -27,24 +27,16 @@ use crate::trace::{TRACEPARENT, TRACESTATE};
 pub(crate) struct Tracing {
     config: TracingConfig,
     recorder: Arc<Recorder>,
-    /// Asks the export task to send what it has now, and to say when it did.
-    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    exporter: Exporter,
     /// Tells the export task to send what is left and end (on drop).
     stop: Option<oneshot::Sender<()>>,
 }
-
-/// How many recorded spans wake the export task, which encodes them at once. Its records are
-/// still in the CPU's caches then (the queue's buffer of 64 records, 12 KB, is reused every 32
-/// calls): at 512 records, writing a record into the queue (perf: about 120 ns a span, most of
-/// it cache misses) and reading it back cost more than encoding it. The task is on the calls'
-/// own runtime, so a wake is no thread switch; requests still carry 512 spans.
-pub(super) const RECORD_BATCH: usize = 64;
 
 /// What the spans of calls go to: shared by the tracer and every open span.
 #[derive(Debug)]
 pub(super) struct Recorder {
     pub(super) outbox: Outbox<SpanRecord>,
-    /// Wakes the export task when [`RECORD_BATCH`] spans are waiting.
+    /// Wakes the export task when a batch (512 spans) is waiting.
     pub(super) ready: Notify,
     /// New traces are sampled when the low 63 bits of their id fall under this bound.
     sample_below: u64,
@@ -65,24 +57,22 @@ impl Tracing {
         let exporter = Exporter::new(config)?;
         let ratio = config.sampling_ratio.clamp(0.0, 1.0);
         let recorder = Arc::new(Recorder {
-            outbox: Outbox::new(config.max_queue, RECORD_BATCH),
+            outbox: Outbox::new(config.max_queue),
             ready: Notify::new(),
             // As OpenTelemetry's TraceIdRatioBased sampler: 63 bits of the id against the ratio.
             sample_below: (ratio * (1u64 << 63) as f64) as u64,
         });
         let (stop, stopped) = oneshot::channel();
-        let (flushes, flush_asked) = mpsc::unbounded_channel();
         tokio::spawn(otlp::export_loop(
-            exporter,
+            exporter.clone(),
             recorder.clone(),
             config.export_interval,
-            flush_asked,
             stopped,
         ));
         Ok(Tracing {
             config: config.clone(),
             recorder,
-            flushes,
+            exporter,
             stop: Some(stop),
         })
     }
@@ -97,14 +87,13 @@ impl Tracing {
         self.recorder.outbox.dropped()
     }
 
-    /// Exports the spans still waiting, those the export task has encoded included (bounded
-    /// by the export timeout).
+    /// Exports the spans still waiting (bounded by the export timeout).
     pub(crate) async fn flush(&self) {
-        let (done, flushed) = oneshot::channel();
-        if self.flushes.send(done).is_ok() {
-            // An error: the task ended (and sent what it had).
-            let _ = flushed.await;
-        }
+        let mut batch = Vec::new();
+        self.recorder.outbox.drain_into(&mut batch);
+        self.exporter
+            .export(&batch, &mut otlp::Repeated::default())
+            .await;
     }
 
     /// Opens the server span of a call: a child of the client's `traceparent` when it sent a

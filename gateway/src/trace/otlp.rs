@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use prost::encoding::{WireType, encoded_len_varint};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tower::{Service, ServiceExt};
 
@@ -51,17 +51,19 @@ impl Exporter {
         })
     }
 
-    /// Sends `request` (nothing when it has no spans); a failure loses its spans (and is
-    /// logged at debug level: an unreachable collector must not flood the gateway's own log).
-    async fn export_request(&self, request: ExportRequest) {
-        let spans = request.spans;
-        if spans == 0 {
+    /// Sends `spans` in one request; a failure loses them (and is logged at debug level: an
+    /// unreachable collector must not flood the gateway's own log).
+    pub(super) async fn export(&self, spans: &[SpanRecord], repeated: &mut Repeated) {
+        if spans.is_empty() {
             return;
         }
-        match tokio::time::timeout(self.timeout, self.send(request.finish())).await {
+        let frame = encode_frame(&self.service_name, spans, repeated);
+        match tokio::time::timeout(self.timeout, self.send(frame)).await {
             Ok(Ok(())) => {}
-            Ok(Err(reason)) => tracing::debug!("trace export of {spans} spans failed: {reason}"),
-            Err(_) => tracing::debug!("trace export of {spans} spans timed out"),
+            Ok(Err(reason)) => {
+                tracing::debug!("trace export of {} spans failed: {reason}", spans.len())
+            }
+            Err(_) => tracing::debug!("trace export of {} spans timed out", spans.len()),
         }
     }
 
@@ -108,47 +110,27 @@ impl Exporter {
     }
 }
 
-/// Spans per export request: the request is sent once it holds this many (or at the
-/// interval, or at the end).
-const REQUEST_SPANS: usize = 512;
-
-/// Encodes the spans the recorder queued whenever it wakes this task (every
-/// [`super::otel::RECORD_BATCH`] spans) and exports them every [`REQUEST_SPANS`], every
-/// `interval`, when a flush is asked (answering it once they are sent), and once more when
-/// `stop` fires, for what is left.
+/// Exports what the recorder queued every `interval`, or sooner when 512 spans are waiting,
+/// until `stop` fires (then once more, for what is left).
 pub(super) async fn export_loop(
     exporter: Exporter,
     recorder: Arc<Recorder>,
     interval: Duration,
-    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut batch = Vec::new();
     let mut repeated = Repeated::default();
-    let mut request = ExportRequest::new(&exporter.service_name);
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (send_now, flushed, last_round) = tokio::select! {
-            _ = ticks.tick() => (true, None, false),
-            () = recorder.ready.notified() => (false, None, false),
-            Some(flushed) = flushes.recv() => (true, Some(flushed), false),
-            _ = &mut stop => (true, None, true),
+        let last_round = tokio::select! {
+            _ = ticks.tick() => false,
+            () = recorder.ready.notified() => false,
+            _ = &mut stop => true,
         };
-        // Encoded while they are still in the CPU's caches: the calls that recorded them
-        // just ran (woken at 512 records, writing and reading them missed the caches).
         recorder.outbox.drain_into(&mut batch);
-        for record in &batch {
-            request.push(record, &mut repeated);
-        }
+        exporter.export(&batch, &mut repeated).await;
         batch.clear();
-        if send_now || request.spans >= REQUEST_SPANS {
-            let full = std::mem::replace(&mut request, ExportRequest::new(&exporter.service_name));
-            exporter.export_request(full).await;
-        }
-        if let Some(flushed) = flushed {
-            let _ = flushed.send(());
-        }
         if last_round {
             return;
         }
@@ -194,86 +176,35 @@ const FRAME_HEADER: usize = 5;
 
 /// An `ExportTraceServiceRequest` of `spans`, all under one resource and scope, as one gRPC
 /// message frame.
-#[cfg(test)]
+///
+/// Everything is written once, into one buffer: the spans in place, and what goes in front of
+/// them (whose lengths are known once the spans are written) into room kept for it. The
+/// frame is a slice of that buffer.
 pub(super) fn encode_frame(
     service_name: &str,
     spans: &[SpanRecord],
     repeated: &mut Repeated,
 ) -> Bytes {
-    let mut request = ExportRequest::new(service_name);
+    let mut scope = Vec::new();
+    string(&mut scope, field::SCOPE_NAME, SCOPE_NAME);
+    let mut resource = Vec::new();
+    attribute_str(
+        &mut resource,
+        field::RESOURCE_ATTRIBUTES,
+        key!("service.name"),
+        service_name,
+    );
+    // The frame header; the request's and the resource spans' keys and lengths (at most 11
+    // bytes each); the resource and the scope.
+    let room = FRAME_HEADER + 2 * 11 + delimited_len(resource.len()) + delimited_len(scope.len());
+    let mut out = Vec::with_capacity(room + spans.len() * SPAN_SIZE_GUESS);
+    out.resize(room, 0);
+    let mut text = Vec::new();
     for record in spans {
-        request.push(record, repeated);
-    }
-    request.finish()
-}
-
-/// An `ExportTraceServiceRequest` being written, all its spans under one resource and scope.
-///
-/// Everything is written once, into one buffer: the spans in place as they come, and what goes
-/// in front of them (whose lengths are known once the spans are written) into room kept for
-/// it. The gRPC message frame [`ExportRequest::finish`] gives is a slice of that buffer.
-pub(super) struct ExportRequest {
-    out: Vec<u8>,
-    room: usize,
-    resource: Vec<u8>,
-    scope: Vec<u8>,
-    /// Scratch space for attribute values written as text.
-    text: Vec<u8>,
-    spans: usize,
-}
-
-impl ExportRequest {
-    fn new(service_name: &str) -> ExportRequest {
-        let mut scope = Vec::new();
-        string(&mut scope, field::SCOPE_NAME, SCOPE_NAME);
-        let mut resource = Vec::new();
-        attribute_str(
-            &mut resource,
-            field::RESOURCE_ATTRIBUTES,
-            key!("service.name"),
-            service_name,
-        );
-        // The frame header; the request's and the resource spans' keys and lengths (at most
-        // 11 bytes each); the resource and the scope.
-        let room =
-            FRAME_HEADER + 2 * 11 + delimited_len(resource.len()) + delimited_len(scope.len());
-        let mut out = Vec::with_capacity(room + REQUEST_SPANS * SPAN_SIZE_GUESS);
-        out.resize(room, 0);
-        ExportRequest {
-            out,
-            room,
-            resource,
-            scope,
-            text: Vec::new(),
-            spans: 0,
-        }
-    }
-
-    /// Adds the span of `record`.
-    fn push(&mut self, record: &SpanRecord, repeated: &mut Repeated) {
-        let text = &mut self.text;
-        nested_in_place(&mut self.out, field::SCOPE_SPANS_SPANS, |out| {
-            encode_span(record, out, text, repeated)
+        nested_in_place(&mut out, field::SCOPE_SPANS_SPANS, |out| {
+            encode_span(record, out, &mut text, repeated)
         });
-        self.spans += 1;
     }
-
-    /// The request as one gRPC message frame.
-    fn finish(self) -> Bytes {
-        let ExportRequest {
-            out,
-            room,
-            resource,
-            scope,
-            ..
-        } = self;
-        encode_head(out, room, &resource, &scope)
-    }
-}
-
-/// Writes the frame header and what goes before the spans into the room kept for them at the
-/// start of `out`; the frame is what follows the room not used.
-fn encode_head(mut out: Vec<u8>, room: usize, resource: &[u8], scope: &[u8]) -> Bytes {
     let scope_spans = delimited_len(scope.len()) + (out.len() - room);
     let resource_spans = delimited_len(resource.len()) + delimited_len(scope_spans);
     let message = delimited_len(resource_spans);
@@ -287,14 +218,14 @@ fn encode_head(mut out: Vec<u8>, room: usize, resource: &[u8], scope: &[u8]) -> 
         WireType::LengthDelimited,
     );
     put_varint(&mut head, resource_spans as u64);
-    bytes_field(&mut head, field::RESOURCE_SPANS_RESOURCE, resource);
+    bytes_field(&mut head, field::RESOURCE_SPANS_RESOURCE, &resource);
     put_key(
         &mut head,
         field::RESOURCE_SPANS_SCOPE_SPANS,
         WireType::LengthDelimited,
     );
     put_varint(&mut head, scope_spans as u64);
-    bytes_field(&mut head, field::SCOPE_SPANS_SCOPE, scope);
+    bytes_field(&mut head, field::SCOPE_SPANS_SCOPE, &scope);
     let start = room - head.len();
     out[start..room].copy_from_slice(&head);
     Bytes::from(out).slice(start..)
