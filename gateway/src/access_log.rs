@@ -239,7 +239,9 @@ impl AccessLog {
         let writer = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                let mut out = BufWriter::new(out);
+                // A write per 64 KiB, not per 8 KiB (the default): at 40,000 logged calls a
+                // second, 0.04 -> 0.006 system calls a call.
+                let mut out = BufWriter::with_capacity(64 * 1024, out);
                 let mut batch = Vec::new();
                 let mut line = Vec::with_capacity(512);
                 loop {
