@@ -48,8 +48,9 @@ impl Protocol {
     }
 }
 
-/// Which endpoint of the upstream answered, and how many times the call was sent again: set
-/// on the upstream's response by the pool, read when the call ends.
+/// Which endpoint of the upstream answered, and how many times the call was sent again: returned
+/// by the pool beside the upstream's response ([`crate::pool::Answered`]), read when the call
+/// ends.
 #[derive(Debug, Clone)]
 pub(crate) struct Attempt {
     pub(crate) endpoint: Arc<EndpointName>,
