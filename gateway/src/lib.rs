@@ -110,6 +110,8 @@ pub enum GatewayError {
 pub(crate) struct Target {
     pub(crate) upstream: Option<usize>,
     pub(crate) metrics: Arc<RouteMetrics>,
+    /// The route's call kind (whether a call may go again); unknown under a prefix.
+    pub(crate) kind: Option<CallKind>,
 }
 
 /// Everything a request needs, shared by all connections.
@@ -379,6 +381,7 @@ async fn build_state(
         targets.push(Target {
             upstream,
             metrics: metrics(route.path.clone()),
+            kind: Some(route.kind),
         });
     }
     let mut prefix_targets: Vec<(String, Target)> = config
@@ -390,6 +393,7 @@ async fn build_state(
                 Target {
                     upstream: index_of(upstream),
                     metrics: metrics(format!("{prefix}*")),
+                    kind: None,
                 },
             )
         })
@@ -400,7 +404,12 @@ async fn build_state(
             if !prefix_targets.iter().any(|(known, _)| *known == prefix) {
                 let metrics = metrics(format!("{prefix}*"));
                 let upstream = Some(index);
-                prefix_targets.push((prefix, Target { upstream, metrics }));
+                let target = Target {
+                    upstream,
+                    metrics,
+                    kind: None,
+                };
+                prefix_targets.push((prefix, target));
             }
         }
     }

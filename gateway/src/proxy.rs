@@ -268,9 +268,8 @@ pub(crate) async fn forward(
             return refused.status().into_http();
         }
     }
-    let Some(target) = state.target(req.uri().path()) else {
-        let status =
-            Status::unimplemented(format!("no route for {} on this gateway", req.uri().path()));
+    let Some(target) = state.target(path) else {
+        let status = Status::unimplemented(format!("no route for {path} on this gateway"));
         state
             .unmatched
             .record(Code::Unimplemented as u16, start.elapsed());
@@ -286,10 +285,7 @@ pub(crate) async fn forward(
         entry = log.route(entry, &metrics);
     }
     let Some(upstream) = target.upstream.and_then(|index| state.upstreams.get(index)) else {
-        tracing::warn!(
-            path = req.uri().path(),
-            "no upstream configured for this path"
-        );
+        tracing::warn!(path, "no upstream configured for this path");
         metrics.record(Code::Unavailable as u16, start.elapsed());
         log_now(&state, entry, Code::Unavailable as u16, start);
         end_trace(trace, Code::Unavailable as u16, 0);
@@ -300,7 +296,7 @@ pub(crate) async fn forward(
         req.extensions_mut().insert(WantAttempt);
     }
 
-    let kind = state.routes.get(req.uri().path()).map(|route| route.kind);
+    let kind = target.kind;
     let headers = req.headers_mut();
     let timeout = upstream_headers(
         headers,

@@ -241,8 +241,9 @@ const SPAN_SIZE_GUESS: usize = 512;
 /// about 150. Kept by the export task across batches.
 #[derive(Debug, Default)]
 pub(super) struct Repeated {
-    /// By [`Repeated::key`] of what the attributes are made of.
+    /// Encoded runs, by the parts they are made of (see [`Repeated::append`]).
     runs: HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>,
+    /// The key being looked up, its buffer reused.
     key: Vec<u8>,
 }
 
@@ -269,13 +270,12 @@ impl Repeated {
             out.extend_from_slice(run);
             return;
         }
-        let mut run = Vec::new();
-        write(&mut run);
-        out.extend_from_slice(&run);
+        let start = out.len();
+        write(out);
         if self.runs.len() >= Self::MAX_RUNS {
             self.runs.clear();
         }
-        self.runs.insert(self.key.clone(), run);
+        self.runs.insert(self.key.clone(), out[start..].to_vec());
     }
 }
 
@@ -316,6 +316,7 @@ fn encode_span(
             let parts = [
                 protocol.name().as_bytes(),
                 record.name.as_bytes(),
+                // No route: a byte no route (UTF-8) has, so it differs from every route.
                 route.map_or(&[0xfe][..], str::as_bytes),
             ];
             repeated.append(out, &parts, |out| {
