@@ -102,20 +102,18 @@ impl Entry {
         out.extend_from_slice(b",\"protocol\":\"");
         out.extend_from_slice(self.protocol.name().as_bytes());
         out.extend_from_slice(b"\",\"route\":");
-        json_str(out, self.route.as_ref().map(|route| route.label()));
+        json_raw(out, self.route.as_ref().map(|route| route.label_json()));
         out.extend_from_slice(b",\"upstream\":");
-        json_str(
+        json_raw(
             out,
-            self.upstream
-                .as_ref()
-                .map(|upstream| upstream.name.as_str()),
+            self.upstream.as_ref().map(|upstream| &*upstream.name_json),
         );
         out.extend_from_slice(b",\"endpoint\":");
-        json_str(
+        json_raw(
             out,
             self.attempt
                 .as_ref()
-                .map(|attempt| attempt.endpoint.as_str()),
+                .map(|attempt| attempt.endpoint.as_json()),
         );
         out.extend_from_slice(b",\"http_status\":");
         text::push_u64(out, u64::from(self.http_status));
@@ -129,8 +127,7 @@ impl Entry {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"duration_seconds\":");
-        // A finite f64 always serializes.
-        let _ = serde_json::to_writer(&mut *out, &self.duration.as_secs_f64());
+        push_seconds(out, self.duration);
         out.extend_from_slice(b",\"request_bytes\":");
         text::push_u64(out, self.request_bytes);
         out.extend_from_slice(b",\"response_bytes\":");
@@ -162,6 +159,33 @@ fn json_str(out: &mut Vec<u8>, value: Option<&str>) {
         }
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// Appends `json` (a JSON string made once, see [`text::json_string`]), or `null`.
+fn json_raw(out: &mut Vec<u8>, json: Option<&str>) {
+    out.extend_from_slice(json.unwrap_or("null").as_bytes());
+}
+
+/// Appends `duration` in seconds as an exact decimal (nanoseconds, trailing zeros dropped:
+/// `0.0015`, `2.0`), not through an `f64`'s shortest form.
+fn push_seconds(out: &mut Vec<u8>, duration: Duration) {
+    text::push_u64(out, duration.as_secs());
+    let mut nanos = duration.subsec_nanos();
+    if nanos == 0 {
+        out.extend_from_slice(b".0");
+        return;
+    }
+    let mut fraction = *b".000000000";
+    let mut len = fraction.len();
+    while nanos % 10 == 0 {
+        nanos /= 10;
+        len -= 1;
+    }
+    for digit in fraction[1..len].iter_mut().rev() {
+        *digit = b'0' + (nanos % 10) as u8;
+        nanos /= 10;
+    }
+    out.extend_from_slice(&fraction[..len]);
 }
 
 /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
@@ -511,6 +535,24 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_exact_decimal_seconds() {
+        let seconds = |duration| {
+            let mut out = Vec::new();
+            push_seconds(&mut out, duration);
+            String::from_utf8(out).expect("ascii")
+        };
+        assert_eq!(seconds(Duration::ZERO), "0.0");
+        assert_eq!(seconds(Duration::from_secs(2)), "2.0");
+        assert_eq!(seconds(Duration::from_micros(1_500)), "0.0015");
+        assert_eq!(seconds(Duration::from_nanos(1)), "0.000000001");
+        assert_eq!(seconds(Duration::new(61, 123_456_789)), "61.123456789");
+        assert_eq!(
+            seconds(Duration::new(u64::MAX, 100)),
+            "18446744073709551615.0000001"
+        );
+    }
+
+    #[test]
     fn a_line_is_json_with_every_field_and_escapes_what_it_quotes() {
         let full = Entry {
             time: SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
@@ -519,7 +561,8 @@ mod tests {
             trace_id: Some(*b"4bf92f3577b34da6a3ce929d0e0e4736"),
             route: Some(Arc::new(RouteMetrics::new("/shop.Shop/Get".into()))),
             identity: Some(Arc::from("team \"a\"\\ops\n")),
-            upstream: Some(Arc::new(UpstreamMetrics::new("shop".into()))),
+            // Names from the config are escaped once, when they are made.
+            upstream: Some(Arc::new(UpstreamMetrics::new("shop \"eu\"".into()))),
             attempt: Some(Attempt {
                 endpoint: EndpointName::new(&"http://10.0.0.5:50051".parse().expect("uri")),
                 retries: 2,
@@ -541,7 +584,7 @@ mod tests {
                 "identity": "team \"a\"\\ops\n",
                 "protocol": "grpc-web",
                 "route": "/shop.Shop/Get",
-                "upstream": "shop",
+                "upstream": "shop \"eu\"",
                 "endpoint": "http://10.0.0.5:50051/",
                 "http_status": 200,
                 "grpc_status": "NOT_FOUND",

@@ -83,6 +83,8 @@ impl Histogram {
 pub(crate) struct RouteMetrics {
     /// Shared with the spans of traced calls (`gateway.route`).
     label: Arc<str>,
+    /// `label` as a JSON string, for the access log.
+    label_json: Box<str>,
     calls: AtomicU64,
     codes: [AtomicU64; 17],
     latency: Histogram,
@@ -93,6 +95,7 @@ pub(crate) struct RouteMetrics {
 impl RouteMetrics {
     pub(crate) fn new(label: String) -> Self {
         RouteMetrics {
+            label_json: crate::text::json_string(&label),
             label: label.into(),
             calls: AtomicU64::new(0),
             codes: Default::default(),
@@ -111,6 +114,11 @@ impl RouteMetrics {
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) fn shared_label(&self) -> &Arc<str> {
         &self.label
+    }
+
+    /// The label as a JSON string (quoted and escaped).
+    pub(crate) fn label_json(&self) -> &str {
+        &self.label_json
     }
 
     /// Records one finished call.
@@ -141,6 +149,8 @@ impl RouteMetrics {
 #[derive(Debug)]
 pub(crate) struct UpstreamMetrics {
     pub(crate) name: String,
+    /// `name` as a JSON string, for the access log.
+    pub(crate) name_json: Box<str>,
     pub(crate) open: AtomicI64,
     pub(crate) connects: AtomicU64,
     pub(crate) connect_errors: AtomicU64,
@@ -181,6 +191,7 @@ pub(crate) struct UpstreamProtection {
 impl UpstreamMetrics {
     pub(crate) fn new(name: String) -> Self {
         UpstreamMetrics {
+            name_json: crate::text::json_string(&name),
             name,
             open: AtomicI64::new(0),
             connects: AtomicU64::new(0),

@@ -628,9 +628,12 @@ pub(crate) struct ProxyBody<B = UpstreamBody> {
 impl<B> ProxyBody<B> {
     fn finish(&mut self, code: u16) {
         if let Some(call) = self.call.take() {
-            let elapsed = call.start.elapsed();
+            // One reading of the clock for both.
+            let now = Instant::now();
+            let elapsed = now.saturating_duration_since(call.start);
             call.metrics.record(code, elapsed);
-            call.upstream.record(code, call.sent_at.elapsed());
+            call.upstream
+                .record(code, now.saturating_duration_since(call.sent_at));
             let bytes = (self.fault.bytes_in(), call.bytes_out);
             call.metrics.add_bytes(bytes.0, bytes.1);
             if let Some((log, entry)) = call.log {

@@ -204,8 +204,9 @@ fn write_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
-/// The `traceparent` that names `context` (version 00).
-fn traceparent(context: &SpanContext) -> HeaderValue {
+/// The `traceparent` that names `context` (version 00); `index`: whether HPACK may keep it in
+/// the connection's table.
+fn traceparent(context: &SpanContext, index: bool) -> HeaderValue {
     let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
     write_hex(&context.trace_id, &mut text[3..35]);
     write_hex(&context.span_id, &mut text[36..52]);
@@ -213,8 +214,8 @@ fn traceparent(context: &SpanContext) -> HeaderValue {
     let mut value = HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static(""));
     // A new value on every call: HPACK must not index it, or each call evicts entries of the
     // upstream connection's table that the next calls would reuse (callgrind: ~4,700
-    // instructions a call spent re-indexing).
-    value.set_sensitive(true);
+    // instructions a call spent re-indexing). An occasional indexed one keeps the name there.
+    value.set_sensitive(!index);
     value
 }
 
@@ -351,8 +352,11 @@ impl ServerSpan {
 
 impl Drop for ServerSpan {
     fn drop(&mut self) {
-        // A call dropped before it finished (the client went away) still shows up.
-        self.end(None, None, (0, 0), SystemTime::now());
+        // A call dropped before it finished (the client went away) still shows up. The clock
+        // is read only then: a finished span's drop is every call's.
+        if !self.state().ended {
+            self.end(None, None, (0, 0), SystemTime::now());
+        }
     }
 }
 
@@ -381,20 +385,22 @@ impl CallTrace {
     }
 
     /// Opens the client span of one upstream attempt (`attempt` counts from 1) and puts its
-    /// context in the request's `traceparent` (and the client's `tracestate`).
+    /// context in the request's `traceparent` (and the client's `tracestate`); `index_header`:
+    /// whether HPACK may index that `traceparent` (the pool asks for it now and then).
     pub(crate) fn attempt(
         &self,
         headers: &mut HeaderMap,
         upstream: &Arc<str>,
         endpoint: &Arc<EndpointName>,
         attempt: u32,
+        index_header: bool,
     ) -> AttemptSpan {
         let server = &self.0;
         let context = SpanContext {
             span_id: new_span_id(),
             ..server.context
         };
-        headers.insert(TRACEPARENT, traceparent(&context));
+        headers.insert(TRACEPARENT, traceparent(&context, index_header));
         match &server.trace_state {
             Some(state) => headers.insert(TRACESTATE, state.clone()),
             None => headers.remove(TRACESTATE),
@@ -482,7 +488,10 @@ impl ClientSpan {
 
 impl Drop for ClientSpan {
     fn drop(&mut self) {
-        self.end(AttemptOutcome::Unfinished, SystemTime::now());
+        // The clock is read only for an attempt that did not end: every call drops one that did.
+        if !self.ended.load(Relaxed) {
+            self.end(AttemptOutcome::Unfinished, SystemTime::now());
+        }
     }
 }
 
@@ -515,7 +524,7 @@ mod tests {
         let context = parse_traceparent(text.as_bytes()).expect("valid");
         assert!(context.sampled);
         assert_eq!(context.span_id, 0x00f067aa0ba902b7u64.to_be_bytes());
-        assert_eq!(traceparent(&context).as_bytes(), text.as_bytes());
+        assert_eq!(traceparent(&context, false).as_bytes(), text.as_bytes());
         let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
         assert!(
             !parse_traceparent(unsampled.as_bytes())
@@ -574,9 +583,11 @@ mod tests {
         let mut upstream = HeaderMap::new();
         let endpoint = EndpointName::new(&"http://127.0.0.1:9".parse().expect("uri"));
         let shop: Arc<str> = Arc::from("shop");
-        let first = call.attempt(&mut upstream, &shop, &endpoint, 1);
+        let first = call.attempt(&mut upstream, &shop, &endpoint, 1, false);
         first.failed(&"refused");
-        let second = call.attempt(&mut upstream, &shop, &endpoint, 2);
+        let second = call.attempt(&mut upstream, &shop, &endpoint, 2, true);
+        // The pool asked for this one to be indexed (HPACK keeps the name for the next ones).
+        assert!(!upstream["traceparent"].is_sensitive());
         let sent = parse_traceparent(upstream["traceparent"].as_bytes()).expect("sent");
         assert_eq!(sent.trace_id, call.0.context.trace_id);
         assert_eq!(sent.span_id, second.0.context.span_id);
@@ -608,8 +619,10 @@ mod tests {
         let call = never.server(&HeaderMap::new(), Protocol::Grpc, "/a.B/C", None);
         let mut upstream = HeaderMap::new();
         let endpoint = EndpointName::new(&"http://127.0.0.1:9".parse().expect("uri"));
-        let attempt = call.attempt(&mut upstream, &Arc::from("a"), &endpoint, 1);
+        let attempt = call.attempt(&mut upstream, &Arc::from("a"), &endpoint, 1, false);
         assert!(upstream["traceparent"].as_bytes().ends_with(b"-00"));
+        // Not asked to be indexed: never-indexed in HPACK.
+        assert!(upstream["traceparent"].is_sensitive());
         call.finish(Some(0), None, (0, 0), Some(attempt));
         assert!(recorded(&never).is_empty());
 
