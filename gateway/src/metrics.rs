@@ -232,6 +232,12 @@ pub(crate) struct ListenerMetrics {
     pub(crate) idle_closed: AtomicU64,
     /// Connections closed for cancelling more than `max_client_resets` calls in `reset_window`.
     pub(crate) reset_closed: AtomicU64,
+    /// Client addresses refused new connections for cancelling more than
+    /// `max_address_resets` calls in `reset_window`.
+    pub(crate) address_penalties: AtomicU64,
+    /// New connections closed at once because their address was refused (see
+    /// `address_penalties`).
+    pub(crate) penalized: AtomicU64,
     /// TLS handshakes that failed (`[tls]`): no shared protocol, an untrusted or missing
     /// client certificate, a client that does not trust the gateway, or not TLS at all.
     pub(crate) tls_handshake_failures: AtomicU64,
@@ -452,6 +458,16 @@ fn render_listener(out: &mut String, listener: &ListenerMetrics) -> std::fmt::Re
             "gateway_client_connections_rejected_total",
             "Client connections closed at once because limits.max_connections were open.",
             &listener.rejected,
+        ),
+        (
+            "gateway_client_connections_penalized_total",
+            "Client connections closed at once because their address cancelled more than limits.max_address_resets calls within limits.reset_window.",
+            &listener.penalized,
+        ),
+        (
+            "gateway_client_address_penalties_total",
+            "Times a client address was refused new connections for limits.reset_window for cancelling more than limits.max_address_resets calls within it.",
+            &listener.address_penalties,
         ),
         (
             "gateway_calls_shed_total",

@@ -984,7 +984,9 @@ where
 /// many times a second and the well-behaved client's calls failed with UNAVAILABLE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_storm_never_reaches_the_shared_upstream_connection() {
-    let (_upstream, gw) = gateway("").await;
+    // The attackers share the well-behaved client's address: what is under test here is each
+    // connection's limit, without the address's (which would keep them out after a moment).
+    let (_upstream, gw) = gateway("max_address_resets = 0").await;
     let steady = Steady::start(&gw).await;
     let addr = gw.addr;
     let reports = four_attackers(move |deadline| async move {
@@ -1056,7 +1058,8 @@ async fn a_reset_storm_never_reaches_the_shared_upstream_connection() {
 /// `min(cancel_linger, 100 ms)`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_vanishing_mid_request_never_reach_the_shared_upstream_connection() {
-    let (_upstream, gw) = gateway("").await;
+    // As for the reset storm: what happens to the calls, not the address's limit.
+    let (_upstream, gw) = gateway("max_address_resets = 0").await;
     let steady = Steady::start(&gw).await;
     let addr = gw.addr;
     let reports = four_attackers(move |deadline| async move {
@@ -1111,6 +1114,63 @@ async fn clients_vanishing_mid_request_never_reach_the_shared_upstream_connectio
         replaced >= 1.0,
         "{half_sent} streams cut off: the connection was replaced ({replaced})"
     );
+    assert_alive(&gw).await;
+}
+
+/// An address that goes on cancelling calls over new connections (a storm that reconnects
+/// whenever the gateway closes it, clients vanishing mid-call over many connections, none of
+/// which reaches `max_client_resets`) has its new connections closed at once; its connection
+/// opened before goes on, and so do other addresses' calls, old connections and new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_cancelling_too_many_calls_is_refused_new_connections() {
+    let (_upstream, gw) =
+        gateway("max_client_resets = 10\nmax_address_resets = 30\nreset_window = \"60s\"").await;
+    let steady = Steady::start(&gw).await;
+    let (mut held, _held_connection) = attacker_client(gw.addr).await;
+    // Four connections from 127.0.0.2 cancelling ten calls each: no connection is over its
+    // limit, the address is.
+    for _ in 0..4 {
+        let (mut client, connection) = attacker_client(gw.addr).await;
+        for _ in 0..10 {
+            let (_response, mut body) = open_ticks(&mut client, gw.addr).await;
+            body.send_reset(h2::Reason::CANCEL);
+        }
+        drop(client);
+        connection.abort();
+    }
+    let penalties = metric_until(&gw, "gateway_client_address_penalties_total", LIMIT, |n| {
+        n >= 1.0
+    })
+    .await;
+    assert_eq!(penalties, 1.0);
+    // A new connection from it is closed before anything is read from it.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let mut refused = tokio::time::timeout(LIMIT, socket.connect(gw.addr))
+        .await
+        .expect("connect within the limit")
+        .expect("connect");
+    assert!(
+        closed_within(&mut refused, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "a new connection of the address is closed at once"
+    );
+    assert_eq!(
+        metric(&gw, "gateway_client_connections_penalized_total").await,
+        1.0
+    );
+    // Its connection from before the storm, and a new one from another address, still work.
+    let (response, mut body) = open_ticks(&mut held, gw.addr).await;
+    assert_eq!(response.status(), 200);
+    body.send_reset(h2::Reason::CANCEL);
+    let (mut other, _other_connection) = h2_client(connect(gw.addr).await).await;
+    let (response, mut body) = open_ticks(&mut other, gw.addr).await;
+    assert_eq!(response.status(), 200);
+    body.send_reset(h2::Reason::CANCEL);
+    steady.finish().await;
     assert_alive(&gw).await;
 }
 

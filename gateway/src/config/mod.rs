@@ -389,8 +389,16 @@ pub struct Limits {
     /// past it the gateway closes that connection (GOAWAY), so the resets never reach the
     /// shared upstream connections. Default 200.
     pub max_client_resets: u32,
-    /// The window of [`Limits::max_client_resets`]. Default 10 s.
+    /// The window of [`Limits::max_client_resets`] and [`Limits::max_address_resets`].
+    /// Default 10 s.
     pub reset_window: Duration,
+    /// Calls one client address (an IPv4 address or an IPv6 /64, over all its connections) may
+    /// cancel within [`Limits::reset_window`]; past it, new connections from that address are
+    /// closed at once for `reset_window` (its open connections go on, each under
+    /// [`Limits::max_client_resets`]), so a client that reconnects to storm again, or vanishes
+    /// mid-call over thousands of connections, is kept out. Behind a proxy that hides client
+    /// addresses every client shares one address: set `0` (off) there. Default 2,000.
+    pub max_address_resets: u32,
     /// Calls in flight across all clients; past it new calls are shed at once with
     /// `RESOURCE_EXHAUSTED` (REST: 429 with `retry-after`). Default 10,000.
     pub max_in_flight: usize,
@@ -476,6 +484,7 @@ impl Default for Limits {
             max_concurrent_streams: 256,
             max_client_resets: 200,
             reset_window: Duration::from_secs(10),
+            max_address_resets: 2_000,
             max_in_flight: 10_000,
             reserved_in_flight: None,
             default_timeout: Duration::from_secs(30),

@@ -205,6 +205,7 @@ struct RawLimits {
     max_concurrent_streams: Option<u32>,
     max_client_resets: Option<u32>,
     reset_window: Option<RawDuration>,
+    max_address_resets: Option<u32>,
     max_in_flight: Option<usize>,
     reserved_in_flight: Option<usize>,
     default_timeout: Option<RawDuration>,
@@ -612,6 +613,7 @@ fn limits(target: &mut super::Limits, raw: RawLimits) -> Result<(), (String, Str
     );
     set(&mut target.max_client_resets, raw.max_client_resets);
     set_duration(&mut target.reset_window, raw.reset_window);
+    set(&mut target.max_address_resets, raw.max_address_resets);
     set(&mut target.max_in_flight, raw.max_in_flight);
     if raw.reserved_in_flight.is_some() {
         target.reserved_in_flight = raw.reserved_in_flight;

@@ -100,6 +100,17 @@ impl ConnState {
             resets.1 += 1;
             resets.1 > limits.max_client_resets
         };
+        if self
+            .client
+            .cancelled(now, limits.max_address_resets, limits.reset_window)
+        {
+            state.listener.address_penalties.fetch_add(1, Relaxed);
+            tracing::warn!(
+                "refusing new connections from a client address for {:?}: more than {} calls cancelled within it",
+                limits.reset_window,
+                limits.max_address_resets
+            );
+        }
         if over && !self.closing.swap(true, Relaxed) {
             state.listener.reset_closed.fetch_add(1, Relaxed);
             tracing::info!(

@@ -283,6 +283,13 @@ impl Ingress {
                         drop(stream);
                         continue;
                     }
+                    // An address that cancelled too many calls: closed before any work is done
+                    // for it (the admin port is the operator's).
+                    if self.port != Port::Admin && self.clients.refuses(peer.ip()) {
+                        metrics.penalized.fetch_add(1, Relaxed);
+                        drop(stream);
+                        continue;
+                    }
                     self.open().fetch_add(1, Relaxed);
                     let open = Open(self.clone());
                     let _ = stream.set_nodelay(true);
