@@ -177,7 +177,7 @@ fn push_seconds(out: &mut Vec<u8>, duration: Duration) {
     }
     let mut fraction = *b".000000000";
     let mut len = fraction.len();
-    while nanos % 10 == 0 {
+    while nanos.is_multiple_of(10) {
         nanos /= 10;
         len -= 1;
     }

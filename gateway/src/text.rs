@@ -14,7 +14,9 @@ use http::Uri;
 /// An upstream endpoint as the access log and spans name it, rendered once per connection.
 #[derive(Debug)]
 pub(crate) struct EndpointName {
-    /// The endpoint's URI as configured or resolved (`http://10.0.0.5:50051/`).
+    /// The endpoint's URI as configured or resolved (`http://10.0.0.5:50051/`): a span
+    /// attribute (the access log writes `json`).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     text: Box<str>,
     /// `text` as a JSON string, for the access log.
     json: Box<str>,
@@ -38,6 +40,7 @@ impl EndpointName {
     }
 
     /// The endpoint's URI.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) fn as_str(&self) -> &str {
         &self.text
     }

@@ -65,6 +65,7 @@ impl CallTrace {
         _upstream: &std::sync::Arc<str>,
         _endpoint: &std::sync::Arc<EndpointName>,
         _attempt: u32,
+        _index_header: bool,
     ) -> AttemptSpan {
         match *self {}
     }
