@@ -732,15 +732,7 @@ async fn a_client_spreading_streams_over_connections_leaves_the_reserve_to_other
     let mut attacker = Vec::new();
     let (mut held, mut refused) = (Vec::new(), 0);
     for _ in 0..10 {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .bind("127.0.0.2:0".parse().expect("addr"))
-            .expect("bind 127.0.0.2");
-        let stream = tokio::time::timeout(LIMIT, socket.connect(gw.addr))
-            .await
-            .expect("connect within the limit")
-            .expect("connect");
-        let (mut client, connection) = h2_client(stream).await;
+        let (mut client, connection) = h2_client(connect_from_attacker(gw.addr).await).await;
         for _ in 0..5 {
             let (response, body) = open_ticks(&mut client, gw.addr).await;
             match response.headers().get("grpc-status") {
@@ -1144,14 +1136,7 @@ async fn an_address_cancelling_too_many_calls_is_refused_new_connections() {
     .await;
     assert_eq!(penalties, 1.0);
     // A new connection from it is closed before anything is read from it.
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.2:0".parse().expect("addr"))
-        .expect("bind 127.0.0.2");
-    let mut refused = tokio::time::timeout(LIMIT, socket.connect(gw.addr))
-        .await
-        .expect("connect within the limit")
-        .expect("connect");
+    let mut refused = connect_from_attacker(gw.addr).await;
     assert!(
         closed_within(&mut refused, Duration::from_secs(2))
             .await
@@ -1211,6 +1196,18 @@ async fn grpc_status_of(response: h2::client::ResponseFuture) -> Option<String> 
     Some(status.to_owned())
 }
 
+/// A TCP connection from the attacker's own loopback address, 127.0.0.2.
+async fn connect_from_attacker(addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    tokio::time::timeout(LIMIT, socket.connect(addr))
+        .await
+        .expect("connect within the limit")
+        .expect("connect")
+}
+
 /// An HTTP/2 client on a connection from the attacker's own loopback address, 127.0.0.2,
 /// with room for many small responses at once (h2 ends a connection with more small DATA frames
 /// buffered than a share of its window).
@@ -1220,14 +1217,7 @@ async fn attacker_client(
     h2::client::SendRequest<Bytes>,
     JoinHandle<Result<(), h2::Error>>,
 ) {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.2:0".parse().expect("addr"))
-        .expect("bind 127.0.0.2");
-    let stream = tokio::time::timeout(LIMIT, socket.connect(addr))
-        .await
-        .expect("connect within the limit")
-        .expect("connect");
+    let stream = connect_from_attacker(addr).await;
     let (send, connection) = tokio::time::timeout(
         LIMIT,
         h2::client::Builder::new()
