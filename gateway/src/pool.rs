@@ -27,7 +27,7 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ use super::metrics::UpstreamMetrics;
 use super::proxy::LimitedBody;
 use super::retry::RetryBudget;
 use super::routes::CallKind;
-use super::runtime::BoxedSpawn;
+use super::runtime::{BoxedSpawn, lock};
 use super::text::EndpointName;
 use super::tls::{ClientStream, UpstreamTls};
 
@@ -924,11 +924,6 @@ impl TraceparentIndexing {
         // A lost race only means one more indexed value.
         self.link.load(Relaxed) != generation && self.link.swap(generation, Relaxed) != generation
     }
-}
-
-/// Locks `mutex`, ignoring poisoning: every critical section here leaves the data consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl Connection {

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::num::NonZeroUsize;
+use std::sync::{Mutex, MutexGuard};
 
 /// jemalloc, the allocator of the gateway's binaries (feature `jemalloc`, on by default):
 /// `#[global_allocator] static ALLOCATOR: Jemalloc = Jemalloc;`, then call
@@ -119,6 +120,12 @@ pub fn runtime(worker_threads: Option<usize>) -> io::Result<tokio::runtime::Runt
         builder
     };
     builder.enable_all().build()
+}
+
+/// Locks `mutex`, ignoring poisoning: for state whose every critical section leaves it
+/// consistent (a panic elsewhere cannot leave it half-changed).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 #[cfg(test)]

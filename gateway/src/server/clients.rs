@@ -11,9 +11,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::super::runtime::lock;
 use super::fairness::Share;
 
 /// Whom calls are counted for.
@@ -58,11 +59,25 @@ pub(super) struct Clients {
 /// the table without bound (past it, expired entries go, and new ones are not kept).
 const MAX_PENALTIES: usize = 4_096;
 
-/// Locks `mutex`; a poisoned lock only means another connection panicked, its map is intact.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Events counted in a window that starts again at the first event `window` or more after its
+/// start: the cancelled calls of a connection or of a client address.
+#[derive(Debug)]
+pub(super) struct WindowCount(Mutex<(Instant, u32)>);
+
+impl WindowCount {
+    pub(super) fn new(now: Instant) -> WindowCount {
+        WindowCount(Mutex::new((now, 0)))
+    }
+
+    /// Counts one event at `now`; returns the count of its window, this one included.
+    pub(super) fn add(&self, now: Instant, window: Duration) -> u32 {
+        let mut count = lock(&self.0);
+        if now.saturating_duration_since(count.0) >= window {
+            *count = (now, 0);
+        }
+        count.1 = count.1.saturating_add(1);
+        count.1
+    }
 }
 
 /// One client's count, shared by its connections.
@@ -72,8 +87,8 @@ pub(super) struct Client {
     pub(super) in_flight: AtomicUsize,
     /// What the gateway does for this client, and how much it may while the gateway is busy.
     pub(super) share: Share,
-    /// Calls of this client cancelled in the current window: (window start, count).
-    resets: Mutex<(Instant, u32)>,
+    /// Calls of this client cancelled, over all its connections.
+    resets: WindowCount,
     key: ClientKey,
     clients: Weak<Clients>,
 }
@@ -89,7 +104,7 @@ impl Clients {
         let client = Arc::new(Client {
             in_flight: AtomicUsize::new(0),
             share: Share::default(),
-            resets: Mutex::new((Instant::now(), 0)),
+            resets: WindowCount::new(Instant::now()),
             key,
             clients: Arc::downgrade(self),
         });
@@ -155,15 +170,7 @@ impl Client {
         if max == 0 {
             return false;
         }
-        let over = {
-            let mut resets = lock(&self.resets);
-            if now.saturating_duration_since(resets.0) >= window {
-                *resets = (now, 0);
-            }
-            resets.1 = resets.1.saturating_add(1);
-            resets.1 == max + 1
-        };
-        if !over {
+        if self.resets.add(now, window) != max.saturating_add(1) {
             return false;
         }
         if let Some(clients) = self.clients.upgrade() {

@@ -5,8 +5,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use super::super::GatewayState;
 use super::super::body::{BoxError, GatewayBody};
 use super::Live;
-use super::clients::Client;
+use super::clients::{Client, WindowCount};
 use super::fairness::Turn;
 
 /// One client connection's shared state, between its requests and its task.
@@ -34,8 +34,8 @@ pub(super) struct ConnState {
     client: Arc<Client>,
     /// When the last call ended, in milliseconds since `opened`.
     last_call_ended_ms: AtomicU64,
-    /// Cancelled calls in the current window: (window start, count).
-    resets: Mutex<(Instant, u32)>,
+    /// Calls of this connection its client cancelled.
+    resets: WindowCount,
     /// Set once the connection is asked to close: new requests on it are refused.
     closing: AtomicBool,
     /// Wakes the connection task to start a graceful shutdown.
@@ -51,7 +51,7 @@ impl ConnState {
             in_flight: AtomicUsize::new(0),
             client,
             last_call_ended_ms: AtomicU64::new(0),
-            resets: Mutex::new((now, 0)),
+            resets: WindowCount::new(now),
             closing: AtomicBool::new(false),
             close: Notify::new(),
         }
@@ -90,16 +90,7 @@ impl ConnState {
         let state = self.state();
         let limits = &state.config.limits;
         let now = Instant::now();
-        let over = {
-            let Ok(mut resets) = self.resets.lock() else {
-                return;
-            };
-            if now.duration_since(resets.0) >= limits.reset_window {
-                *resets = (now, 0);
-            }
-            resets.1 += 1;
-            resets.1 > limits.max_client_resets
-        };
+        let over = self.resets.add(now, limits.reset_window) > limits.max_client_resets;
         if self
             .client
             .cancelled(now, limits.max_address_resets, limits.reset_window)

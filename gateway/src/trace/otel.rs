@@ -223,7 +223,8 @@ fn traceparent(context: &SpanContext, index: bool) -> HeaderValue {
     let mut value = HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static(""));
     // A new value on every call: HPACK must not index it, or each call evicts entries of the
     // upstream connection's table that the next calls would reuse (callgrind: ~4,700
-    // instructions a call spent re-indexing). An occasional indexed one keeps the name there.
+    // instructions a call spent re-indexing). The pool has the first of each upstream
+    // connection indexed, so that later ones refer to its name (`pool::TraceparentIndexing`).
     value.set_sensitive(!index);
     value
 }
