@@ -33,6 +33,17 @@
 #   SUT_CPUS [1]  upstream and gateways;  LOADGEN_CPUS [0]  steady client and attacks
 #                 (empty: no pinning); the attacks run under `nice -n ATTACK_NICE` [10] so
 #                 they do not steal the steady client's CPU
+#   STEADY_PRIO ["chrt -f 10" where allowed, else none]  runs the steady client (before and
+#               during) at real-time priority: nice alone did not keep the attack off its CPU
+#               (header-flood kept CPU 0 99% busy, the gateway's CPU 18%, and the steady p99 of
+#               4.97 ms was the client waiting for its own CPU; 1.12 ms under chrt). An attacker
+#               on another machine takes no CPU from the well-behaved client; the gateway's CPU is
+#               what the run measures
+#   UPSTREAM_PRIO [the same]  the upstream's priority on the gateways' CPU: it stands for services
+#               on machines of their own. An attacked gateway keeps its CPU busy (the throttled
+#               attacker's work fills every gap, as it should), and a normal-priority upstream on
+#               the same CPU then waits for the kernel's scheduler on every call (header-flood,
+#               steady p99 3.46 ms with the upstream at normal priority, 0.57 ms under chrt)
 #   FRESH [1]  start the gateways afresh for every attack, so each row's RSS is that attack's
 #              (peak: the kernel's VmHWM, the highest RSS since the gateway started);
 #              0: one gateway process of each kind takes every attack in turn (a repeated
@@ -54,6 +65,12 @@ ATTACKS=${ATTACKS:-"deep-query header-flood header-flood-rest reset-storm vanish
 SUT_CPUS=${SUT_CPUS-1}
 LOADGEN_CPUS=${LOADGEN_CPUS-0}
 ATTACK_NICE=${ATTACK_NICE:-10}
+if [ -z "${STEADY_PRIO+set}" ]; then
+  STEADY_PRIO=""; chrt -f 10 true 2>/dev/null && STEADY_PRIO="chrt -f 10"
+fi
+UPSTREAM_PRIO=${UPSTREAM_PRIO-$STEADY_PRIO}
+read -r -a PRIO_STEADY <<< "$STEADY_PRIO"
+read -r -a PRIO_UP <<< "$UPSTREAM_PRIO"
 FRESH=${FRESH:-1}
 EXTRA_TOML=${EXTRA_TOML:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -126,7 +143,7 @@ stop_pid() { # end one of our processes and reap it
 }
 
 start_upstream() { # on UP_ADDR again when it is set, so the gateways' configs stay valid
-  "${PIN_SUT[@]}" "$ABUSE_BIN" upstream --listen "${UP_ADDR:-127.0.0.1:0}" > "$RUN/upstream.out" 2>> "$RUN/upstream.err" &
+  "${PIN_SUT[@]}" "${PRIO_UP[@]}" "$ABUSE_BIN" upstream --listen "${UP_ADDR:-127.0.0.1:0}" > "$RUN/upstream.out" 2>> "$RUN/upstream.err" &
   UP_PID=$!
   UP_ADDR=$(wait_addr "$RUN/upstream.out" "$UP_PID") || { log "upstream did not start"; exit 1; }
   cat > "$RUN/gateway.toml" <<EOF
@@ -196,11 +213,11 @@ for name in $ATTACKS; do
   secs=$DURATION; [ "$name" = slowloris ] && secs=$SLOW_DURATION
   LIMIT=$((secs + 30)) # no client outlives this
   log "$name ($label gateway $addr): ${BASELINE}s baseline, ${secs}s attack"
-  before=$(timeout -k 5 $((BASELINE + 30)) "${PIN_LOAD[@]}" "$ABUSE_BIN" steady --addr "$addr" \
+  before=$(timeout -k 5 $((BASELINE + 30)) "${PIN_LOAD[@]}" "${PRIO_STEADY[@]}" "$ABUSE_BIN" steady --addr "$addr" \
     --duration "$BASELINE" --rate "$RATE" "${steady_flags[@]}" 2>> "$RES/$name.err" || true)
   rss_before=$(rss_kb "$pid")
 
-  timeout -k 5 "$LIMIT" "${PIN_LOAD[@]}" "$ABUSE_BIN" steady --addr "$addr" --duration "$secs" \
+  timeout -k 5 "$LIMIT" "${PIN_LOAD[@]}" "${PRIO_STEADY[@]}" "$ABUSE_BIN" steady --addr "$addr" --duration "$secs" \
     --rate "$RATE" "${steady_flags[@]}" > "$RES/$name.steady" 2>> "$RES/$name.err" &
   spid=$!
   timeout -k 5 "$LIMIT" "${PIN_LOAD[@]}" nice -n "$ATTACK_NICE" "$ABUSE_BIN" "${args[@]}" --addr "$addr" \
@@ -247,7 +264,7 @@ done
 {
   echo "# tonic-msgpack gateway under attack  $(date -u +%Y-%m-%dT%H:%M:%SZ)  cores=$(nproc)  commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "# each attack: $([ "$FRESH" = 1 ] && echo "fresh gateway, ")${BASELINE}s steady baseline, then ${DURATION}s attack + steady (slowloris ${SLOW_DURATION}s), RSS ${SETTLE}s after; steady: $RATE unary/s + server stream + bidi stream (+ REST calls on the REST gateway)"
-  echo "# pinning: upstream + gateways on CPU ${SUT_CPUS:-any}; steady + attack (nice $ATTACK_NICE) on CPU ${LOADGEN_CPUS:-any}; default [limits]/[rest]${EXTRA_TOML:+ + EXTRA_TOML}"
+  echo "# pinning: upstream${UPSTREAM_PRIO:+ ($UPSTREAM_PRIO)} + gateways on CPU ${SUT_CPUS:-any}; steady${STEADY_PRIO:+ ($STEADY_PRIO)} + attack (nice $ATTACK_NICE) on CPU ${LOADGEN_CPUS:-any}; default [limits]/[rest]${EXTRA_TOML:+ + EXTRA_TOML}"
   echo
   echo "| attack | gateway | well-behaved success % | streams | p99 before → during (ratio) | RSS before → peak → after (MB) | alive | meets target |"
   echo "|---|---|---|---|---|---|---|---|"

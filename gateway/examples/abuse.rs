@@ -372,6 +372,12 @@ async fn attacker_connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
         return TcpStream::connect(addr).await;
     }
     let socket = tokio::net::TcpSocket::new_v4()?;
+    // `bind` takes its ephemeral port out of the pool of every address on this machine, and a
+    // closed socket keeps it for a minute in TIME_WAIT: tens of thousands of attack connections
+    // would leave the well-behaved client (and the gateway's upstream connections) no port to
+    // connect from, which an attacker on another machine cannot do. Closing with a reset frees
+    // the port at once.
+    socket.set_zero_linger()?;
     socket.bind(SocketAddr::from((ATTACKER_SOURCE, 0)))?;
     socket.connect(addr).await
 }

@@ -1293,6 +1293,48 @@ async fn a_client_flooding_a_busy_gateway_is_throttled_and_loses_nothing() {
     assert_alive(&gw).await;
 }
 
+/// `busy_lag`, for connections: a client opening 300 connections at once from its own
+/// address, while another client is connected, makes the gateway late to start them and is
+/// throttled before their handshakes; each still gets its HTTP/2 handshake, in between the other
+/// client's calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_opening_connections_in_a_burst_is_throttled_and_served() {
+    let (_upstream, gw) = gateway("").await;
+    let steady = Steady::start(&gw).await;
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..300 {
+        let addr = gw.addr;
+        opening.spawn(async move {
+            let mut stream = connect_from_attacker(addr).await;
+            stream
+                .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+                .await
+                .expect("preface");
+            // The gateway's SETTINGS: a frame header of type 4 on stream 0.
+            let mut head = [0u8; 9];
+            tokio::time::timeout(LIMIT, stream.read_exact(&mut head))
+                .await
+                .expect("the gateway's SETTINGS within the limit")
+                .expect("read");
+            assert_eq!(head[3], 4, "a SETTINGS frame first: {head:?}");
+            stream
+        });
+    }
+    // Every connection served: they are held until the end.
+    let mut held = Vec::new();
+    while let Some(client) = opening.join_next().await {
+        held.push(client.expect("connection"));
+    }
+    assert_eq!(held.len(), 300);
+    let throttles = metric(&gw, "gateway_client_throttles_total").await;
+    assert!(throttles >= 1.0, "the burst was throttled: {throttles}");
+    drop(held);
+    let throttled = metric_until(&gw, "gateway_throttled_clients", LIMIT, |n| n == 0.0).await;
+    assert_eq!(throttled, 0.0);
+    steady.finish().await;
+    assert_alive(&gw).await;
+}
+
 /// The same flood with `busy_lag = "0s"`: nobody is throttled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_lag_zero_turns_throttling_off() {

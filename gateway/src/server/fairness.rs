@@ -5,9 +5,10 @@
 //! makes every other client's calls wait behind that work. Limits bound how much a client may
 //! hold; this bounds how much of a busy gateway's time it may take while others wait.
 //!
-//! The gateway is *busy* when work waits `busy_lag` for a core: a call whose task first runs
-//! that long after the call was admitted, or the monitor's probe (a yield, every [`WINDOW`])
-//! coming back that late. What each client makes the gateway do is counted in units (a read,
+//! The gateway is *busy* when work waits `busy_lag` for a core (a call or connection whose task
+//! first runs that long after it came in, or the monitor's probe, a yield every [`WINDOW`],
+//! coming back that late) or when its event loops have not rested lately ([`Saturation`]: a
+//! client whose every request is a long piece of work keeps the queue short). What each client makes the gateway do is counted in units (a read,
 //! plus one a KiB; [`CALL_UNITS`] a call; [`CONNECTION_UNITS`] a connection), over all its
 //! connections. A client is *throttled* when the gateway is busy and it either did more than
 //! [`BURST_UNITS`] in the current window while other clients are connected (a burst, caught by
@@ -214,6 +215,21 @@ impl Pressure {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Looks at work of `client` that came in at `admitted` and runs now: the gateway is busy if
+    /// it waited `lag` or longer, and a client bursting on a busy gateway is throttled at once.
+    pub(super) fn look(&self, client: &Arc<Client>, admitted: Instant, lag: Duration) {
+        let now = Instant::now();
+        if now.saturating_duration_since(admitted) >= lag {
+            self.mark_busy(now);
+        }
+        if self.is_busy(now)
+            && client.share.spent.load(Relaxed) > BURST_UNITS
+            && self.clients.count() >= 2
+        {
+            self.throttle(client);
+        }
+    }
+
     fn throttle(&self, client: &Arc<Client>) {
         if !client.share.throttled.swap(true, Relaxed) {
             client.share.grants.store(0, Relaxed);
@@ -251,18 +267,51 @@ impl Turn {
     pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.looked {
             self.looked = true;
-            let now = Instant::now();
-            if now.saturating_duration_since(self.admitted) >= self.lag {
-                self.pressure.mark_busy(now);
-            }
-            if self.pressure.is_busy(now)
-                && self.client.share.spent.load(Relaxed) > BURST_UNITS
-                && self.pressure.clients.count() >= 2
-            {
-                self.pressure.throttle(&self.client);
-            }
+            self.pressure.look(&self.client, self.admitted, self.lag);
         }
         self.client.share.poll_turn(cx)
+    }
+}
+
+/// How much of the time the event loops ran tasks, over the last [`SATURATION_WINDOWS`]
+/// windows. Work that waits for a core is not the only sign of a busy gateway: a client whose
+/// every request is a long piece of work (a 128 KiB header block to parse) keeps the queue short
+/// while the loops never rest, and the other clients' calls each wait behind one such piece
+/// twice, on the way in and on the way out.
+struct Saturation {
+    metrics: tokio::runtime::RuntimeMetrics,
+    /// (when, the workers' busy time then), oldest first.
+    samples: VecDeque<(Instant, Duration)>,
+}
+
+/// Windows over which [`Saturation`] is measured: tokio adds a worker's busy time in batches
+/// (when it parks, or every few dozen tasks), so one window alone is too jittery.
+const SATURATION_WINDOWS: usize = 5;
+
+impl Saturation {
+    fn new() -> Self {
+        Saturation {
+            metrics: tokio::runtime::Handle::current().metrics(),
+            samples: VecDeque::with_capacity(SATURATION_WINDOWS + 1),
+        }
+    }
+
+    /// Whether every worker was busy at least nine tenths of the time lately.
+    fn saturated(&mut self, now: Instant) -> bool {
+        let workers = self.metrics.num_workers();
+        let busy: Duration = (0..workers)
+            .map(|worker| self.metrics.worker_total_busy_duration(worker))
+            .sum();
+        self.samples.push_back((now, busy));
+        if self.samples.len() <= SATURATION_WINDOWS {
+            return false;
+        }
+        let Some((then, busy_then)) = self.samples.pop_front() else {
+            return false;
+        };
+        let spent = busy.saturating_sub(busy_then);
+        let room = now.saturating_duration_since(then) * u32::try_from(workers).unwrap_or(1);
+        !room.is_zero() && spent * 10 >= room * 9
     }
 }
 
@@ -281,6 +330,7 @@ pub(super) async fn monitor(pressure: Arc<Pressure>, lag: impl Fn() -> Option<Du
     let mut ticks = tokio::time::interval(WINDOW);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut live: Vec<Arc<Client>> = Vec::new();
+    let mut saturation = Saturation::new();
     loop {
         ticks.tick().await;
         let Some(lag) = lag() else {
@@ -290,7 +340,7 @@ pub(super) async fn monitor(pressure: Arc<Pressure>, lag: impl Fn() -> Option<Du
         };
         let waited = probe().await;
         let now = Instant::now();
-        if waited >= lag {
+        if waited >= lag || saturation.saturated(now) {
             pressure.mark_busy(now);
         }
         let busy = pressure.is_busy(now);
@@ -565,5 +615,31 @@ mod tests {
         assert_eq!(pressure.lock_throttled().len(), 1);
         assert!(heavy.share.release());
         assert!(late.poll(&mut cx).is_ready(), "released");
+    }
+
+    #[test]
+    fn an_event_loop_that_never_rests_is_saturated() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut saturation = Saturation::new();
+            for _ in 0..=SATURATION_WINDOWS {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                assert!(!saturation.saturated(Instant::now()), "idle in between");
+            }
+            // Work that holds the loop (as a long parse does), with a yield between pieces.
+            let mut saturated = Vec::new();
+            for _ in 0..=2 * SATURATION_WINDOWS {
+                std::thread::sleep(Duration::from_millis(5));
+                tokio::task::yield_now().await;
+                saturated.push(saturation.saturated(Instant::now()));
+            }
+            assert!(
+                saturated.ends_with(&[true, true, true]),
+                "a loop busy all the time is saturated: {saturated:?}"
+            );
+        });
     }
 }

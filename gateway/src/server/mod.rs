@@ -235,6 +235,15 @@ struct Ingress {
 /// Takes one connection off its listener's count when it ends.
 struct Open(Arc<Ingress>);
 
+/// A connection just accepted, for its task.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// When it was accepted: a task that starts long after says the gateway is busy.
+    at: Instant,
+    open: Open,
+}
+
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.open().fetch_sub(1, Relaxed);
@@ -293,7 +302,8 @@ impl Ingress {
                     self.open().fetch_add(1, Relaxed);
                     let open = Open(self.clone());
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(self.clone().connection(stream, peer, spawn_stop.clone(), open));
+                    let accepted = Accepted { stream, peer, at: Instant::now(), open };
+                    connections.spawn(self.clone().connection(accepted, spawn_stop.clone()));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 () = stopped(&mut stop) => break,
@@ -318,13 +328,14 @@ impl Ingress {
     }
 
     /// Serves one connection until it ends, closing it on the limits' terms.
-    async fn connection(
-        self: Arc<Self>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        mut stop: watch::Receiver<bool>,
-        _open: Open,
-    ) {
+    async fn connection(self: Arc<Self>, accepted: Accepted, mut stop: watch::Receiver<bool>) {
+        // `_open` counts the connection as open until this returns.
+        let Accepted {
+            stream,
+            peer,
+            at,
+            open: _open,
+        } = accepted;
         // The connection keeps the settings of the state it was accepted under, but not that
         // state past its handshake: a state holds upstream pools, which a reload must be able to
         // close once their calls end, however long this connection lives.
@@ -338,6 +349,11 @@ impl Ingress {
         let client = self.clients.client(peer.ip());
         let fair = (self.port != Port::Admin).then(|| client.clone());
         if let Some(client) = &fair {
+            // A connection whose task starts late says the gateway is busy, as a call's does;
+            // a client opening connections in a burst then is throttled before their handshakes.
+            if let Some(lag) = limits.fairness_lag() {
+                self.pressure.look(client, at, lag);
+            }
             let turn = tokio::select! {
                 turn = tokio::time::timeout(limits.sniff_timeout, client.share.turn()) => turn,
                 () = stopped(&mut stop) => return,
