@@ -122,6 +122,26 @@ pub fn runtime(worker_threads: Option<usize>) -> io::Result<tokio::runtime::Runt
     builder.enable_all().build()
 }
 
+/// Gives the calling thread the lowest CPU priority (nice 19), once per thread, for work that
+/// should take only what the event loops leave: a 4 MiB REST body parsed on a blocking thread at
+/// the same priority took half the core from the event loop in slices of milliseconds, and every
+/// other client's calls waited out those slices. Lasting (an unprivileged thread cannot raise
+/// its priority again), so only for threads that do such work: tokio's blocking threads, which
+/// the gateway uses for nothing urgent. Linux only; elsewhere it does nothing.
+pub(crate) fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::cell::Cell;
+        thread_local!(static LOWERED: Cell<bool> = const { Cell::new(false) });
+        if !LOWERED.replace(true) {
+            let thread = rustix::thread::gettid();
+            if let Err(err) = rustix::process::setpriority_process(Some(thread), 19) {
+                tracing::debug!("cannot lower a blocking thread's priority: {err}");
+            }
+        }
+    }
+}
+
 /// Locks `mutex`, ignoring poisoning: for state whose every critical section leaves it
 /// consistent (a panic elsewhere cannot leave it half-changed).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,6 +151,22 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::runtime;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lowered_thread_runs_at_nice_19_and_others_do_not() {
+        let nice = || rustix::process::getpriority_process(Some(rustix::thread::gettid()));
+        let before = nice().expect("priority");
+        let lowered = std::thread::spawn(move || {
+            super::lower_thread_priority();
+            super::lower_thread_priority();
+            nice().expect("priority")
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(lowered, 19);
+        assert_eq!(nice().expect("priority"), before, "only the calling thread");
+    }
 
     #[cfg(feature = "jemalloc")]
     #[test]

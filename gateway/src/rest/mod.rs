@@ -336,6 +336,7 @@ async fn offload<T: Send + 'static>(
         .await
         .map_err(|_| RestError::new(Code::Internal, "the gateway is shutting down"))?;
     tokio::task::spawn_blocking(move || {
+        crate::runtime::lower_thread_priority();
         let result = work();
         drop(permit);
         result
