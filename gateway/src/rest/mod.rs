@@ -34,7 +34,7 @@ pub use matching::BindingError;
 use matching::BodyTarget;
 pub(crate) use matching::{Matched, RestRoutes};
 use request::{
-    MessageInput, check_query_length, deadline, metadata, read_body, request_message,
+    MessageInput, RequestBody, check_query_length, deadline, metadata, read_body, request_message,
     upstream_request,
 };
 use response::{stream_response, unary_response};
@@ -200,25 +200,27 @@ async fn call(
         metadata.insert(tls.identity_header.clone(), value);
     }
     let body = match matched.body {
-        BodyTarget::None => Bytes::new(),
+        BodyTarget::None => RequestBody::default(),
         _ => read_body(body, rest).await?,
     };
-    let input = MessageInput {
+    let mut input = MessageInput {
         route: route.path.clone(),
-        body,
+        body: Bytes::new(),
         query: query
             .filter(|_| matched.body != BodyTarget::Whole)
             .map(str::to_owned),
         target: matched.body,
         vars: matched.vars,
     };
-    let msgpack = if !input.is_heavy() {
+    let msgpack = if !input.is_heavy(&body) {
+        input.body = body.join();
         request_message(&input, rest, &transcoder)?
     } else {
         let permits = state.rest.parse_permits(rest.parse_concurrency);
         let work_state = state.clone();
         let work_transcoder = transcoder.clone();
         offload(permits, move || {
+            input.body = body.join();
             request_message(&input, &work_state.config.rest, &work_transcoder)
         })
         .await?
