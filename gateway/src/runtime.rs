@@ -179,6 +179,19 @@ mod tests {
         assert_eq!(read(b"arena.0.dirty_decay_ms\0"), Some(1_000));
     }
 
+    /// The workspace builds jemalloc with thread caches of at most 4 KiB objects
+    /// (`.cargo/config.toml`), unless `_RJEM_MALLOC_CONF` says otherwise at run time.
+    #[cfg(feature = "jemalloc")]
+    #[test]
+    fn thread_caches_keep_small_objects_only() {
+        use tikv_jemalloc_ctl::{Access, AsName};
+        if std::env::var_os("_RJEM_MALLOC_CONF").is_some() {
+            return;
+        }
+        let tcache_max: usize = b"arenas.tcache_max\0".name().read().expect("tcache_max");
+        assert_eq!(tcache_max, 4096);
+    }
+
     #[test]
     fn hyper_tasks_run_boxed_on_the_current_runtime() {
         use hyper::rt::Executor;
