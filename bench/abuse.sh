@@ -118,8 +118,9 @@ else
 fi
 
 # ---------------------------------------------------------------- process control
-alive() { # pid: running and not a zombie
-  [ -n "$1" ] && [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
+alive() { # pid: running and not a zombie (a process gone between two reads is not alive)
+  local status
+  [ -n "$1" ] && status=$(cat "/proc/$1/status" 2>/dev/null) && ! grep -q '^State:[[:space:]]*Z' <<< "$status"
 }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; } # peak RSS so far
