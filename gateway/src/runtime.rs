@@ -122,22 +122,31 @@ pub fn runtime(worker_threads: Option<usize>) -> io::Result<tokio::runtime::Runt
     builder.enable_all().build()
 }
 
-/// Gives the calling thread the lowest CPU priority (nice 19), once per thread, for work that
-/// should take only what the event loops leave: a 4 MiB REST body parsed on a blocking thread at
-/// the same priority took half the core from the event loop in slices of milliseconds, and every
-/// other client's calls waited out those slices. Lasting (an unprivileged thread cannot raise
-/// its priority again), so only for threads that do such work: tokio's blocking threads, which
-/// the gateway uses for nothing urgent. Linux only; elsewhere it does nothing.
+/// Puts the calling thread under Linux's `SCHED_IDLE` policy, once per thread, for work that
+/// should take only what the event loops leave: a 4 MiB REST body parsed on a blocking thread
+/// at the event loop's priority took half the core in scheduler slices of milliseconds, and
+/// every other client's calls waited them out. At nice 19 a woken event loop still waited up to
+/// a slice (4 ms) for the parse to yield; a `SCHED_IDLE` thread yields to it at once. Lasting (an
+/// unprivileged thread cannot leave `SCHED_IDLE` again), so only for threads that do such work:
+/// tokio's blocking threads, which the gateway uses for nothing urgent. Linux only; elsewhere it
+/// does nothing.
 pub(crate) fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
     {
         use std::cell::Cell;
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id,
+        };
         thread_local!(static LOWERED: Cell<bool> = const { Cell::new(false) });
-        if !LOWERED.replace(true) {
-            let thread = rustix::thread::gettid();
-            if let Err(err) = rustix::process::setpriority_process(Some(thread), 19) {
-                tracing::debug!("cannot lower a blocking thread's priority: {err}");
-            }
+        if !LOWERED.replace(true)
+            && let Err(err) = set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Min,
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+            )
+        {
+            tracing::debug!("cannot lower a blocking thread's priority: {err:?}");
         }
     }
 }
@@ -154,18 +163,27 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_lowered_thread_runs_at_nice_19_and_others_do_not() {
-        let nice = || rustix::process::getpriority_process(Some(rustix::thread::gettid()));
-        let before = nice().expect("priority");
+    fn a_lowered_thread_runs_under_sched_idle_and_others_do_not() {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_native_id,
+            thread_schedule_policy_param,
+        };
+        let policy = || {
+            thread_schedule_policy_param(thread_native_id())
+                .expect("policy")
+                .0
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        assert_ne!(policy(), idle);
         let lowered = std::thread::spawn(move || {
             super::lower_thread_priority();
             super::lower_thread_priority();
-            nice().expect("priority")
+            policy()
         })
         .join()
         .expect("thread");
-        assert_eq!(lowered, 19);
-        assert_eq!(nice().expect("priority"), before, "only the calling thread");
+        assert_eq!(lowered, idle);
+        assert_ne!(policy(), idle, "only the calling thread");
     }
 
     #[cfg(feature = "jemalloc")]
