@@ -100,12 +100,35 @@ pub(super) fn check_query_length(query: Option<&str>, rest: &RestConfig) -> Resu
 #[derive(Debug, Default)]
 pub(super) struct RequestBody {
     chunks: Vec<Bytes>,
+    /// Small chunks copied together, so that a body sent a byte per chunk (HTTP/1.1 chunked
+    /// encoding allows it) is not a list of millions of 32-byte handles.
+    small: BytesMut,
     len: usize,
 }
 
+/// Chunks shorter than this are copied into [`RequestBody::small`].
+const SMALL_CHUNK: usize = 4096;
+
 impl RequestBody {
+    fn push(&mut self, data: Bytes) {
+        self.len += data.len();
+        if data.len() < SMALL_CHUNK {
+            self.small.extend_from_slice(&data);
+            return;
+        }
+        self.flush_small();
+        self.chunks.push(data);
+    }
+
+    fn flush_small(&mut self) {
+        if !self.small.is_empty() {
+            self.chunks.push(self.small.split().freeze());
+        }
+    }
+
     /// The body in one piece (no copy for a body that came in one chunk).
     pub(super) fn join(mut self) -> Bytes {
+        self.flush_small();
         if self.chunks.len() <= 1 {
             return self.chunks.pop().unwrap_or_default();
         }
@@ -127,8 +150,7 @@ pub(super) async fn read_body(body: Incoming, rest: &RestConfig) -> Result<Reque
                 if let Ok(data) = frame.into_data()
                     && !data.is_empty()
                 {
-                    read.len += data.len();
-                    read.chunks.push(data);
+                    read.push(data);
                 }
             }
             Err(err) => return Err(body_error(&*err, rest)),
@@ -533,19 +555,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_body_is_joined_in_order_and_one_chunk_is_not_copied() {
-        let body = |chunks: &[&'static [u8]]| RequestBody {
-            len: chunks.iter().map(|chunk| chunk.len()).sum(),
-            chunks: chunks
-                .iter()
-                .map(|chunk| Bytes::from_static(chunk))
-                .collect(),
+    fn a_body_is_joined_in_order_and_one_large_chunk_is_not_copied() {
+        let body = |chunks: Vec<Bytes>| {
+            let mut body = RequestBody::default();
+            chunks.into_iter().for_each(|chunk| body.push(chunk));
+            body
         };
-        assert_eq!(body(&[]).join(), Bytes::new());
-        assert_eq!(body(&[b"{\"a\":", b"1", b"}"]).join(), &b"{\"a\":1}"[..]);
-        let one = Bytes::from_static(b"{}");
-        let joined = body(&[b"{}"]).join();
-        assert_eq!(joined.as_ptr(), one.as_ptr(), "the chunk itself");
+        assert_eq!(body(vec![]).join(), Bytes::new());
+        let small = |text: &'static str| Bytes::from_static(text.as_bytes());
+        let large = Bytes::from(vec![b'x'; SMALL_CHUNK]);
+        let joined = body(vec![small("{\"a\":\""), large.clone(), small("\"}")]).join();
+        assert_eq!(joined.len(), SMALL_CHUNK + 8);
+        assert!(joined.starts_with(b"{\"a\":\"x") && joined.ends_with(b"x\"}"));
+        let alone = body(vec![large.clone()]).join();
+        assert_eq!(alone.as_ptr(), large.as_ptr(), "the chunk itself");
+    }
+
+    #[test]
+    fn a_body_sent_a_byte_at_a_time_is_not_a_chunk_per_byte() {
+        let mut body = RequestBody::default();
+        for _ in 0..100_000 {
+            body.push(Bytes::from_static(b"7"));
+        }
+        assert!(body.chunks.is_empty(), "{} chunks", body.chunks.len());
+        assert_eq!(body.join().len(), 100_000);
     }
 
     #[test]
