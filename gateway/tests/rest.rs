@@ -313,13 +313,17 @@ async fn routes_rest_cannot_serve(setup: Setup) {
     assert_eq!(status, 404);
 
     // Upstream down: 503 with a JSON error.
-    let down = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr")
-    };
+    // Bound but not listening, and kept for the whole test: connecting is refused, and no
+    // other test's server can be given the port meanwhile (as it could a port just closed).
+    let reserved = tokio::net::TcpSocket::new_v4().expect("socket");
+    reserved
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let down = reserved.local_addr().expect("addr");
     let gw = shop_gateway_as(setup, down, "connect_timeout = \"200ms\"").await;
     let (status, body) = json_call(gw.addr, "POST", "/rest.v1.Shop/GetItem", &[], "{}").await;
     assert_eq!((status, &body["code"]), (503, &json!(14)), "{body}");
+    drop(reserved);
 }
 
 #[tokio::test]
