@@ -75,6 +75,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(path)) => (path, args.check),
         (None, None) => anyhow::bail!("no config file: give --config FILE"),
     };
+    // Stamped before it is read: a change made while the gateway starts (before `--watch`'s
+    // first look) is then seen as one, not taken for the version that was loaded.
+    let loaded = stamp(&path);
     let config = Config::from_file(&path)?;
     if check {
         println!("{}: ok", path.display());
@@ -85,7 +88,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async {
         // Installed before the first line is printed: a SIGHUP's default action would end the
         // process, and scripts may send one as soon as they see the address.
-        let reloads = Reloads::install(&path, args.watch)?;
+        let reloads = Reloads::install(&path, args.watch, loaded)?;
         let gateway = Gateway::builder()
             .config(config)
             .route_by_upstream_name(true)
@@ -125,15 +128,18 @@ fn stamp(path: &Path) -> Stamp {
 /// Config reloads: on SIGHUP, and with `--watch` when the file changes.
 struct Reloads {
     path: PathBuf,
+    /// The version of the file the running config came from.
+    loaded: Stamp,
     #[cfg(unix)]
     hangup: tokio::signal::unix::Signal,
     watch: bool,
 }
 
 impl Reloads {
-    fn install(path: &Path, watch: bool) -> anyhow::Result<Self> {
+    fn install(path: &Path, watch: bool, loaded: Stamp) -> anyhow::Result<Self> {
         Ok(Reloads {
             path: path.to_owned(),
+            loaded,
             #[cfg(unix)]
             hangup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
                 .context("cannot install the SIGHUP handler")?,
@@ -168,7 +174,7 @@ impl Reloads {
     }
 
     async fn run(mut self, reloader: Reloader) {
-        let mut seen = stamp(&self.path);
+        let mut seen = self.loaded;
         loop {
             let reason = self.next(&mut seen).await;
             let path = self.path.display();
