@@ -8,9 +8,9 @@
 //! The gateway is *busy* when work waits `busy_lag` for a core (a call or connection whose task
 //! first runs that long after it came in, or the monitor's probe, a yield every [`WINDOW`],
 //! coming back that late) or when its event loops have not rested lately ([`Saturation`]: a
-//! client whose every request is a long piece of work keeps the queue short). What each client makes the gateway do is counted in units (a read,
-//! plus one a KiB; [`CALL_UNITS`] a call; [`CONNECTION_UNITS`] a connection), over all its
-//! connections. A client is *throttled* when the gateway is busy and it either did more than
+//! client whose every request is a long piece of work keeps the queue short). What each client
+//! makes the gateway do is counted in units (a read, plus one a KiB; [`CALL_UNITS`] a call;
+//! [`CONNECTION_UNITS`] a connection), over all its connections. A client is *throttled* when the gateway is busy and it either did more than
 //! [`BURST_UNITS`] in the current window while other clients are connected (a burst, caught by
 //! its own calls at once) or more than 1.5 times the mean of the active clients recently (the
 //! monitor). A throttled client's calls wait before any of their work is done, its connections
