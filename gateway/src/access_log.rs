@@ -8,8 +8,8 @@
 //! `traceparent`: no credentials, cookies or bodies can reach the log.
 
 use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
-use std::net::SocketAddr;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -57,10 +57,6 @@ pub(crate) struct Attempt {
     pub(crate) retries: u32,
 }
 
-/// Set on a logged call's request: asks the pool for its [`Attempt`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WantAttempt;
-
 /// One call, as its log line will show it. Filled while the call runs, formatted by the writer.
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -85,14 +81,14 @@ impl Entry {
     /// Appends the entry's JSON line (without its newline). Written field by field: through
     /// `serde_json::to_string` of a struct with `String`s, a line cost about 13,000
     /// instructions, most of them `core::fmt` formatting the time and addresses.
-    fn write_json(&self, out: &mut Vec<u8>) {
+    fn write_json(&self, out: &mut Vec<u8>, memos: &mut LineMemos) {
         out.extend_from_slice(b"{\"time\":\"");
-        text::push_rfc3339(out, self.time);
+        text::push_rfc3339(out, self.time, &mut memos.seconds);
         out.extend_from_slice(b"\",\"peer\":");
         match self.peer {
             Some(peer) => {
                 out.push(b'"');
-                text::push_socket_addr(out, peer);
+                text::push_socket_addr(out, peer, &mut memos.ips);
                 out.push(b'"');
             }
             None => out.extend_from_slice(b"null"),
@@ -148,6 +144,13 @@ impl Entry {
         }
         out.push(b'}');
     }
+}
+
+/// What consecutive lines mostly repeat, kept by the writer.
+#[derive(Debug, Default)]
+struct LineMemos {
+    seconds: text::Memo<u64>,
+    ips: text::Memo<IpAddr>,
 }
 
 /// Appends `value` as a JSON string (escaped), or `null`.
@@ -216,6 +219,8 @@ pub(crate) struct AccessLog {
 
 /// How often the writer thread writes what calls queued (sooner when 512 are waiting).
 const WRITE_INTERVAL: Duration = Duration::from_millis(100);
+/// How much the writer gathers before it writes.
+const WRITE_SIZE: usize = 64 * 1024;
 
 /// The writer thread, and how to tell it the log is closing.
 #[derive(Debug)]
@@ -264,28 +269,33 @@ impl AccessLog {
         let writer = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                // A write per 64 KiB, not per 8 KiB (the default): at 40,000 logged calls a
-                // second, 0.04 -> 0.006 system calls a call.
-                let mut out = BufWriter::with_capacity(64 * 1024, out);
+                // Lines are written into one buffer and it goes out per 64 KiB (and at the end
+                // of each batch): at 40,000 logged calls a second, 0.006 system calls a call, and
+                // no line copied twice.
+                let mut out = out;
+                let mut pending = Vec::with_capacity(WRITE_SIZE + 1024);
                 let mut batch = Vec::new();
-                let mut line = Vec::with_capacity(512);
+                let mut memos = LineMemos::default();
+                let mut write = |pending: &mut Vec<u8>| {
+                    if out.write_all(pending).and_then(|()| out.flush()).is_err() {
+                        errors_by_writer.fetch_add(1, Relaxed);
+                    }
+                    pending.clear();
+                };
                 loop {
                     // Read before draining: what was queued before the close is written.
                     let last_round = closed.load(Acquire);
                     queued.drain_into(&mut batch);
                     if !batch.is_empty() {
                         for entry in batch.drain(..) {
-                            line.clear();
-                            entry.write_json(&mut line);
-                            line.push(b'\n');
-                            if out.write_all(&line).is_err() {
-                                errors_by_writer.fetch_add(1, Relaxed);
-                            }
+                            entry.write_json(&mut pending, &mut memos);
+                            pending.push(b'\n');
                             written_by_writer.fetch_add(1, Relaxed);
+                            if pending.len() >= WRITE_SIZE {
+                                write(&mut pending);
+                            }
                         }
-                        if out.flush().is_err() {
-                            errors_by_writer.fetch_add(1, Relaxed);
-                        }
+                        write(&mut pending);
                     }
                     if last_round {
                         break;
@@ -574,7 +584,7 @@ mod tests {
             response_bytes: u64::MAX,
         };
         let mut line = Vec::new();
-        full.write_json(&mut line);
+        full.write_json(&mut line, &mut LineMemos::default());
         let json: serde_json::Value = serde_json::from_slice(&line).expect("one JSON object");
         assert_eq!(
             json,
@@ -607,7 +617,7 @@ mod tests {
             ..full
         };
         line.clear();
-        bare.write_json(&mut line);
+        bare.write_json(&mut line, &mut LineMemos::default());
         let json: serde_json::Value = serde_json::from_slice(&line).expect("one JSON object");
         for field in [
             "peer",

@@ -344,23 +344,20 @@ impl Upstream {
     /// A call the upstream provably did not process goes again (`retries`): on another
     /// connection, or once one of the upstream's connections is up again (the call is held
     /// meanwhile); the caller bounds it all by the call's deadline.
-    pub(crate) async fn send(&self, req: Request<LimitedBody>) -> Result<Answered, SendError> {
+    pub(crate) async fn send(
+        &self,
+        req: Request<LimitedBody>,
+        call: SendOptions,
+    ) -> Result<Answered, SendError> {
         let shared = &*self.shared;
         shared.budget.record_call();
-        let (mut parts, body) = req.into_parts();
-        // Whether the client streams its request: such a call never goes again once a message
-        // went out. Unknown (prefix routes): only when the whole request went out.
-        let streaming = parts
-            .extensions
-            .get::<CallKind>()
-            .map(|kind| kind.client_streaming());
-        // The access log asks which endpoint answered (only for the calls it logs).
-        let logged = parts
-            .extensions
-            .get::<crate::access_log::WantAttempt>()
-            .is_some();
-        // A traced call: each attempt gets a client span (and sends its context upstream).
-        let trace = parts.extensions.remove::<crate::trace::CallTrace>();
+        let (parts, body) = req.into_parts();
+        let SendOptions {
+            kind,
+            logged,
+            trace,
+        } = call;
+        let streaming = kind.map(CallKind::client_streaming);
         // What a second attempt needs besides the body (the first one consumes the request).
         let head = (
             parts.method.clone(),
@@ -1532,6 +1529,23 @@ impl Drop for Unanswered {
     }
 }
 
+/// What [`Upstream::send`] needs to know of a call besides its request. Passed beside the
+/// request rather than in its extensions: each extension is a boxed insert into a map, and
+/// taking it out again (callgrind: about 250 instructions a call with both the access log and
+/// tracing on).
+#[derive(Debug, Default)]
+pub(crate) struct SendOptions {
+    /// The call's kind, when its route knows it: a call whose client streams its request never
+    /// goes again once a message went out. Unknown (prefix routes): only when the whole request
+    /// went out.
+    pub(crate) kind: Option<CallKind>,
+    /// The access log asks which endpoint answered ([`Answered::attempt`]).
+    pub(crate) logged: bool,
+    /// The call's server span: each attempt gets a client span (and sends its context
+    /// upstream).
+    pub(crate) trace: Option<crate::trace::CallTrace>,
+}
+
 /// An upstream's response, and what the attempt that got it knows. Beside the response rather
 /// than in its extensions: the first extension of a response allocates its map (callgrind:
 /// about 600 instructions a call with the access log or tracing on).
@@ -1539,7 +1553,7 @@ impl Drop for Unanswered {
 pub(crate) struct Answered {
     pub(crate) response: Response<UpstreamBody>,
     /// Which endpoint answered and how often the call went again, when the access log asked
-    /// ([`crate::access_log::WantAttempt`]).
+    /// ([`SendOptions::logged`]).
     pub(crate) attempt: Option<crate::access_log::Attempt>,
     /// The answered attempt's client span, when the call is traced.
     pub(crate) span: Option<crate::trace::AttemptSpan>,

@@ -24,11 +24,11 @@ use tokio::sync::oneshot;
 use tonic::{Code, Status};
 
 use super::GatewayState;
-use super::access_log::{AccessLog, Entry, Protocol, WantAttempt};
+use super::access_log::{AccessLog, Entry, Protocol};
 use super::body::GatewayBody;
 use super::config::Limits;
 use super::metrics::{RouteMetrics, UpstreamMetrics};
-use super::pool::{Answered, BodyError, SendError, Upstream, UpstreamBody};
+use super::pool::{Answered, BodyError, SendError, SendOptions, Upstream, UpstreamBody};
 use super::routes::CallKind;
 use super::tls::ClientCert;
 use super::trace::{AttemptSpan, CallTrace};
@@ -293,7 +293,6 @@ pub(crate) async fn forward(
     };
     if let Some(entry) = entry.as_mut() {
         entry.upstream = Some(upstream.metrics.clone());
-        req.extensions_mut().insert(WantAttempt);
     }
 
     let kind = target.kind;
@@ -305,14 +304,12 @@ pub(crate) async fn forward(
         &state.config.limits,
     );
     set_forwarded(headers, client);
-    // Tells the pool whether the call may go again once a message went out.
-    if let Some(kind) = kind {
-        req.extensions_mut().insert(kind);
-    }
-    // The pool opens a client span per attempt under the server span.
-    if let Some(trace) = &trace {
-        req.extensions_mut().insert(trace.clone());
-    }
+    let options = SendOptions {
+        kind,
+        logged: entry.is_some(),
+        // The pool opens a client span per attempt under the server span.
+        trace: trace.clone(),
+    };
     // gRPC-Web may arrive over HTTP/1.1; upstream is always HTTP/2.
     *req.version_mut() = http::Version::HTTP_2;
 
@@ -346,7 +343,7 @@ pub(crate) async fn forward(
         // The send is polled first, as `tokio::time::timeout` does.
         Some(expiry) => match tokio::select! {
             biased;
-            sent = upstream.send(req) => Some(sent),
+            sent = upstream.send(req, options) => Some(sent),
             () = expiry.as_mut() => None,
         } {
             Some(sent) => sent,
@@ -365,7 +362,7 @@ pub(crate) async fn forward(
                 return status.into_http();
             }
         },
-        None => upstream.send(req).await,
+        None => upstream.send(req, options).await,
     };
     drop(answered);
     match sent {

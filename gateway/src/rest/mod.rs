@@ -23,9 +23,9 @@ use tokio::sync::Semaphore;
 use tonic::Code;
 
 use crate::GatewayState;
-use crate::access_log::{Attempt, Entry, LoggedBody, Outcome, Protocol, WantAttempt};
+use crate::access_log::{Attempt, Entry, LoggedBody, Outcome, Protocol};
 use crate::metrics::RouteMetrics;
-use crate::pool::Answered;
+use crate::pool::{Answered, SendOptions};
 use crate::tls::ClientCert;
 use crate::trace::CallTrace;
 use crate::wire::ClientAddr;
@@ -251,19 +251,18 @@ async fn call(
         &state.config.limits,
         route.kind.server_streaming(),
     );
-    let mut request = upstream_request(&route.path, metadata, deadline, &msgpack)?;
-    if state.access_log.is_some() {
-        request.extensions_mut().insert(WantAttempt);
-    }
-    // The pool opens the attempts' client spans under the call's server span.
-    if let Some(trace) = parts.extensions.get::<CallTrace>() {
-        request.extensions_mut().insert(trace.clone());
-    }
+    let request = upstream_request(&route.path, metadata, deadline, &msgpack)?;
+    let options = SendOptions {
+        kind: None,
+        logged: state.access_log.is_some(),
+        // The pool opens the attempts' client spans under the call's server span.
+        trace: parts.extensions.get::<CallTrace>().cloned(),
+    };
     drop(msgpack);
     // The upstream's latency (`gateway_upstream_call_duration_seconds`) starts here.
     let sent_at = Instant::now();
     let call = async {
-        let answered = upstream.send(request).await.map_err(|err| {
+        let answered = upstream.send(request, options).await.map_err(|err| {
             upstream
                 .metrics
                 .record(Code::Unavailable as u16, sent_at.elapsed());

@@ -4,6 +4,7 @@
 //! The tests decode what this writes with the `opentelemetry-proto` crate's types.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +17,7 @@ use tower::{Service, ServiceExt};
 
 use super::otel::{AttemptOutcome, Recorder, SpanKind, SpanRecord};
 use crate::config::TracingConfig;
+use crate::text::Memo;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -245,6 +247,18 @@ pub(super) struct Repeated {
     runs: HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>,
     /// The key being looked up, its buffer reused.
     key: Vec<u8>,
+    /// The last key and run of each kind of span ([`RunKind`]): consecutive spans of a kind
+    /// mostly share their run, found then without hashing the key.
+    last: [(Vec<u8>, Vec<u8>); 2],
+    /// The text of the last client address (`client.address`).
+    client_address: Memo<IpAddr>,
+}
+
+/// Which spans a run of attributes belongs to.
+#[derive(Debug, Clone, Copy)]
+enum RunKind {
+    Server = 0,
+    Client = 1,
 }
 
 impl Repeated {
@@ -256,7 +270,13 @@ impl Repeated {
 
     /// Appends the run of attributes that `parts` identify (joined with 0xff, a byte no UTF-8
     /// text contains), encoding it with `write` the first time.
-    fn append(&mut self, out: &mut Vec<u8>, parts: &[&[u8]], write: impl FnOnce(&mut Vec<u8>)) {
+    fn append(
+        &mut self,
+        out: &mut Vec<u8>,
+        kind: RunKind,
+        parts: &[&[u8]],
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         if parts.iter().map(|part| part.len() + 1).sum::<usize>() > Self::MAX_KEY {
             write(out);
             return;
@@ -266,16 +286,25 @@ impl Repeated {
             self.key.extend_from_slice(part);
             self.key.push(0xff);
         }
-        if let Some(run) = self.runs.get(&self.key[..]) {
-            out.extend_from_slice(run);
+        let (last_key, last_run) = &mut self.last[kind as usize];
+        if *last_key == self.key {
+            out.extend_from_slice(last_run);
             return;
         }
         let start = out.len();
-        write(out);
-        if self.runs.len() >= Self::MAX_RUNS {
-            self.runs.clear();
+        match self.runs.get(&self.key[..]) {
+            Some(run) => out.extend_from_slice(run),
+            None => {
+                write(out);
+                if self.runs.len() >= Self::MAX_RUNS {
+                    self.runs.clear();
+                }
+                self.runs.insert(self.key.clone(), out[start..].to_vec());
+            }
         }
-        self.runs.insert(self.key.clone(), out[start..].to_vec());
+        last_key.clone_from(&self.key);
+        last_run.clear();
+        last_run.extend_from_slice(&out[start..]);
     }
 }
 
@@ -319,7 +348,7 @@ fn encode_span(
                 // No route: a byte no route (UTF-8) has, so it differs from every route.
                 route.map_or(&[0xfe][..], str::as_bytes),
             ];
-            repeated.append(out, &parts, |out| {
+            repeated.append(out, RunKind::Server, &parts, |out| {
                 let (service, method) = service_and_method(&record.name);
                 attribute_str(out, attr, key!("rpc.system"), "grpc");
                 attribute_str(out, attr, key!("rpc.service"), service);
@@ -330,9 +359,10 @@ fn encode_span(
                 }
             });
             if let Some(peer) = peer {
-                text.clear();
-                crate::text::push_ip(text, peer.ip());
-                attribute_bytes(out, attr, key!("client.address"), text);
+                let address = repeated
+                    .client_address
+                    .text(peer.ip(), crate::text::push_ip);
+                attribute_bytes(out, attr, key!("client.address"), address);
                 attribute_int(out, attr, key!("client.port"), i64::from(peer.port()));
             }
             if let Some(code) = code {
@@ -362,7 +392,7 @@ fn encode_span(
             outcome,
         } => {
             let parts = [upstream.as_bytes(), endpoint.as_str().as_bytes()];
-            repeated.append(out, &parts, |out| {
+            repeated.append(out, RunKind::Client, &parts, |out| {
                 attribute_str(out, attr, key!("rpc.system"), "grpc");
                 attribute_str(out, attr, key!("gateway.upstream"), upstream);
                 attribute_str(out, attr, key!("gateway.endpoint"), endpoint.as_str());
@@ -869,8 +899,18 @@ mod tests {
             Some(Repeated::MAX_KEY)
         );
         assert_eq!(repeated.runs.len(), runs);
-        // The same name with and without a route are two runs, each with what it says.
-        let records = [server("a.A/B", Some("a.A/B")), server("a.A/B", None)];
+        // The same name with and without a route are two runs, each with what it says, whether
+        // found as the last run or in the table.
+        let routed = || server("a.A/B", Some("a.A/B"));
+        let unrouted = || server("a.A/B", None);
+        let records = [
+            routed(),
+            unrouted(),
+            unrouted(),
+            routed(),
+            routed(),
+            unrouted(),
+        ];
         for _ in 0..2 {
             let request = ExportTraceServiceRequest::decode(message(encode_frame(
                 "edge",
@@ -879,9 +919,17 @@ mod tests {
             )))
             .expect("valid protobuf");
             let spans = &request.resource_spans[0].scope_spans[0].spans;
-            assert_eq!(string_of(&spans[0], "gateway.route"), Some("a.A/B"));
-            assert_eq!(string_of(&spans[1], "gateway.route"), None);
-            assert_eq!(string_of(&spans[1], "rpc.method"), Some("B"));
+            let routes: Vec<_> = spans
+                .iter()
+                .map(|span| string_of(span, "gateway.route"))
+                .collect();
+            let a = Some("a.A/B");
+            assert_eq!(routes, [a, None, None, a, a, None]);
+            assert!(
+                spans
+                    .iter()
+                    .all(|span| string_of(span, "rpc.method") == Some("B"))
+            );
         }
     }
 }
