@@ -314,10 +314,11 @@ async fn oversized_headers_are_refused_before_anything_is_forwarded() {
         .await
         .expect("8 KiB of headers are fine");
 
-    // REST and the HTTP router over HTTP/1.1: 431 with a JSON error (hyper's own 431 past
-    // its cap); gRPC-Web: RESOURCE_EXHAUSTED in the headers.
-    let big = "v".repeat(64 << 10);
-    let huge = "v".repeat(300 << 10);
+    // REST and the HTTP router over HTTP/1.1: 431 with a JSON error; gRPC-Web:
+    // RESOURCE_EXHAUSTED in the headers. Past hyper's cap of an HTTP/1.1 head (the limit +
+    // rest.max_query_bytes + 8 KiB: 32 KiB), hyper's own 431, the head not read to its end.
+    let big = "v".repeat(20 << 10);
+    let huge = "v".repeat(64 << 10);
     for (value, json) in [(&big, true), (&huge, false)] {
         let response = support::rest::send(
             gw.addr,

@@ -19,7 +19,7 @@
 //! in between everyone else's, as fast as the gateway is otherwise free: a light client's call
 //! waits at most for one batch, and the heavy client loses nothing the others do not need. A
 //! client stops being throttled once none of its work waits and the gateway is not busy (or it
-//! is no longer heavy).
+//! is no longer heavy), [`THROTTLE_HOLD`] after its throttle was last needed.
 //!
 //! A lone client is never throttled, nor is anyone while the gateway keeps up. Behind a proxy
 //! that hides client addresses every call is one client's, and nothing changes.
@@ -54,6 +54,11 @@ const MIN_HEAVY: u64 = 64;
 const BURST_UNITS: u64 = 256;
 /// How long the gateway counts as busy after work was last seen waiting.
 const BUSY_FOR: Duration = Duration::from_millis(50);
+/// How long a throttle is kept after it was last needed (the client heavy, or bursting, on a
+/// busy gateway). Lifted as soon as the gateway was not busy for a moment, a throttle went on
+/// and off dozens of times in 10 s under a client keeping the gateway 80-90% busy (deep-query),
+/// each lift letting its waiting work go at once.
+const THROTTLE_HOLD: Duration = Duration::from_secs(1);
 /// What a throttled client may do (calls, reads, connections) each time the releaser comes
 /// round the event loop.
 const RELEASE: u64 = 4;
@@ -71,6 +76,8 @@ pub(super) struct Share {
     recent: AtomicU64,
     /// Whether its work waits for the releaser.
     throttled: AtomicBool,
+    /// Until when a throttle is kept even if no longer needed, in [`Pressure`]'s milliseconds.
+    held_until_ms: AtomicU64,
     /// Work the releaser let go that has not started yet.
     grants: AtomicU64,
     /// Calls, reads and connections waiting for the releaser, in order.
@@ -226,17 +233,42 @@ impl Pressure {
             && client.share.spent.load(Relaxed) > BURST_UNITS
             && self.clients.count() >= 2
         {
-            self.throttle(client);
+            self.throttle(client, now);
         }
     }
 
-    fn throttle(&self, client: &Arc<Client>) {
+    /// Throttles `client` (again: its throttle is held [`THROTTLE_HOLD`] from `now`).
+    fn throttle(&self, client: &Arc<Client>, now: Instant) {
+        client
+            .share
+            .held_until_ms
+            .fetch_max(self.millis(now + THROTTLE_HOLD), Relaxed);
         if !client.share.throttled.swap(true, Relaxed) {
             client.share.grants.store(0, Relaxed);
             self.lock_throttled().push(client.clone());
             self.metrics.throttles.fetch_add(1, Relaxed);
             self.throttling.notify_one();
         }
+    }
+}
+
+impl Pressure {
+    /// Whether a throttled client stays so: while its work still waits (lifting would let it
+    /// all go at once), while it is heavy on a busy gateway, and for [`THROTTLE_HOLD`] after
+    /// either; not once its last connection is gone (only the throttled list holds it then).
+    fn keeps_throttled(
+        &self,
+        client: &Arc<Client>,
+        busy: bool,
+        total: u64,
+        active: u64,
+        now: Instant,
+    ) -> bool {
+        let connected = Arc::strong_count(client) > 1;
+        connected
+            && (client.share.has_waiting()
+                || (busy && is_heavy(client.share.recent.load(Relaxed), total, active))
+                || client.share.held_until_ms.load(Relaxed) > self.millis(now))
     }
 }
 
@@ -362,19 +394,13 @@ pub(super) async fn monitor(pressure: Arc<Pressure>, lag: impl Fn() -> Option<Du
         for (client, recent) in live.iter().zip(recent) {
             let heavy = is_heavy(recent, total, active);
             if busy && heavy {
-                pressure.throttle(client);
+                pressure.throttle(client, now);
             }
         }
         live.clear();
         let mut throttled = pressure.lock_throttled();
         throttled.retain(|client| {
-            // Kept throttled while its work still waits (lifting would let it all go at once)
-            // or while it is heavy on a busy gateway; not once its last connection is gone (only
-            // this list holds it then).
-            let connected = Arc::strong_count(client) > 1;
-            let keep = connected
-                && (client.share.has_waiting()
-                    || (busy && is_heavy(client.share.recent.load(Relaxed), total, active)));
+            let keep = pressure.keeps_throttled(client, busy, total, active, now);
             if !keep {
                 client.share.lift();
             }
@@ -524,7 +550,7 @@ mod tests {
         let share = &client.share;
         let mut cx = Context::from_waker(Waker::noop());
         assert!(share.poll_turn(&mut cx).is_ready(), "not throttled");
-        pressure.throttle(&client);
+        pressure.throttle(&client, Instant::now());
         let wakers: Vec<Waker> = (0..6).map(|_| Arc::new(Nothing).into()).collect();
         for waker in &wakers {
             assert!(
@@ -567,7 +593,7 @@ mod tests {
         assert_eq!(read, 3 * 1024);
         assert_eq!(client.share.spent.load(Relaxed), READ_UNITS + 3);
 
-        pressure.throttle(&client);
+        pressure.throttle(&client, Instant::now());
         far.write_all(b"more").await.expect("write");
         let waiting = tokio::time::timeout(Duration::from_millis(50), fair.read(&mut buf)).await;
         assert!(waiting.is_err(), "throttled: not read until released");
@@ -585,6 +611,37 @@ mod tests {
         assert_eq!(read, THROTTLED_READ, "a throttled client's reads are small");
         assert!(buf[..read].iter().all(|byte| *byte == 8));
         releaser.abort();
+    }
+
+    #[test]
+    fn a_throttle_is_held_a_while_after_it_was_last_needed() {
+        let clients = Arc::new(Clients::default());
+        let client = clients.client("127.0.0.2".parse().expect("ip"));
+        let pressure = Pressure::new(clients.clone(), Arc::default());
+        let start = Instant::now();
+        pressure.throttle(&client, start);
+        // Not busy, nothing waiting, not heavy: held all the same.
+        let keeps = |at: Instant| pressure.keeps_throttled(&client, false, 0, 0, at);
+        assert!(keeps(start));
+        assert!(keeps(start + THROTTLE_HOLD / 2));
+        assert!(
+            !keeps(start + THROTTLE_HOLD + WINDOW),
+            "let go after the hold"
+        );
+        // Needed again (heavy on a busy gateway): held from then on.
+        let again = start + THROTTLE_HOLD / 2;
+        pressure.throttle(&client, again);
+        assert!(keeps(again + THROTTLE_HOLD - WINDOW));
+        assert!(!keeps(again + THROTTLE_HOLD + WINDOW));
+        // A client whose connections are all gone (only the throttled list holds it) is let
+        // go at once, hold or not.
+        let gone = clients.client("127.0.0.3".parse().expect("ip"));
+        pressure.throttle(&gone, start);
+        drop(gone);
+        let throttled = pressure.lock_throttled();
+        assert_eq!(throttled.len(), 2);
+        assert!(!pressure.keeps_throttled(&throttled[1], false, 0, 0, start));
+        assert!(pressure.keeps_throttled(&throttled[0], false, 0, 0, again));
     }
 
     #[tokio::test]
