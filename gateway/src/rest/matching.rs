@@ -1,5 +1,5 @@
 //! Which route a REST request is for: every explicit HTTP binding (a
-//! [`PathTemplate`](tonic_msgpack_core::PathTemplate) per route) indexed by method and segment
+//! [`PathTemplate`] per route) indexed by method and segment
 //! count, then the default `POST /{package}.{Service}/{Method}`.
 
 use std::collections::HashMap;
