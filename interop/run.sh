@@ -27,13 +27,16 @@
 # 7. prints one line per suite and `interop: N passed, N failed`; exits non-zero
 #    if any suite failed. Everything it started is stopped on exit.
 #
-# Environment (all optional):
+# Environment (all optional). The default ports are below Linux's ephemeral range (32768-60999
+# unless changed): a port in it can be taken at any moment by one of the run's own outgoing
+# connections, and the server meant for it then fails to listen (it happened to 50054, the
+# mTLS gateway's former port, in a CI run).
 #   INTEROP_HOST            127.0.0.1
-#   INTEROP_GATEWAY_PORT    50051   gateway (`serve --listen`)
-#   INTEROP_SERVICES_PORT   50052   Greeter + Calculator directly (`serve --services-listen`)
-#   INTEROP_GREETER_PORT    50060   the Python Greeter server (reverse direction)
-#   INTEROP_TLS_PORT        50053   the gateway binary with [tls]
-#   INTEROP_MTLS_PORT       50054   the gateway binary with [tls] and client_ca_file
+#   INTEROP_GATEWAY_PORT    25051   gateway (`serve --listen`)
+#   INTEROP_SERVICES_PORT   25052   Greeter + Calculator directly (`serve --services-listen`)
+#   INTEROP_GREETER_PORT    25060   the Python Greeter server (reverse direction)
+#   INTEROP_TLS_PORT        25053   the gateway binary with [tls]
+#   INTEROP_MTLS_PORT       25054   the gateway binary with [tls] and client_ca_file
 #   INTEROP_GATEWAY_BIN     path to an already built tonic-msgpack-gateway binary
 #   INTEROP_READY_TIMEOUT   60      seconds to wait for a server to listen
 #   INTEROP_CALL_TIMEOUT    120     seconds for each client run / check-greeter
@@ -43,13 +46,13 @@
 #   INTEROP_SKIP_INSTALL    1 = reuse the existing venv and node_modules as they are
 #   PYTHON                  python3  interpreter used to create the venv
 #   INTEROP_WEB_PORT        8000    the browser page (http.server; +1: an origin the gateway refuses)
-#   INTEROP_WEB_GATEWAY_PORT 50081  another `serve --config example-app/web/gateway.toml` ([cors]
+#   INTEROP_WEB_GATEWAY_PORT 25081  another `serve --config example-app/web/gateway.toml` ([cors]
 #                                   for the page), services on INTEROP_WEB_GATEWAY_PORT+1
-#   INTEROP_BRIDGE_PORT     50073   the protobuf bridge of a second `serve --config` (its
+#   INTEROP_BRIDGE_PORT     25073   the protobuf bridge of a second `serve --config` (its
 #                                   gateway on INTEROP_BRIDGE_PORT-2, services on -1,
 #                                   admin with /openapi.json on +1); the gateway binary with
 #                                   descriptors only on +2, its admin on +3
-#   INTEROP_TRACE_PORT      50090   the gateway of another `serve`, exporting traces (services
+#   INTEROP_TRACE_PORT      25090   the gateway of another `serve`, exporting traces (services
 #                                   on +1, the OTLP receiver `otlp_sink` on +2)
 #   INTEROP_SINK_BIN        path to an already built `otlp_sink` example binary
 set -euo pipefail
@@ -59,11 +62,11 @@ ROOT="$(cd "$HERE/.." && pwd)"
 cd "$ROOT"
 
 HOST="${INTEROP_HOST:-127.0.0.1}"
-GATEWAY_PORT="${INTEROP_GATEWAY_PORT:-50051}"
-SERVICES_PORT="${INTEROP_SERVICES_PORT:-50052}"
-GREETER_PORT="${INTEROP_GREETER_PORT:-50060}"
-TLS_PORT="${INTEROP_TLS_PORT:-50053}"
-MTLS_PORT="${INTEROP_MTLS_PORT:-50054}"
+GATEWAY_PORT="${INTEROP_GATEWAY_PORT:-25051}"
+SERVICES_PORT="${INTEROP_SERVICES_PORT:-25052}"
+GREETER_PORT="${INTEROP_GREETER_PORT:-25060}"
+TLS_PORT="${INTEROP_TLS_PORT:-25053}"
+MTLS_PORT="${INTEROP_MTLS_PORT:-25054}"
 READY_TIMEOUT="${INTEROP_READY_TIMEOUT:-60}"
 CALL_TIMEOUT="${INTEROP_CALL_TIMEOUT:-120}"
 PYTHON="${PYTHON:-python3}"
@@ -267,7 +270,7 @@ suite "typescript generated code offline (everything.proto and Calculator Rust v
   node "$HERE/typescript/build/roundtrip.js"
 
 # the protobuf bridge: a second `serve` whose config has a [protobuf_bridge] section
-BRIDGE_PORT="${INTEROP_BRIDGE_PORT:-50073}"
+BRIDGE_PORT="${INTEROP_BRIDGE_PORT:-25073}"
 BRIDGE_GATEWAY_PORT=$((BRIDGE_PORT - 2))
 BRIDGE_SERVICES_PORT=$((BRIDGE_PORT - 1))
 BRIDGE_ADMIN_PORT=$((BRIDGE_PORT + 1))
@@ -318,7 +321,7 @@ suite "openapi REST client -> gateway binary with descriptors only (REST by desc
 # tracing: a grpcio call with a known traceparent through a `serve` whose gateway ([tracing])
 # and services (trace layer, OTEL_EXPORTER_OTLP_ENDPOINT) export to the OTLP receiver
 # `otlp_sink --print`; trace_client.py finds client -> gateway -> service in its output.
-TRACE_PORT="${INTEROP_TRACE_PORT:-50090}"
+TRACE_PORT="${INTEROP_TRACE_PORT:-25090}"
 TRACE_SERVICES_PORT=$((TRACE_PORT + 1))
 SINK_PORT=$((TRACE_PORT + 2))
 if [[ -n "${INTEROP_SINK_BIN:-}" ]]; then
@@ -367,7 +370,7 @@ suite "rust check-greeter -> python server $HOST:$GREETER_PORT" \
 # example-app/web/ in headless Chromium: served by http.server on WEB_PORT, its gateway (another
 # `serve`, with [cors] for that origin) on WEB_GATEWAY_PORT: another origin, so CORS applies.
 WEB_PORT="${INTEROP_WEB_PORT:-8000}"
-WEB_GATEWAY_PORT="${INTEROP_WEB_GATEWAY_PORT:-50081}"
+WEB_GATEWAY_PORT="${INTEROP_WEB_GATEWAY_PORT:-25081}"
 WEB_SERVICES_PORT=$((WEB_GATEWAY_PORT + 1))
 require_free "$WEB_PORT" INTEROP_WEB_PORT
 require_free "$((WEB_PORT + 1))" INTEROP_WEB_PORT
