@@ -250,9 +250,7 @@ impl Pressure {
             self.throttling.notify_one();
         }
     }
-}
 
-impl Pressure {
     /// Whether a throttled client stays so: while its work still waits (lifting would let it
     /// all go at once), while it is heavy on a busy gateway, and for [`THROTTLE_HOLD`] after
     /// either; not once its last connection is gone (only the throttled list holds it then).
