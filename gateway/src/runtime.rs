@@ -14,9 +14,10 @@ pub use tikv_jemallocator::Jemalloc;
 /// second after it was freed (jemalloc's own default is ten seconds and lazy `MADV_FREE`, which
 /// RSS goes on counting): the memory of a burst of connections or of an attack goes back soon
 /// after. Without the background thread only threads that go on allocating purge, so an idle
-/// gateway would keep the peak of its last burst; glibc's malloc keeps most of it too. Call it
-/// once at start in a binary whose global allocator is [`Jemalloc`]; without the `jemalloc`
-/// feature it does nothing.
+/// gateway would keep the peak of its last burst; glibc's malloc keeps most of it too. From
+/// then on, a worker of [`runtime`] that runs out of work also hands its thread cache back, at
+/// most once a second. Call it once at start in a binary whose global allocator is
+/// [`Jemalloc`]; without the `jemalloc` feature it does nothing.
 pub fn return_memory_in_background() {
     #[cfg(feature = "jemalloc")]
     {
