@@ -9,7 +9,8 @@
 #          REST routes (GET /v1/echo/{message}, POST /abuse.Echo/Echo), for the REST attacks
 # Both use the default [limits] and [rest] settings (EXTRA_TOML appends to their config).
 #
-# For each attack: fresh gateways, `abuse steady` alone for BASELINE seconds (p99 before), the
+# For each attack: fresh gateways, `abuse steady` alone for as long as the attack will last
+# (BASELINE; p99 before), the
 # gateway's RSS, then `abuse steady` and the attack together for DURATION seconds, SETTLE
 # seconds of rest, the RSS again and whether the gateway process is still alive (with FRESH=0
 # the gateways live on from attack to attack, and only a dead one is started again). The steady client makes RATE unary calls a second on one connection, keeps
@@ -24,7 +25,9 @@
 #
 # Env knobs (defaults in brackets):
 #   WORK [/tmp/tonic-msgpack-abuse]  scratch dir (configs, logs, results)
-#   BASELINE [5]  DURATION [10]  SETTLE [3]  seconds
+#   BASELINE [the attack's duration]  DURATION [10]  SETTLE [3]  seconds: a baseline as long
+#     as the attack gives both p99s the same number of calls (a 5 s baseline's p99 was the 10th-
+#     worst of 1,000 calls against the 20th-worst of 2,000 during, and swung 0.30-0.85 ms)
 #   SLOW_DURATION [15]  seconds of the slowloris attack: longer than the gateway's 10 s header
 #                       and sniff timeouts, so their closes show
 #   RATE [200]  unary calls a second of the steady client
@@ -51,12 +54,14 @@
 #   EXTRA_TOML []  appended to both gateways' config, e.g. $'[limits]\nmax_in_flight = 20000'
 #   GATEWAY_BIN [the workspace's release build]  another build of the stand-alone gateway (e.g. the
 #               base commit's, copied elsewhere) for a before/after of the `binary` rows
+#   SLOW_MS []  the steady client lists each call slower than this many ms (with when it started)
+#               in the attack's .err file, during the attack: tells one stall from a spread
 #   SKIP_BUILD [0]  1: use the binaries already built
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-/tmp/tonic-msgpack-abuse}
-BASELINE=${BASELINE:-5}
+BASELINE=${BASELINE:-}
 DURATION=${DURATION:-10}
 SETTLE=${SETTLE:-3}
 SLOW_DURATION=${SLOW_DURATION:-15}
@@ -74,6 +79,7 @@ read -r -a PRIO_UP <<< "$UPSTREAM_PRIO"
 FRESH=${FRESH:-1}
 EXTRA_TOML=${EXTRA_TOML:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
+SLOW_MS=${SLOW_MS:-}
 
 RUN=$WORK/run
 RES=$WORK/results/$(date +%Y%m%d-%H%M%S)
@@ -213,13 +219,14 @@ for name in $ATTACKS; do
 
   secs=$DURATION; [ "$name" = slowloris ] && secs=$SLOW_DURATION
   LIMIT=$((secs + 30)) # no client outlives this
-  log "$name ($label gateway $addr): ${BASELINE}s baseline, ${secs}s attack"
-  before=$(timeout -k 5 $((BASELINE + 30)) "${PIN_LOAD[@]}" "${PRIO_STEADY[@]}" "$ABUSE_BIN" steady --addr "$addr" \
-    --duration "$BASELINE" --rate "$RATE" "${steady_flags[@]}" 2>> "$RES/$name.err" || true)
+  base_secs=${BASELINE:-$secs}
+  log "$name ($label gateway $addr): ${base_secs}s baseline, ${secs}s attack"
+  before=$(timeout -k 5 $((base_secs + 30)) "${PIN_LOAD[@]}" "${PRIO_STEADY[@]}" "$ABUSE_BIN" steady --addr "$addr" \
+    --duration "$base_secs" --rate "$RATE" "${steady_flags[@]}" 2>> "$RES/$name.err" || true)
   rss_before=$(rss_kb "$pid")
 
   timeout -k 5 "$LIMIT" "${PIN_LOAD[@]}" "${PRIO_STEADY[@]}" "$ABUSE_BIN" steady --addr "$addr" --duration "$secs" \
-    --rate "$RATE" "${steady_flags[@]}" > "$RES/$name.steady" 2>> "$RES/$name.err" &
+    --rate "$RATE" "${steady_flags[@]}" ${SLOW_MS:+--slow-ms "$SLOW_MS"} > "$RES/$name.steady" 2>> "$RES/$name.err" &
   spid=$!
   timeout -k 5 "$LIMIT" "${PIN_LOAD[@]}" nice -n "$ATTACK_NICE" "$ABUSE_BIN" "${args[@]}" --addr "$addr" \
     --duration "$secs" > "$RES/$name.attack" 2>> "$RES/$name.err" &
@@ -264,7 +271,7 @@ done
 # ---------------------------------------------------------------- table
 {
   echo "# tonic-msgpack gateway under attack  $(date -u +%Y-%m-%dT%H:%M:%SZ)  cores=$(nproc)  commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "# each attack: $([ "$FRESH" = 1 ] && echo "fresh gateway, ")${BASELINE}s steady baseline, then ${DURATION}s attack + steady (slowloris ${SLOW_DURATION}s), RSS ${SETTLE}s after; steady: $RATE unary/s + server stream + bidi stream (+ REST calls on the REST gateway)"
+  echo "# each attack: $([ "$FRESH" = 1 ] && echo "fresh gateway, ")steady baseline $([ -n "$BASELINE" ] && echo "of ${BASELINE}s" || echo "as long as the attack"), then ${DURATION}s attack + steady (slowloris ${SLOW_DURATION}s), RSS ${SETTLE}s after; steady: $RATE unary/s + server stream + bidi stream (+ REST calls on the REST gateway)"
   echo "# pinning: upstream${UPSTREAM_PRIO:+ ($UPSTREAM_PRIO)} + gateways on CPU ${SUT_CPUS:-any}; steady${STEADY_PRIO:+ ($STEADY_PRIO)} + attack (nice $ATTACK_NICE) on CPU ${LOADGEN_CPUS:-any}; default [limits]/[rest]${EXTRA_TOML:+ + EXTRA_TOML}"
   echo
   echo "| attack | gateway | well-behaved success % | streams | p99 before → during (ratio) | RSS before → peak → after (MB) | alive | meets target |"

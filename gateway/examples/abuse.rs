@@ -163,6 +163,10 @@ enum Command {
         /// A call slower than this counts as failed (`timeout`).
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
+        /// Also list on stderr every call slower than this (`steady slow: at_ms=… took_ms=…`,
+        /// from the start of the run), to see whether a p99 is one stall or a spread.
+        #[arg(long)]
+        slow_ms: Option<f64>,
     },
     /// REST GETs with a dotted query key of thousands of levels (`?z.z.z…=1`), HTTP/1.1.
     DeepQuery {
@@ -312,7 +316,11 @@ async fn run(command: Command) -> Result<(), BoxError> {
             rate,
             rest,
             timeout_ms,
-        } => steady(target, rate, rest, Duration::from_millis(timeout_ms)).await,
+            slow_ms,
+        } => {
+            let timeout = Duration::from_millis(timeout_ms);
+            steady(target, rate, rest, timeout, slow_ms).await
+        }
         Command::DeepQuery {
             target,
             levels,
@@ -670,6 +678,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 struct Outcome {
     /// `ok`, or why it failed (a gRPC code, `timeout`, `rest_http503`…).
     label: String,
+    started: Instant,
     elapsed: Duration,
 }
 
@@ -698,7 +707,13 @@ impl StreamReport {
     }
 }
 
-async fn steady(target: Target, rate: u32, rest: bool, timeout: Duration) -> Result<(), BoxError> {
+async fn steady(
+    target: Target,
+    rate: u32,
+    rest: bool,
+    timeout: Duration,
+    slow_ms: Option<f64>,
+) -> Result<(), BoxError> {
     loopback_only(target.addr)?;
     let endpoint = Endpoint::from_shared(format!("http://{}", target.addr))?
         .connect_timeout(Duration::from_secs(2))
@@ -710,6 +725,7 @@ async fn steady(target: Target, rate: u32, rest: bool, timeout: Duration) -> Res
     // Connect before the clock starts; a gateway that is down fails the calls below.
     let _ = tokio::time::timeout(timeout, unary.clone().echo("warm-up".into())).await;
 
+    let clock_start = Instant::now();
     let deadline = target.deadline();
     let ticks = tokio::spawn(watch_ticks(ticks_client, deadline, timeout));
     let chat = tokio::spawn(watch_chat(chat_client, deadline, timeout));
@@ -735,6 +751,7 @@ async fn steady(target: Target, rate: u32, rest: bool, timeout: Duration) -> Res
             };
             Outcome {
                 label,
+                started: start,
                 elapsed: start.elapsed(),
             }
         });
@@ -748,6 +765,17 @@ async fn steady(target: Target, rate: u32, rest: bool, timeout: Duration) -> Res
     }
     let ticks = ticks.await?;
     let chat = chat.await?;
+    if let Some(slow_ms) = slow_ms {
+        outcomes.sort_by_key(|o| o.started);
+        for outcome in outcomes.iter().filter(|o| millis(o.elapsed) > slow_ms) {
+            eprintln!(
+                "steady slow: at_ms={:.1} took_ms={:.2} {}",
+                millis(outcome.started.saturating_duration_since(clock_start)),
+                millis(outcome.elapsed),
+                outcome.label
+            );
+        }
+    }
 
     let ok = outcomes.iter().filter(|o| o.label == "ok").count();
     let fail = outcomes.len() - ok;
@@ -927,6 +955,7 @@ async fn rest_loop(addr: SocketAddr, deadline: Instant, timeout: Duration) -> Ve
         };
         outcomes.push(Outcome {
             label,
+            started: start,
             elapsed: start.elapsed(),
         });
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -75,16 +75,21 @@ pub(crate) const REPLAY_MAX: usize = 64 * 1024;
 /// window budget of its connection (see [`Connection::sweep`]).
 const PRESSURE_STALL: Duration = Duration::from_millis(500);
 
-/// A connection that once had this many responses open at the same time, or had this many
-/// responses cut off before their end (each leaves h2 a reset stream to remember for a while),
-/// is replaced once fewer than [`RECYCLE_QUIET`] responses are open. h2 keeps a connection's
-/// stream table at its peak size (about 700 bytes a stream): after 9,000 held streams, 6.6 MB
-/// stayed allocated until the connection closed. A new connection takes new calls; the old
-/// one ends with its last stream.
-const RECYCLE_PEAK: usize = 1024;
+/// A connection that once had this many responses open at the same time is replaced once
+/// fewer than [`RECYCLE_QUIET`] are open. h2 keeps what a connection's streams took at its peak
+/// until the connection closes: its stream table (about 700 bytes a stream) and the slab of
+/// received frames waiting to be read. 256 streams whose client did not read left 0.9 MB
+/// allocated (3.5 KB a stream), 9,000 held streams 6.6 MB. A new connection takes new calls;
+/// the old one ends with its last stream.
+const RECYCLE_PEAK: usize = 128;
 
-/// See [`RECYCLE_PEAK`].
-const RECYCLE_QUIET: usize = RECYCLE_PEAK / 16;
+/// A connection that had this many responses cut off before their end since it was last
+/// replaced (each leaves h2 a reset stream to remember for a while) is replaced too, once
+/// fewer than [`RECYCLE_QUIET`] responses are open.
+const RECYCLE_CUTS: usize = 1024;
+
+/// See [`RECYCLE_PEAK`]: nearly idle, so that a busy connection is not replaced under load.
+const RECYCLE_QUIET: usize = 8;
 
 /// Why a call could not be sent upstream. The messages are for the log: clients get a generic
 /// status.
@@ -1130,8 +1135,8 @@ impl Connection {
     }
 
     /// A response of this connection ended (`cut`: before its end), leaving `open` open: after
-    /// a surge of streams or of cut-off ones (see [`RECYCLE_PEAK`]) the connection is replaced,
-    /// once per surge.
+    /// a surge of streams or of cut-off ones (see [`RECYCLE_PEAK`], [`RECYCLE_CUTS`]) the
+    /// connection is replaced, once per surge.
     fn stream_ended(self: &Arc<Self>, open: usize, cut: bool) {
         let cuts = if cut {
             self.cut_streams.fetch_add(1, Relaxed) + 1
@@ -1139,14 +1144,14 @@ impl Connection {
             self.cut_streams.load(Relaxed)
         };
         if open >= RECYCLE_QUIET
-            || (self.peak_streams.load(Relaxed) < RECYCLE_PEAK && cuts < RECYCLE_PEAK)
+            || (self.peak_streams.load(Relaxed) < RECYCLE_PEAK && cuts < RECYCLE_CUTS)
         {
             return;
         }
         // One replacement per surge: whoever resets both counts replaces the connection.
         let peak = self.peak_streams.swap(open, Relaxed);
         let cuts = self.cut_streams.swap(0, Relaxed);
-        if peak < RECYCLE_PEAK && cuts < RECYCLE_PEAK {
+        if peak < RECYCLE_PEAK && cuts < RECYCLE_CUTS {
             return;
         }
         lock(&self.streams).shrink_to_fit();
@@ -1511,7 +1516,7 @@ impl BodyError {
 
 /// A request sent upstream whose response has not come yet: dropped so (its call was dropped,
 /// or its stream reset), it counts as a cut-off stream of its connection, towards the
-/// connection's replacement (see [`RECYCLE_PEAK`]).
+/// connection's replacement (see [`RECYCLE_CUTS`]).
 struct Unanswered(Option<Arc<Connection>>);
 
 impl Unanswered {

@@ -1102,7 +1102,7 @@ async fn clients_vanishing_mid_request_never_reach_the_shared_upstream_connectio
     )
     .await;
     // The calls' upstream streams ended unanswered, and h2 keeps its stream table at its peak:
-    // the pool replaced the connection after each 1,024 of them, rather than keep that memory.
+    // the pool replaced the connection after 1,024 of them, rather than keep that memory.
     assert!(
         replaced >= 1.0,
         "{half_sent} streams cut off: the connection was replaced ({replaced})"
