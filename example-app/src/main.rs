@@ -342,10 +342,9 @@ async fn demo() -> anyhow::Result<()> {
             reply.message, reply.index
         );
     }
-    let error = greeter
-        .say_hello(hello("", 0))
-        .await
-        .expect_err("empty name");
+    let Err(error) = greeter.say_hello(hello("", 0)).await else {
+        anyhow::bail!("SayHello with an empty name should have failed");
+    };
     println!(
         "  error            SayHello(\"\")             -> {:?}: {}",
         error.code(),
@@ -376,7 +375,9 @@ async fn demo() -> anyhow::Result<()> {
     println!("  bidirectional    running_total(5, 10, -3) -> {seen:?}");
     calculator.ping().await?;
     println!("  unary            ping()                   -> ()");
-    let error = calculator.add(i64::MAX, 1).await.expect_err("overflow");
+    let Err(error) = calculator.add(i64::MAX, 1).await else {
+        anyhow::bail!("add(i64::MAX, 1) should have overflowed");
+    };
     println!(
         "  error            add(i64::MAX, 1)         -> {:?}: {}",
         error.code(),
