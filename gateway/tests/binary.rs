@@ -23,29 +23,11 @@ fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
 }
 
-#[tokio::test]
-async fn four_call_kinds_through_the_binary() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}",
-            two_services(&upstream.uri(), "")
-        ),
-    )
-    .expect("write config");
-    let mut child = binary()
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the gateway binary");
+/// The gateway process and the address it listens on (its first line), once it serves.
+async fn serving(mut child: Child) -> (Process, String) {
     let stdout = child.stdout.take().expect("stdout");
-    let _process = Process(child);
-    // The first line names the bound address; a blocking read on its own thread, bounded.
+    let process = Process(child);
+    // A blocking read on its own thread, bounded.
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -66,6 +48,36 @@ async fn four_call_kinds_through_the_binary() {
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    (process, addr.to_owned())
+}
+
+/// A config file of the gateway in front of both test services, with `extra` appended.
+fn config_file(dir: &tempfile::TempDir, upstream: &Upstream, extra: &str) -> std::path::PathBuf {
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}{extra}",
+            two_services(&upstream.uri(), "")
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+#[tokio::test]
+async fn four_call_kinds_through_the_binary() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(&dir, &upstream, "");
+    let child = binary()
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gateway binary");
+    let (_process, addr) = serving(child).await;
     let channel = channel(&format!("http://{addr}")).await;
 
     let response = unary(&channel, "/test.Alpha/Unary", Request::new("hi".into()))
@@ -100,6 +112,80 @@ async fn four_call_kinds_through_the_binary() {
         .await
         .expect_err("no such upstream");
     assert_eq!(unknown.code(), tonic::Code::Unimplemented);
+}
+
+/// A process's soft open-files limit and its descriptor table's size, from /proc.
+#[cfg(target_os = "linux")]
+fn descriptors_of(pid: u32) -> (u64, u64) {
+    let read =
+        |file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    let soft = read("limits")
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|limits| limits.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let table = read("status")
+        .lines()
+        .find_map(|line| line.strip_prefix("FDSize:"))
+        .and_then(|size| size.trim().parse().ok())
+        .unwrap_or(0);
+    (soft, table)
+}
+
+/// Started under a soft open-files limit of 512 with `max_connections = 2000`, the binary
+/// raises the limit to what those connections need and grows its descriptor table for them
+/// before any client comes (growing it during a flood stalled every open connection's calls).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn room_for_max_connections_is_made_at_start() {
+    let wanted = 2000 + 256;
+    let hard_limit: u64 = std::fs::read_to_string("/proc/self/limits")
+        .expect("limits")
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|limits| limits.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(
+        hard_limit > wanted,
+        "a hard limit of {hard_limit} leaves no room to test"
+    );
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(&dir, &upstream, "[limits]\nmax_connections = 2000\n");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 512 && exec \"$0\" --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gateway binary");
+    let pid = child.id();
+    let (_process, addr) = serving(child).await;
+    let mut seen = descriptors_of(pid);
+    for _ in 0..100 {
+        if seen.0 > wanted && seen.1 > wanted {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        seen = descriptors_of(pid);
+    }
+    let (soft, table) = seen;
+    assert!(
+        soft > wanted,
+        "soft open-files limit {soft}, {wanted} needed"
+    );
+    assert!(
+        table > wanted,
+        "descriptor table of {table}, {wanted} needed"
+    );
+    // And it serves.
+    let channel = channel(&format!("http://{addr}")).await;
+    let response = unary(&channel, "/test.Alpha/Unary", Request::new("hi".into()))
+        .await
+        .expect("unary");
+    assert_eq!(response.get_ref(), "test.Alpha:hi");
 }
 
 #[test]

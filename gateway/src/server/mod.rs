@@ -611,23 +611,42 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     }
 }
 
-/// Grows this process's descriptor table now, to hold `connections` more sockets, so that
-/// accepting them never has to. Linux grows the table by doubling as descriptors are taken,
-/// and in a process of several threads each growth waits for an RCU grace period inside
-/// `accept`, with the event loop that called it. A flood of 5,000 connections stalled every
-/// open connection's calls 10-25 ms at a time in its first 130 ms, about once per doubling; a
-/// second flood on the same process, or a first one with the table grown, not at all
-/// (`bench/abuse.sh`, conn-flood). The table never shrinks; each slot is 8 bytes of the
-/// kernel's memory (128 KiB for the default `max_connections`).
+/// Makes room for `connections` more sockets at start. The soft open-files limit is raised to
+/// what they need if it is lower (up to the hard limit, as Go's runtime does for every program):
+/// the usual soft limit of 1,024 would refuse clients long before the default `max_connections`.
+/// And the descriptor table is grown now, so that accepting them never has to: Linux grows it
+/// by doubling as descriptors are taken, and in a process of several threads each growth waits
+/// for an RCU grace period inside `accept`, with the event loop that called it. A flood of
+/// 5,000 connections stalled every open connection's calls 10-35 ms at a time in its first
+/// 130 ms, about once per doubling; a second flood on the same process, or a first one with the
+/// table grown, not at all (`bench/abuse.sh`, conn-flood). The table never shrinks; each slot
+/// is 8 bytes of the kernel's memory (128 KiB for the default `max_connections`).
 #[cfg(target_os = "linux")]
 fn reserve_descriptors(listener: &TcpListener, connections: usize) {
-    use rustix::process::{Resource, getrlimit};
-    let limit = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     // Room for the upstream connections, the admin port and files besides the clients.
-    let wanted = u64::try_from(connections)
+    let highest = u64::try_from(connections)
         .unwrap_or(u64::MAX)
         .saturating_add(256);
-    let Ok(highest) = i32::try_from(wanted.min(limit.saturating_sub(1))) else {
+    let limits = getrlimit(Resource::Nofile);
+    let mut soft = limits.current.unwrap_or(u64::MAX);
+    if soft <= highest {
+        let raised = (highest + 1).min(limits.maximum.unwrap_or(u64::MAX));
+        let new = Rlimit {
+            current: Some(raised),
+            maximum: limits.maximum,
+        };
+        if raised > soft && setrlimit(Resource::Nofile, new).is_ok() {
+            soft = raised;
+        }
+        if soft <= highest {
+            tracing::warn!(
+                "the open-files limit ({soft}) is under limits.max_connections + 256: \
+                 connections past it are refused (raise the hard limit, `ulimit -Hn`)"
+            );
+        }
+    }
+    let Ok(highest) = i32::try_from(highest.min(soft.saturating_sub(1))) else {
         return;
     };
     // A copy of the listener at the highest slot, closed at once: the table keeps its size.
