@@ -3,73 +3,25 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use support::grpc::*;
+use support::process::{binary, config_file, serving};
 use tonic::Request;
 
-/// Kills the gateway process when the test ends, whatever happens.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
-}
-
-/// The gateway process and the address it listens on (its first line), once it serves.
-async fn serving(mut child: Child) -> (Process, String) {
-    let stdout = child.stdout.take().expect("stdout");
-    let process = Process(child);
-    // A blocking read on its own thread, bounded.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        // Keep reading: a closed pipe would make the binary's next print fail.
-        let mut rest = String::new();
-        while reader.read_line(&mut rest).is_ok_and(|read| read > 0) {
-            rest.clear();
-        }
-    });
-    let line = tokio::time::timeout(LIMIT, rx)
-        .await
-        .expect("the binary starts in time")
-        .expect("a line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    (process, addr.to_owned())
-}
-
-/// A config file of the gateway in front of both test services, with `extra` appended.
-fn config_file(dir: &tempfile::TempDir, upstream: &Upstream, extra: &str) -> std::path::PathBuf {
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}{extra}",
-            two_services(&upstream.uri(), "")
-        ),
+/// Both test services, an admin listener on `127.0.0.1:0`, then `extra`.
+fn two_services_admin(upstream: &Upstream, extra: &str) -> String {
+    format!(
+        "admin_listen = \"127.0.0.1:0\"\n{}{extra}",
+        two_services(&upstream.uri(), "")
     )
-    .expect("write config");
-    config
 }
 
 #[tokio::test]
 async fn four_call_kinds_through_the_binary() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = config_file(&dir, &upstream, "");
+    let config = config_file(dir.path(), &two_services_admin(&upstream, ""));
     let child = binary()
         .arg("--config")
         .arg(&config)
@@ -151,11 +103,12 @@ async fn room_for_max_connections_is_made_at_start() {
     );
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = config_file(&dir, &upstream, "[limits]\nmax_connections = 2000\n");
+    let services = two_services_admin(&upstream, "[limits]\nmax_connections = 2000\n");
+    let config = config_file(dir.path(), &services);
     let child = Command::new("sh")
         .arg("-c")
         .arg("ulimit -Sn 512 && exec \"$0\" --config \"$1\"")
-        .arg(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+        .arg(binary().get_program())
         .arg(&config)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

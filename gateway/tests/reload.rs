@@ -6,22 +6,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::Ordering;
 
 use support::grpc::*;
+use support::process::{Process, binary, send_signal};
 use tonic::Request;
 use tonic::metadata::MetadataValue;
-
-/// Kills the gateway process when the test ends, whatever happens.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The gateway binary started on a config file, with its stderr lines.
 struct Gateway {
@@ -34,7 +25,7 @@ struct Gateway {
 
 impl Gateway {
     async fn start(config: &std::path::Path, args: &[&str]) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+        let mut child = binary()
             .arg("--config")
             .arg(config)
             .args(args)
@@ -93,15 +84,6 @@ impl Gateway {
             logs,
         }
     }
-}
-
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
 /// Waits (bounded) for a stderr line containing `needle`; returns it.
@@ -382,7 +364,7 @@ fn check_config_validates_a_file_and_exits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gateway.toml");
     let check = |path: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+        binary()
             .arg("--check-config")
             .arg(path)
             .output()

@@ -3,31 +3,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::grpc::*;
-
-/// Kills the gateway process when the test ends, whatever happens.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Sends `signal` (`TERM`, `HUP`) to `pid` with kill(1).
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid} failed");
-}
+use support::process::{binary, config_file, send_signal, serving};
 
 /// Waits (bounded) for the process to exit.
 async fn exited_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -48,45 +28,19 @@ async fn exited_within(child: &mut Child, limit: Duration) -> std::process::Exit
 async fn sigterm_drains_an_open_stream_and_exits_within_the_grace_period() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ngrace_period = \"5s\"\n{}",
-            two_services(&upstream.uri(), "")
-        ),
-    )
-    .expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tonic-msgpack-gateway"))
+    let toml = format!(
+        "grace_period = \"5s\"\n{}",
+        two_services(&upstream.uri(), "")
+    );
+    let child = binary()
         .arg("--config")
-        .arg(&config)
+        .arg(config_file(dir.path(), &toml))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start the gateway binary");
-    let stdout = child.stdout.take().expect("stdout");
     let pid = child.id();
-    let mut process = Process(child);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let mut rest = String::new();
-        while reader.read_line(&mut rest).is_ok_and(|read| read > 0) {
-            rest.clear();
-        }
-    });
-    let line = tokio::time::timeout(LIMIT, rx)
-        .await
-        .expect("the binary starts in time")
-        .expect("a line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
+    let (mut process, addr) = serving(child).await;
     let channel = channel(&format!("http://{addr}")).await;
 
     let (requests, mut responses) = bidi(&channel, "/test.Beta/Bidi").await;

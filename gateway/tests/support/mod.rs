@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, unused_imports, missing_docs)]
 
 pub mod grpc;
+pub mod process;
 pub mod rest;
 pub mod scale;
 
