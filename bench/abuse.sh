@@ -10,10 +10,10 @@
 # Both use the default [limits] and [rest] settings (EXTRA_TOML appends to their config).
 #
 # For each attack: fresh gateways, `abuse steady` alone for as long as the attack will last
-# (BASELINE; p99 before), the
-# gateway's RSS, then `abuse steady` and the attack together for DURATION seconds, SETTLE
-# seconds of rest, the RSS again and whether the gateway process is still alive (with FRESH=0
-# the gateways live on from attack to attack, and only a dead one is started again). The steady client makes RATE unary calls a second on one connection, keeps
+# (BASELINE; p99 before), the gateway's RSS, then `abuse steady` and the attack together for
+# DURATION seconds, SETTLE seconds of rest, the RSS again and whether the gateway process is
+# still alive (with FRESH=0 the gateways live on from attack to attack, and only a dead one is
+# started again). The steady client makes RATE unary calls a second on one connection, keeps
 # a server stream (a message every 100 ms) and a bidi stream (an echo every 200 ms) open on
 # connections of their own and, against the rest gateway, also makes REST calls over HTTP/1.1.
 #

@@ -66,22 +66,29 @@ async fn four_call_kinds_through_the_binary() {
     assert_eq!(unknown.code(), tonic::Code::Unimplemented);
 }
 
-/// A process's soft open-files limit and its descriptor table's size, from /proc.
+/// A process's open-files limits (soft, hard; `unlimited` as `u64::MAX`) and the size of its
+/// descriptor table, from /proc.
 #[cfg(target_os = "linux")]
-fn descriptors_of(pid: u32) -> (u64, u64) {
+fn descriptors_of(pid: u32) -> (u64, u64, u64) {
     let read =
         |file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
-    let soft = read("limits")
+    let limits = read("limits");
+    let mut open_files = limits
         .lines()
         .find_map(|line| line.strip_prefix("Max open files"))
-        .and_then(|limits| limits.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|limit| limit.parse().unwrap_or(u64::MAX));
+    let (soft, hard) = (
+        open_files.next().unwrap_or(0),
+        open_files.next().unwrap_or(0),
+    );
     let table = read("status")
         .lines()
         .find_map(|line| line.strip_prefix("FDSize:"))
         .and_then(|size| size.trim().parse().ok())
         .unwrap_or(0);
-    (soft, table)
+    (soft, hard, table)
 }
 
 /// Started under a soft open-files limit of 512 with `max_connections = 2000`, the binary
@@ -91,12 +98,7 @@ fn descriptors_of(pid: u32) -> (u64, u64) {
 #[tokio::test]
 async fn room_for_max_connections_is_made_at_start() {
     let wanted = 2000 + 256;
-    let hard_limit: u64 = std::fs::read_to_string("/proc/self/limits")
-        .expect("limits")
-        .lines()
-        .find_map(|line| line.strip_prefix("Max open files"))
-        .and_then(|limits| limits.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(u64::MAX);
+    let (_, hard_limit, _) = descriptors_of(std::process::id());
     assert!(
         hard_limit > wanted,
         "a hard limit of {hard_limit} leaves no room to test"
@@ -118,13 +120,13 @@ async fn room_for_max_connections_is_made_at_start() {
     let (_process, addr) = serving(child).await;
     let mut seen = descriptors_of(pid);
     for _ in 0..100 {
-        if seen.0 > wanted && seen.1 > wanted {
+        if seen.0 > wanted && seen.2 > wanted {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         seen = descriptors_of(pid);
     }
-    let (soft, table) = seen;
+    let (soft, _, table) = seen;
     assert!(
         soft > wanted,
         "soft open-files limit {soft}, {wanted} needed"
